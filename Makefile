@@ -1,0 +1,40 @@
+# TCUP developer tasks. `make demo` runs TCUP against a local Keystone; `make test` runs the tests.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+DEMO   := .cache/demo-cloud
+# Behind a TLS-inspecting proxy the image build must trust its CA: TCUP's own
+# --ca-cert option, fed from $TCUP_CA_CERT, defaulting to the bundle pip uses here.
+export TCUP_CA_CERT ?= $(PIP_CERT)
+
+SOURCES := $(shell find src image -type f -not -path '*/__pycache__/*') build_zipapp.py launcher-requirements.txt
+
+.PHONY: venv pyz image demo test bench clean
+
+venv: $(VENV)/.installed
+$(VENV)/.installed: pyproject.toml launcher-requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r launcher-requirements.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $@
+
+pyz: dist/tcup.pyz
+dist/tcup.pyz: $(VENV)/.installed $(SOURCES)
+	$(PY) build_zipapp.py
+
+image: venv
+	$(PY) -m tcup image
+
+demo: pyz
+	$(PYTHON) tools/keystone_cloud.py start --dir $(DEMO)
+	. $(DEMO)/member-openrc && ./dist/tcup.pyz --no-upload; rc=$$?; \
+	  $(PYTHON) tools/keystone_cloud.py stop --dir $(DEMO); exit $$rc
+
+test: venv
+	$(PY) -m pytest
+
+bench: pyz
+	$(PY) -m pytest benchmarks --benchmark-only
+
+clean:
+	rm -rf dist build .cache $(VENV)

@@ -1,0 +1,92 @@
+#!/usr/bin/env python3
+"""Build dist/tcup.pyz: the launcher, its pinned dependencies and the image's
+build context, packed by shiv into one executable file.
+
+This script makes the artifact; nothing in it runs inside the artifact.
+Two builds of one commit are byte-identical: the dependencies are pinned
+with hashes, file times come from the commit (SOURCE_DATE_EPOCH), and files
+that would record this machine (pip's direct_url.json, scripts with a
+shebang to this Python) are left out.
+
+    python3 build_zipapp.py [--output dist/tcup.pyz]
+"""
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+PACKAGE = HERE / "src" / "tcup"
+IMAGE = HERE / "image"
+REQUIREMENTS = HERE / "launcher-requirements.txt"
+ENTRY_POINT = "tcup.launcher.cli:main"
+# The shebang users' systems resolve: any Python 3 on PATH.
+INTERPRETER = "/usr/bin/env python3"
+
+
+def install_dependencies(site: Path) -> None:
+    """The pinned, hash-checked launcher dependencies, as pip installs them."""
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-compile",
+         "--require-hashes", "--no-deps", "--only-binary", ":all:", "--target", str(site), "-r", str(REQUIREMENTS)],
+        check=True,
+    )
+    # Nothing that names this machine or this Python goes into the artifact.
+    shutil.rmtree(site / "bin", ignore_errors=True)
+    for stray in site.glob("*.dist-info/direct_url.json"):
+        stray.unlink()
+    for cache in list(site.rglob("__pycache__")):
+        shutil.rmtree(cache)
+
+
+def copy_package(site: Path) -> None:
+    """tcup itself, with the image's build context inside it as tcup/_image,
+    where the launcher looks for it."""
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    shutil.copytree(PACKAGE, site / "tcup", ignore=ignore)
+    shutil.copytree(IMAGE, site / "tcup" / "_image", ignore=ignore)
+
+
+def source_date_epoch() -> str:
+    """The commit's time, so a rebuild of the same commit is identical."""
+    if "SOURCE_DATE_EPOCH" in os.environ:
+        return os.environ["SOURCE_DATE_EPOCH"]
+    try:
+        return subprocess.run(["git", "-C", str(HERE), "log", "-1", "--format=%ct"],
+                              check=True, capture_output=True, text=True).stdout.strip() or "315532800"
+    except (OSError, subprocess.CalledProcessError):
+        return "315532800"  # 1980-01-01, the earliest time a zip file can hold
+
+
+def pack(site: Path, output: Path) -> None:
+    """shiv: the site-packages tree, the entry point and the bootstrap."""
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = output.with_name(output.name + ".tmp")
+    env = dict(os.environ, SOURCE_DATE_EPOCH=source_date_epoch())
+    subprocess.run(
+        [sys.executable, "-m", "shiv", "--site-packages", str(site), "--entry-point", ENTRY_POINT,
+         "--python", INTERPRETER, "--reproducible", "--compressed", "--output-file", str(tmp)],
+        check=True, env=env, stdout=subprocess.DEVNULL,
+    )
+    os.replace(tmp, output)  # a half-written pyz never takes the real one's place
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--output", type=Path, default=HERE / "dist" / "tcup.pyz")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="tcup-pyz-") as tmp:
+        site = Path(tmp) / "site-packages"
+        install_dependencies(site)
+        copy_package(site)
+        pack(site, args.output)
+    print(f"built {args.output} ({args.output.stat().st_size // 1024} KiB)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,7 @@
+"""`python -m tcup` is the same program as `./tcup.pyz`."""
+
+import sys
+
+from tcup.launcher.cli import main
+
+sys.exit(main())

@@ -1,0 +1,164 @@
+"""The contract between the launcher (host) and the runner (container).
+
+This module is the only code both sides import, besides ``tcup.__version__``.
+It holds plain data and the wire format, nothing else, and it must stay
+importable with the standard library alone.
+
+Going in (launcher -> runner): one JSON line on the container's stdin, a
+``Settings`` object. It carries the secrets, so it never travels through the
+container's environment, command line or any file outside tmpfs.
+
+Coming out (runner -> launcher):
+  * progress events, one JSON object per line on the runner's stdout
+    (``{"event": NAME, ...}``); anything the runner logs goes to stderr;
+  * result files, written into ``RESULTS_DIR`` (a host directory mounted there).
+
+Bump ``VERSION`` whenever a field changes meaning; the runner refuses settings
+of another version rather than guessing.
+"""
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from typing import Dict, List, Optional
+
+VERSION = 1
+
+# Where the launcher mounts the run's results directory inside the container.
+RESULTS_DIR = "/results"
+# Where --debug mounts the user's working directory (not /dev: see README).
+WORKSPACE_DIR = "/workspace"
+# The tmpfs that holds everything secret inside the container (tempest.conf,
+# accounts.yaml, the Tempest workspace). Nothing under it reaches a disk.
+SECRET_DIR = "/tmp/tcup"
+# The runner's entry point inside the image.
+RUNNER_COMMAND = ["python", "-m", "tcup.runner"]
+
+# Result files the runner writes into RESULTS_DIR.
+SUBUNIT_FILE = "tempest.subunit"
+REFSTACK_FILE = "refstack.json"
+TESTS_FILE = "tests.json"
+JUNIT_FILE = "junit.xml"
+SUMMARY_FILE = "summary.txt"
+
+# Runner exit codes, mirrored by the launcher's own (see README).
+EXIT_OK = 0
+EXIT_TESTS_FAILED = 1
+EXIT_BAD_INPUT = 2
+EXIT_INFRA = 3
+
+
+@dataclass
+class Credentials:
+    """What Tempest needs to reach the cloud. Secret fields are marked."""
+
+    auth_url: str
+    identity_api_version: str = "3"
+    auth_type: str = "password"  # or "v3applicationcredential"
+    username: Optional[str] = None
+    user_id: Optional[str] = None
+    password: Optional[str] = None  # secret
+    project_name: Optional[str] = None
+    project_id: Optional[str] = None
+    user_domain_name: Optional[str] = None
+    user_domain_id: Optional[str] = None
+    project_domain_name: Optional[str] = None
+    project_domain_id: Optional[str] = None
+    region_name: Optional[str] = None
+    interface: Optional[str] = None
+    application_credential_id: Optional[str] = None
+    application_credential_name: Optional[str] = None
+    application_credential_secret: Optional[str] = None  # secret
+    cacert: Optional[str] = None  # PEM text of OS_CACERT, not a host path
+    insecure: bool = False
+
+    SECRET_FIELDS = ("password", "application_credential_secret")
+
+    def secrets(self) -> List[str]:
+        return [v for v in (getattr(self, f) for f in self.SECRET_FIELDS) if v]
+
+    def __repr__(self) -> str:
+        # A stray print or traceback must not show the secret.
+        shown = {
+            f.name: ("***" if f.name in self.SECRET_FIELDS and getattr(self, f.name) else getattr(self, f.name))
+            for f in fields(self)
+            if f.name != "cacert"
+        }
+        return f"Credentials({shown})"
+
+
+@dataclass
+class Cloud:
+    """Facts the launcher learned while checking the credentials."""
+
+    cpid: str  # RefStack's cloud provider id: the identity service's catalog id
+    admin: bool  # the token carries the admin role
+
+
+@dataclass
+class Selection:
+    """Which tests to run. ``tests`` entries are {"name": ..., "uuid": ...};
+    they are matched by uuid (the idempotent id), never by name."""
+
+    label: str
+    tests: Optional[List[dict]] = None
+    regex: Optional[str] = None
+
+
+@dataclass
+class Settings:
+    credentials: Credentials
+    cloud: Cloud
+    selection: Selection
+    mode: str = "run"  # or "debug": write tempest.conf, then wait for the shell
+    concurrency: Optional[int] = None  # None: the container's CPU count
+    # http_proxy/https_proxy/no_proxy for the runner's own environment. They
+    # travel here, not in the container's environment, because a proxy URL
+    # may hold a password and `docker inspect` shows the environment.
+    proxy: Dict[str, str] = field(default_factory=dict)
+    contract: int = VERSION
+
+    def to_line(self) -> bytes:
+        return (json.dumps(asdict(self), separators=(",", ":")) + "\n").encode()
+
+    @classmethod
+    def from_line(cls, line: bytes) -> "Settings":
+        data = json.loads(line)
+        if data.get("contract") != VERSION:
+            raise ValueError(f"settings speak contract {data.get('contract')!r}, this runner speaks {VERSION}")
+        return cls(
+            credentials=Credentials(**data["credentials"]),
+            cloud=Cloud(**data["cloud"]),
+            selection=Selection(**data["selection"]),
+            mode=data["mode"],
+            concurrency=data["concurrency"],
+            proxy=data.get("proxy") or {},
+        )
+
+
+# Events: the runner prints ``event(NAME, **fields)`` lines; the launcher reads
+# them with ``parse_event``. Names and their fields:
+#   phase     name ("config"|"select"|"run"|"results"), message
+#   selected  count, missing (uuids of the list that this Tempest lacks)
+#   mode      credentials ("dynamic"|"preprovisioned"), concurrency
+#   test      name, uuid, status ("inprogress"|"success"|"fail"|"skip"), reason
+#   ready     (debug) tempest.conf is written; the runner waits for the shell;
+#             command: what to type in that shell to run the selected tests
+#   done      passed, failed, skipped, admin_skipped, duration_seconds
+#   error     kind ("input"|"infra"), message
+EVENTS = ("phase", "selected", "mode", "test", "ready", "done", "error")
+
+
+def event(name: str, **payload) -> str:
+    assert name in EVENTS, name
+    return json.dumps({"event": name, **payload}, separators=(",", ":"))
+
+
+def parse_event(line: str) -> Optional[dict]:
+    """The event on this stdout line, or None if the line is not one."""
+    try:
+        data = json.loads(line)
+    except ValueError:
+        return None
+    if isinstance(data, dict) and data.get("event") in EVENTS:
+        return data
+    return None

@@ -1,0 +1,176 @@
+"""Command line: `tcup [options]` runs the tests; `tcup upload|results|pubkey`
+handle saved results.
+
+Imports here stay light so that --help and --version answer at once; each
+command imports what it needs when it runs.
+"""
+
+import argparse
+import os
+import signal
+import sys
+from pathlib import Path
+
+from tcup import __version__
+from tcup.launcher.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, TcupError
+
+TARGETS = ("platform", "compute", "object", "dns", "orchestration")
+COMMANDS = ("run", "upload", "results", "pubkey", "image")
+
+DESCRIPTION = """\
+Run OpenStack's interop tests (Tempest) against your cloud from a container,
+save the results, and upload them to RefStack.
+
+Credentials come from your openrc (OS_AUTH_URL, OS_USERNAME, OS_PROJECT_NAME,
+...) or OS_CLOUD and clouds.yaml. A missing password is asked for.
+"""
+
+EPILOG = """\
+other commands:
+  tcup upload RUN      upload a saved run (a run directory or a RefStack JSON file)
+  tcup results         list saved runs
+  tcup pubkey --sign-key KEY
+                       print a key's public line and self-signature for RefStack
+  tcup image           build the image now (or find it) and print its tag
+
+exit codes: 0 all selected tests passed, 1 some failed, 2 bad input,
+3 container engine/image/cloud infrastructure error, 4 upload failed
+(results saved; the message says how to resume), 130 interrupted.
+"""
+
+
+def _upload_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("upload")
+    group.add_argument("--upload-url", metavar="URL",
+                       help="RefStack API to upload to (default: $REFSTACK_URL, else https://refstack.openstack.org/api)")
+    group.add_argument("--sign-key", metavar="KEY", type=Path,
+                       help="sign the upload with this RSA private key (PEM or OpenSSH); results then carry your identity")
+    group.add_argument("--upload-retries", metavar="N", type=_positive_int, default=5,
+                       help="tries before an upload is given up (default: 5)")
+    group.add_argument("--upload-timeout", metavar="SECONDS", type=_positive_float, default=120.0,
+                       help="give up retrying an upload after this long (default: 120)")
+
+
+def _image_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("image")
+    group.add_argument("--rebuild", action="store_true", help="build the image even if it exists")
+    group.add_argument("--ca-cert", metavar="FILE", type=Path, default=os.environ.get("TCUP_CA_CERT") or None,
+                       help="extra CA certificates (PEM) the image trusts, for building and running behind a "
+                            "TLS-inspecting proxy (default: $TCUP_CA_CERT)")
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be 1 or more")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be more than 0")
+    return value
+
+
+def run_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tcup", description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--version", action="version", version=f"tcup {__version__}")
+    parser.add_argument("--debug", action="store_true",
+                        help="open a shell in the container with Tempest configured and this directory at /workspace; run no tests")
+    tests = parser.add_argument_group("which tests")
+    tests.add_argument("--guideline", metavar="VERSION|FILE|URL",
+                       help="interop guideline: a shipped version (2020.06, 2019.11, next), a guideline JSON file or URL, "
+                            "or a RefStack test-list URL (default: the newest, 2020.06)")
+    tests.add_argument("--target", choices=TARGETS,
+                       help="guideline target (default: platform, or the add-on's own target)")
+    tests.add_argument("--test-list", metavar="FILE", type=Path,
+                       help="run the tests of a RefStack test list (name[id-<uuid>,...] per line), matched by id")
+    tests.add_argument("--regex", metavar="REGEX", help="run the tests whose names match REGEX")
+    tests.add_argument("--concurrency", metavar="N", type=_positive_int,
+                       help="parallel test workers (default: the CPU count; 1 for a member-only account)")
+    creds = parser.add_argument_group("credentials")
+    creds.add_argument("--keyring", action="store_true",
+                       help="read a missing password or application-credential secret from the OS keyring (see README)")
+    _image_options(parser)
+    results = parser.add_argument_group("results")
+    results.add_argument("--output", metavar="DIR", type=Path,
+                         help="save runs under DIR (default: $XDG_DATA_HOME/tcup/runs)")
+    results.add_argument("--no-upload", action="store_true", help="save the results only; upload nothing")
+    _upload_options(parser)
+    parser.add_argument("-v", "--verbose", action="store_true", help="show the runner's log")
+    return parser
+
+
+def upload_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tcup upload", description="Upload a saved run to a RefStack server.")
+    parser.add_argument("run", metavar="RUN", type=Path, help="a run directory, or a RefStack JSON file")
+    parser.add_argument("--force", action="store_true", help="upload even if this run is already on that server")
+    _upload_options(parser)
+    return parser
+
+
+def results_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tcup results", description="List saved runs.")
+    parser.add_argument("--output", metavar="DIR", type=Path, help="where the runs are (default: $XDG_DATA_HOME/tcup/runs)")
+    return parser
+
+
+def pubkey_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tcup pubkey", description="Print a signing key's public key and self-signature, to register it with RefStack."
+    )
+    parser.add_argument("--sign-key", metavar="KEY", type=Path, required=True, help="RSA private key (PEM or OpenSSH)")
+    return parser
+
+
+def image_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tcup image", description="Build the TCUP image unless it exists; print its tag.")
+    _image_options(parser)
+    return parser
+
+
+def _on_sigterm(signum, frame):
+    # Turn SIGTERM into the same unwinding as Ctrl-C, so `with Container`
+    # removes the container on this path too.
+    raise KeyboardInterrupt
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = argv.pop(0) if argv and argv[0] in COMMANDS else "run"
+    parser = {"run": run_parser, "upload": upload_parser, "results": results_parser, "pubkey": pubkey_parser,
+              "image": image_parser}[command]()
+    args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        if command == "run":
+            from tcup.launcher import launch
+
+            if args.test_list and args.guideline:
+                parser.error("--test-list and --guideline both choose the tests; give one")
+            return launch.run(args)
+        if command == "upload":
+            from tcup.launcher import launch
+
+            return launch.upload_saved(args)
+        if command == "results":
+            from tcup.launcher import results
+
+            print(results.render_runs(results.list_runs(args.output)))
+            return 0
+        from tcup.launcher import launch
+
+        return launch.pubkey(args) if command == "pubkey" else launch.build_image(args)
+    except TcupError as error:
+        print(f"tcup: error: {error}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print("\ntcup: interrupted; the container is gone, and saved results are kept", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # Output piped into `head` and the like: not an error worth a traceback.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BAD_INPUT

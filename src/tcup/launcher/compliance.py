@@ -1,0 +1,174 @@
+"""The per-capability compliance report of a run against a guideline's test list.
+
+Results are matched to the list by uuid (idempotent id), never by name:
+Tempest renames tests between releases while their uuid stays.
+
+Each test of the list ends in exactly one state:
+  passed   its result is "success"
+  failed   its result is "fail"
+  skipped  its result is "skip" (Tempest or the runner skipped it, with a reason)
+  missing  this Tempest has no test with its uuid (the runner's ``missing``)
+  not_run  none of the above: no result came back (for example the run stopped)
+
+A capability's status follows from the states of its tests:
+  pass     every test passed
+  fail     at least one test failed
+  partial  none failed, at least one passed, the others skipped/missing/not run
+  skip     none failed and none passed: nothing was shown either way
+Only "pass" counts towards compliance; a capability needs all its tests passed,
+as the Interop WG requires. A test that belongs to two capabilities counts in
+both; totals count every test once.
+
+Standard library only.
+"""
+
+from typing import Dict, List, Optional
+
+from tcup.launcher.guideline import TestList, normalize_uuid
+
+STATES = ("passed", "failed", "skipped", "missing", "not_run")
+STATUSES = ("pass", "fail", "partial", "skip")
+# A list entry without a capability (a plain --test-list) is reported under this name.
+NO_CAPABILITY = "(no capability)"
+# Several results for one uuid (a retry, an alias run twice): the worst decides.
+_RESULT_RANK = {"fail": 2, "success": 1, "skip": 0}
+REASON_WIDTH = 200  # rendered reasons are cut here; the report itself keeps them whole
+
+
+def report(tests: TestList, results: List[dict], missing: List[str]) -> dict:
+    """The compliance report of ``results`` against ``tests``.
+
+    ``results`` items are ``{"name", "uuid", "status", "reason"}`` with status
+    "success", "fail" or "skip" (others, such as "inprogress", are ignored);
+    ``missing`` holds the uuids of list tests this Tempest lacks. Returns
+    ``{"guideline", "target", "label", "capabilities": {cap: {"status",
+    "passed": [name], "failed": [{name, reason}], "skipped": [{name, reason}],
+    "missing": [name], "not_run": [name]}}, "totals": {...}}``, names being the
+    list's names; ``ran_as`` is added where Tempest ran the test by another name.
+    """
+    by_uuid = _results_by_uuid(results)
+    lacking = {normalize_uuid(u) or u for u in missing}
+    capabilities: Dict[str, dict] = {}
+    counts = dict.fromkeys(STATES, 0)
+    renamed = 0
+    for entry in tests.tests:
+        result = by_uuid.get(entry["uuid"])
+        state, item = _judge(entry, result, lacking)
+        counts[state] += 1
+        renamed += bool(result and result.get("name") and result["name"] != entry["name"])
+        for capability in _capabilities_of(entry):
+            capabilities.setdefault(capability, {s: [] for s in STATES})[state].append(item)
+    for capability in capabilities.values():
+        capability["status"] = capability_status(capability)
+    listed = set(tests.uuids())
+    totals = {
+        "tests": len(tests.tests),
+        **counts,
+        "renamed": renamed,
+        "unlisted_results": sum(1 for u in by_uuid if u not in listed),
+        "capabilities": len(capabilities),
+        **{status: sum(1 for c in capabilities.values() if c["status"] == status) for status in STATUSES},
+    }
+    return {
+        "guideline": tests.guideline,
+        "target": tests.target,
+        "label": tests.label,
+        "capabilities": dict(sorted(capabilities.items())),
+        "totals": totals,
+    }
+
+
+def capability_status(capability: dict) -> str:
+    """pass / fail / partial / skip, by the rule in the module docstring."""
+    if capability["failed"]:
+        return "fail"
+    others = capability["skipped"] or capability["missing"] or capability["not_run"]
+    if not others:
+        return "pass"
+    return "partial" if capability["passed"] else "skip"
+
+
+def _results_by_uuid(results: List[dict]) -> Dict[str, dict]:
+    """The final result of each uuid; results without a uuid cannot be matched and are dropped."""
+    chosen: Dict[str, dict] = {}
+    for result in results:
+        uuid = normalize_uuid(result.get("uuid") or "")
+        if uuid is None or result.get("status") not in _RESULT_RANK:
+            continue
+        current = chosen.get(uuid)
+        if current is None or _RESULT_RANK[result["status"]] > _RESULT_RANK[current["status"]]:
+            chosen[uuid] = result
+    return chosen
+
+
+def _judge(entry: dict, result: Optional[dict], lacking: set):
+    """The state of one list test and how it appears in the report."""
+    name = entry["name"]
+    if result is None:
+        return ("missing" if entry["uuid"] in lacking else "not_run"), name
+    state = {"success": "passed", "fail": "failed", "skip": "skipped"}[result["status"]]
+    if state == "passed":
+        return state, name
+    item = {"name": name, "reason": result.get("reason")}
+    if result.get("name") and result["name"] != name:
+        item["ran_as"] = result["name"]
+    return state, item
+
+
+def _capabilities_of(entry: dict) -> List[str]:
+    """Every capability a list test belongs to."""
+    return entry.get("capabilities") or [entry.get("capability") or NO_CAPABILITY]
+
+
+def render(report: dict) -> str:
+    """The report as text: a line per capability, then failures and skips with reasons, then totals."""
+    capabilities, totals = report["capabilities"], report["totals"]
+    width = max([len(c) for c in capabilities] + [10])
+    lines = [f"Compliance with {report.get('label') or report['guideline']}"]
+    for name, cap in capabilities.items():
+        lines.append(f"  {cap['status'].upper():<8} {name:<{width}}  {_counts(cap)}")
+    for state, title in (("failed", "Failed"), ("skipped", "Skipped")):
+        lines += _reasons(capabilities, state, title)
+    for state, title in (("missing", "Not in this Tempest"), ("not_run", "Not run")):
+        names = sorted({n for cap in capabilities.values() for n in cap[state]})
+        if names:
+            lines += ["", f"{title}:"] + [f"  {n}" for n in names]
+    lines += ["", _totals(totals)]
+    return "\n".join(lines) + "\n"
+
+
+def _counts(cap: dict) -> str:
+    """"3/5 passed, 1 failed, 1 skipped" for one capability."""
+    total = sum(len(cap[s]) for s in STATES)
+    parts = [f"{len(cap['passed'])}/{total} passed"]
+    parts += [f"{len(cap[s])} {s.replace('_', ' ')}" for s in STATES[1:] if cap[s]]
+    return ", ".join(parts)
+
+
+def _reasons(capabilities: dict, state: str, title: str) -> List[str]:
+    """The failed or skipped tests under their capability, each with its reason."""
+    lines = []
+    for name, cap in capabilities.items():
+        for item in cap[state]:
+            also = f" (ran as {item['ran_as']})" if item.get("ran_as") else ""
+            lines.append(f"  {name}: {item['name']}{also}")
+            lines.append(f"      {_short_reason(item.get('reason'))}")
+    return ["", f"{title}:"] + lines if lines else []
+
+
+def _short_reason(reason: Optional[str]) -> str:
+    """One line of a reason: a traceback's last line says what went wrong."""
+    text = [line.strip() for line in (reason or "").splitlines() if line.strip()]
+    line = text[-1] if text else "no reason given"
+    return line if len(line) <= REASON_WIDTH else line[: REASON_WIDTH - 3] + "..."
+
+
+def _totals(totals: dict) -> str:
+    """The closing lines: tests by state, capabilities by status."""
+    tests = ", ".join(f"{totals[s]} {s.replace('_', ' ')}" for s in STATES)
+    caps = ", ".join(f"{totals[s]} {s}" for s in STATUSES)
+    line = f"Tests: {totals['tests']} ({tests}).\nCapabilities: {totals['capabilities']} ({caps})."
+    if totals["renamed"]:
+        count = totals["renamed"]
+        line += f"\n{count} test{'s' if count != 1 else ''} ran under another name (matched by idempotent id)."
+    return line

@@ -1,0 +1,132 @@
+"""Checking the credentials against Keystone before any container starts.
+
+A wrong password found here costs a second; found inside the container it
+costs an image start and a confusing Tempest error.
+"""
+
+import hashlib
+import os
+import re
+import tempfile
+from contextlib import contextmanager
+
+from tcup.contract import Cloud, Credentials
+from tcup.launcher.errors import BadInput, Infrastructure
+
+TIMEOUT = (10, 30)  # connect, read: an unreachable host must fail fast
+
+
+def v3_root(auth_url: str) -> str:
+    """Keystone's v3 API root for any form of OS_AUTH_URL people write."""
+    root = re.sub(r"/v2\.0/?$", "", auth_url.rstrip("/"))
+    return root if re.search(r"/v3$", root) else root + "/v3"
+
+
+def token_request(credentials: Credentials, scoped: bool = True) -> dict:
+    """The body of POST /v3/auth/tokens for these credentials."""
+    if credentials.auth_type == "v3applicationcredential":
+        app = {"secret": credentials.application_credential_secret}
+        if credentials.application_credential_id:
+            app["id"] = credentials.application_credential_id
+        else:
+            app["name"] = credentials.application_credential_name
+            app["user"] = _user(credentials)
+        return {"auth": {"identity": {"methods": ["application_credential"], "application_credential": app}}}
+    user = _user(credentials)
+    user["password"] = credentials.password
+    auth = {"identity": {"methods": ["password"], "password": {"user": user}}}
+    if scoped:
+        if credentials.project_id:
+            project = {"id": credentials.project_id}
+        else:
+            project = {"name": credentials.project_name, "domain": _domain(credentials, "project")}
+        auth["scope"] = {"project": project}
+    return {"auth": auth}
+
+
+def _user(credentials: Credentials) -> dict:
+    if credentials.user_id:
+        return {"id": credentials.user_id}
+    return {"name": credentials.username, "domain": _domain(credentials, "user")}
+
+
+def _domain(credentials: Credentials, owner: str) -> dict:
+    domain_id = getattr(credentials, f"{owner}_domain_id")
+    return {"id": domain_id} if domain_id else {"name": getattr(credentials, f"{owner}_domain_name") or "Default"}
+
+
+def cpid_from_catalog(catalog: list, auth_url: str) -> str:
+    """RefStack's cloud provider id, computed as RefStack clients do: the
+    identity service's id in the catalog, else an MD5 of the auth URL."""
+    for service in catalog or []:
+        if service.get("type") == "identity" and service.get("id"):
+            return service["id"]
+    return hashlib.md5(auth_url.encode()).hexdigest()
+
+
+@contextmanager
+def _verify(credentials: Credentials):
+    """What requests' ``verify`` needs: a CA file, or False when insecure."""
+    if credentials.insecure:
+        yield False
+        return
+    if not credentials.cacert:
+        yield True
+        return
+    handle, path = tempfile.mkstemp(prefix="tcup-ca-", suffix=".pem")
+    try:
+        with os.fdopen(handle, "w") as file:
+            file.write(credentials.cacert)
+        yield path
+    finally:
+        os.unlink(path)
+
+
+def check(credentials: Credentials) -> Cloud:
+    """Ask Keystone for a token; return what the run needs to know, or raise
+    one clear error saying why the credentials will not work."""
+    import requests
+
+    url = v3_root(credentials.auth_url) + "/auth/tokens"
+    with _verify(credentials) as verify:
+        def post(scoped=True):
+            return requests.post(url, json=token_request(credentials, scoped), timeout=TIMEOUT, verify=verify)
+
+        try:
+            answer = post()
+            if answer.status_code == 401 and credentials.auth_type == "password":
+                # Keystone says 401 for both a bad password and a bad project;
+                # an unscoped token tells the two apart.
+                if post(scoped=False).status_code == 201:
+                    raise BadInput(
+                        "Keystone accepted the user but not the project: check OS_PROJECT_NAME/OS_PROJECT_ID "
+                        "and OS_PROJECT_DOMAIN_NAME (the user needs a role on that project)"
+                    )
+        except requests.exceptions.SSLError:
+            raise BadInput(
+                f"TLS verification failed for {credentials.auth_url}; set OS_CACERT to your CA's PEM file "
+                "(or OS_INSECURE=true to skip verification)"
+            )
+        except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as error:
+            reason = "timed out" if isinstance(error, requests.exceptions.Timeout) else "connection failed"
+            raise Infrastructure(
+                f"cannot reach Keystone at {credentials.auth_url} ({reason}); check OS_AUTH_URL, your network and proxy"
+            )
+        except requests.exceptions.RequestException as error:
+            raise BadInput(f"cannot ask Keystone at {credentials.auth_url} for a token ({type(error).__name__}); check OS_AUTH_URL")
+
+    if answer.status_code == 401:
+        what = "application credential" if credentials.auth_type == "v3applicationcredential" else "user name or password"
+        raise BadInput(f"Keystone rejected the {what} (HTTP 401); check your credentials")
+    if answer.status_code == 404:
+        raise BadInput(f"no Keystone v3 API answers at {credentials.auth_url} (HTTP 404); check OS_AUTH_URL")
+    if answer.status_code != 201:
+        raise BadInput(f"Keystone refused the token request (HTTP {answer.status_code}); check your credentials and OS_AUTH_URL")
+    try:
+        token = answer.json()["token"]
+    except (ValueError, KeyError):
+        raise BadInput(f"{credentials.auth_url} answered, but not as Keystone does; check OS_AUTH_URL")
+    if "project" not in token:
+        raise BadInput("the token Keystone issued is not scoped to a project; set OS_PROJECT_NAME or OS_PROJECT_ID")
+    roles = {role.get("name", "").lower() for role in token.get("roles", [])}
+    return Cloud(cpid=cpid_from_catalog(token.get("catalog"), credentials.auth_url), admin="admin" in roles)

@@ -1,0 +1,247 @@
+"""The launcher's commands, each a short story of steps.
+
+Data flows one way: credentials -> checked -> container -> results -> upload.
+"""
+
+import os
+import sys
+import time
+from pathlib import Path
+
+from tcup import __version__, contract
+from tcup.launcher import credentials as credentials_
+from tcup.launcher.errors import (
+    EXIT_INFRA,
+    EXIT_OK,
+    EXIT_TESTS_FAILED,
+    BadInput,
+    Infrastructure,
+    TcupError,
+)
+from tcup.launcher.progress import Progress, Redactor
+
+PROXY_VARIABLES = ("http_proxy", "https_proxy", "no_proxy")
+
+
+def run(args) -> int:
+    """`tcup`: check, run in a container, save, report, upload."""
+    # 1. Read what the user gave us and refuse early what cannot work.
+    test_list, selection = choose_tests(args)
+    credentials = credentials_.load(use_keyring=args.keyring)
+    redact = Redactor(credentials)
+    # 2. Ask Keystone for a token before any container exists.
+    from tcup.launcher import identity
+
+    cloud = identity.check(credentials)
+    # 3. Make sure the results have a place before the tests start.
+    run_dir = None if args.debug else _results_run(args)
+    try:
+        # 4. The image: reused when present, built when missing.
+        from tcup.launcher.container import Container, Engine
+        from tcup.launcher.image import Image
+
+        engine = Engine.connect()
+        tag = Image(args.ca_cert).ensure(engine, rebuild=args.rebuild, proxies=proxies())
+        settings = contract.Settings(
+            credentials=credentials,
+            cloud=cloud,
+            selection=selection,
+            mode="debug" if args.debug else "run",
+            concurrency=args.concurrency,
+            proxy={k: v for k, v in proxies(lower=True).items() if v},
+        )
+        if args.debug:
+            return debug_shell(engine, tag, settings, redact)
+        # 5. The container runs the tests and dissolves.
+        started = time.time()
+        progress = Progress(redact, verbose=args.verbose)
+        with Container(engine, tag, results=run_dir.incomplete) as container:
+            container.send(settings.to_line())
+            for stream, line in container.output():
+                progress.feed(stream, line)
+            code = container.exit_code()
+        outcome = progress.outcome(code)
+        if outcome.message and not any(run_dir.incomplete.iterdir()):
+            # Nothing ran (bad test list, config failure): nothing to keep.
+            raise TcupError(outcome.message, outcome.exit_code)
+    except BaseException:
+        if run_dir is not None:
+            run_dir.discard_if_empty()
+        raise
+    # 6. Save: compliance report and metadata, then mark the run complete.
+    path = save(run_dir, test_list, selection, cloud, progress, started)
+    print(progress.summary_text(path), flush=True)
+    if outcome.exit_code not in (EXIT_OK, EXIT_TESTS_FAILED):
+        return outcome.exit_code
+    # 7. Upload, only after everything is on disk.
+    if args.no_upload:
+        print("tcup: not uploaded (--no-upload); upload later with: tcup upload " + str(path))
+        return outcome.exit_code
+    return upload_run(path, args) or outcome.exit_code
+
+
+def choose_tests(args):
+    """The TestList (when the tests come from a list) and the Selection."""
+    from tcup.launcher import guideline
+
+    if args.test_list is not None:
+        test_list = guideline.load_test_list(str(args.test_list))
+    elif args.guideline or not args.regex:
+        test_list = guideline.load(args.guideline, args.target)
+    else:
+        return None, contract.Selection(label=f"regex {args.regex}", regex=args.regex)
+    tests = [{"name": t["name"], "uuid": t["uuid"]} for t in test_list.tests]
+    label = test_list.label + (f" matching {args.regex}" if args.regex else "")
+    return test_list, contract.Selection(label=label, tests=tests, regex=args.regex)
+
+
+def _results_run(args):
+    from tcup.launcher.results import Run
+
+    return Run.create(args.output)
+
+
+def proxies(lower: bool = False) -> dict:
+    """The proxy settings of the host, for the build and the runner."""
+    found = {}
+    for name in PROXY_VARIABLES:
+        value = os.environ.get(name) or os.environ.get(name.upper())
+        if value:
+            found[name if lower else name.upper()] = value
+    return found
+
+
+def debug_shell(engine, tag, settings, redact) -> int:
+    """`tcup --debug`: Tempest configured, the user's directory at
+    /workspace, an interactive shell; no tests start."""
+    from tcup.launcher.container import Container
+
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise BadInput("--debug opens an interactive shell and needs a terminal; run it from one")
+    with Container(engine, tag, workspace=Path.cwd()) as container:
+        container.send(settings.to_line())
+        for stream, line in container.output():
+            event = contract.parse_event(line.decode(errors="replace")) if stream == 1 else None
+            if event and event["event"] == "ready":
+                break
+            if event and event["event"] == "error":
+                raise TcupError(redact(event["message"]), contract.EXIT_BAD_INPUT if event.get("kind") == "input" else EXIT_INFRA)
+            if stream == 2:
+                print(redact(line.decode(errors="replace")), file=sys.stderr)
+        else:
+            raise Infrastructure("the runner stopped before Tempest was configured; run with -v to see its log")
+        print(
+            "tcup: Tempest is configured; your directory is at /workspace. Start the tests by hand with:\n"
+            "    tcup-tempest\n"
+            "Leave the shell (exit) and the container is gone.",
+            flush=True,
+        )
+        return container.shell()
+
+
+def save(run_dir, test_list, selection, cloud, progress, started) -> Path:
+    """Write the compliance report and run.json; mark the run complete."""
+    from tcup.launcher import results
+
+    done = progress.done or {}
+    metadata = {
+        "tcup_version": __version__,
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "label": selection.label,
+        "guideline": getattr(test_list, "guideline", None),
+        "target": getattr(test_list, "target", None),
+        "cpid": cloud.cpid,
+        "credentials": progress.mode.get("credentials"),
+        "concurrency": progress.mode.get("concurrency"),
+        "passed": done.get("passed", 0),
+        "failed": done.get("failed", 0),
+        "skipped": done.get("skipped", 0),
+        "admin_skipped": done.get("admin_skipped", 0),
+        "error": progress.error,
+    }
+    tests_file = run_dir.incomplete / contract.TESTS_FILE
+    if test_list is not None and tests_file.exists():
+        import json
+
+        from tcup.launcher import compliance
+
+        outcome = json.loads(tests_file.read_text())
+        report = compliance.report(test_list, outcome["tests"], outcome.get("missing", []))
+        results.write_json(run_dir.incomplete / "compliance.json", report)
+        text = compliance.render(report)
+        results.write_file(run_dir.incomplete / "compliance.txt", text + "\n")
+        progress.compliance = text
+    return run_dir.complete(metadata)
+
+
+def _retry(args):
+    from tcup.launcher.upload import Retry
+
+    return Retry(tries=args.upload_retries, max_total=args.upload_timeout)
+
+
+def _passphrase() -> str:
+    import getpass
+
+    return getpass.getpass("Passphrase for the signing key: ")
+
+
+def upload_run(path: Path, args, force: bool = False) -> int:
+    """Upload a saved run; on failure keep it and say how to resume."""
+    from tcup.launcher import upload
+    from tcup.launcher.signing import SigningError
+
+    base_url = upload.upload_url(args.upload_url)
+    try:
+        url = upload.upload(
+            path,
+            base_url,
+            sign_key=args.sign_key,
+            passphrase=_passphrase if sys.stdin.isatty() else None,
+            retry=_retry(args),
+            confirm=_confirm if sys.stdin.isatty() else None,
+            force=force,
+            log=lambda message: print(f"tcup: {message}", file=sys.stderr, flush=True),
+        )
+    except SigningError as error:
+        raise BadInput(str(error))
+    except upload.UploadError as error:
+        print(f"tcup: error: {error}", file=sys.stderr)
+        return error.exit_code
+    print(f"tcup: uploaded: {url}", flush=True)
+    return EXIT_OK
+
+
+def _confirm(question: str) -> bool:
+    return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+
+
+def upload_saved(args) -> int:
+    """`tcup upload RUN`: the resume path for a run that was not uploaded."""
+    if not args.run.exists():
+        raise BadInput(f"{args.run} does not exist; give a run directory (see `tcup results`) or a RefStack JSON file")
+    return upload_run(args.run, args, force=args.force)
+
+
+def pubkey(args) -> int:
+    """`tcup pubkey`: what a RefStack server asks for to register a key."""
+    from tcup.launcher import signing
+
+    try:
+        key = signing.load_key(args.sign_key, _passphrase if sys.stdin.isatty() else None)
+    except signing.SigningError as error:
+        raise BadInput(str(error))
+    public, signature = signing.registration(key)
+    print(f"public key:\n{public}\n\nself-signature (over the bytes 'signature'):\n{signature}")
+    return EXIT_OK
+
+
+
+def build_image(args) -> int:
+    """`tcup image`: build ahead of time (or check), print the tag."""
+    from tcup.launcher.container import Engine
+    from tcup.launcher.image import Image
+
+    print(Image(args.ca_cert).ensure(Engine.connect(), rebuild=args.rebuild, proxies=proxies()))
+    return EXIT_OK

@@ -1,0 +1,138 @@
+"""Showing the runner's progress on the user's terminal, and what it ended with."""
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from tcup import contract
+from tcup.contract import Credentials
+from tcup.launcher.errors import EXIT_BAD_INPUT, EXIT_INFRA, EXIT_OK, EXIT_TESTS_FAILED
+
+
+class Redactor:
+    """Masks the secrets in any text before TCUP prints it: defence in depth
+    behind the runner's own redaction."""
+
+    def __init__(self, credentials: Credentials):
+        self.secrets = sorted(credentials.secrets(), key=len, reverse=True)
+
+    def __call__(self, text: str) -> str:
+        for secret in self.secrets:
+            text = text.replace(secret, "***")
+        return text
+
+
+@dataclass
+class Outcome:
+    exit_code: int
+    message: Optional[str] = None
+
+
+class Progress:
+    """Consumes the runner's output: events drive a live status, stderr is
+    the runner's log (shown with --verbose, kept briefly for errors)."""
+
+    def __init__(self, redact: Redactor, verbose: bool = False, out=sys.stderr):
+        self.redact = redact
+        self.verbose = verbose
+        self.out = out
+        self.live = out.isatty()
+        self.counts = {"running": 0, "passed": 0, "failed": 0, "skipped": 0}
+        self.selected = 0
+        self.missing = []
+        self.mode = {}
+        self.done = None
+        self.error = None
+        self.error_kind = None
+        self.log_tail = []
+        self.compliance = None
+
+    def feed(self, stream: int, raw: bytes) -> None:
+        line = self.redact(raw.decode("utf-8", errors="replace"))
+        event = contract.parse_event(line) if stream == 1 else None
+        if event is None:
+            self.log_tail = (self.log_tail + [line])[-20:]
+            if self.verbose:
+                self._print(f"  | {line}")
+            return
+        getattr(self, "_on_" + event["event"], lambda e: None)(event)
+
+    def _print(self, text: str) -> None:
+        if self.live:
+            self.out.write("\r\033[K")
+        print(text, file=self.out, flush=True)
+
+    def _status(self) -> None:
+        c = self.counts
+        finished = c["passed"] + c["failed"] + c["skipped"]
+        text = (f"tcup: [{finished}/{self.selected}] running {c['running']}, "
+                f"passed {c['passed']}, failed {c['failed']}, skipped {c['skipped']}")
+        if self.live:
+            self.out.write("\r\033[K" + text)
+            self.out.flush()
+        elif finished and (finished % 25 == 0 or finished == self.selected):
+            print(text, file=self.out, flush=True)
+
+    def _on_phase(self, event) -> None:
+        self._print(f"tcup: {event.get('message') or event['name']}")
+
+    def _on_selected(self, event) -> None:
+        self.selected = event["count"]
+        self.missing = event.get("missing") or []
+        extra = f" ({len(self.missing)} of the list are not in this Tempest)" if self.missing else ""
+        self._print(f"tcup: {self.selected} tests selected{extra}")
+
+    def _on_mode(self, event) -> None:
+        self.mode = event
+        how = ("dynamic credentials (admin)" if event.get("credentials") == "dynamic"
+               else "your own account as a pre-provisioned account (member)")
+        self._print(f"tcup: running with {how}, concurrency {event.get('concurrency')}")
+
+    def _on_test(self, event) -> None:
+        status = event["status"]
+        if status == "inprogress":
+            self.counts["running"] += 1
+        else:
+            self.counts["running"] = max(0, self.counts["running"] - 1)
+            key = {"success": "passed", "fail": "failed", "skip": "skipped"}.get(status)
+            if key:
+                self.counts[key] += 1
+            if status == "fail":
+                reason = f": {event['reason']}" if event.get("reason") else ""
+                self._print(f"tcup: FAILED {event['name']}{reason}")
+        self._status()
+
+    def _on_done(self, event) -> None:
+        self.done = event
+        if self.live:
+            self.out.write("\n")
+
+    def _on_error(self, event) -> None:
+        self.error = event["message"]
+        self.error_kind = event.get("kind")
+
+    def outcome(self, exit_code: Optional[int]) -> Outcome:
+        """The launcher's exit code from the runner's events and exit."""
+        if self.error:
+            code = EXIT_BAD_INPUT if self.error_kind == "input" else EXIT_INFRA
+            return Outcome(code, self.error)
+        if self.done is None:
+            tail = "; ".join(self.log_tail[-3:]) or "no output"
+            self.error = f"the runner ended without results (exit {exit_code}): {tail}"
+            return Outcome(EXIT_INFRA, self.error)
+        return Outcome(EXIT_TESTS_FAILED if self.done.get("failed") else EXIT_OK)
+
+    def summary_text(self, path: Path) -> str:
+        """What the user reads at the end: the runner's summary, the
+        compliance report, and where the results are."""
+        parts = []
+        summary = path / contract.SUMMARY_FILE
+        if summary.exists():
+            parts.append(summary.read_text().rstrip())
+        if self.compliance:
+            parts.append(self.compliance.rstrip())
+        if self.error:
+            parts.append(f"tcup: error: {self.error}")
+        parts.append(f"Results saved in {path}")
+        return "\n\n".join(parts)

@@ -1,0 +1,512 @@
+"""Publishing saved results to a RefStack server.
+
+The run directory is saved before any upload, so an upload is always a step
+that can fail and be resumed: ``tcup upload RUN`` reads ``refstack.json``,
+sends it, and notes each success in ``uploads.json`` beside it. Nothing in the
+run directory changes when an upload fails.
+
+What leaves the machine is only the cloud's id (cpid), the run's duration and
+the passed tests' names and ids: the body is rebuilt from those keys, so no
+user, project, domain, region or auth URL can ride along, whatever else
+``refstack.json`` holds. A signature is added only when the user asks for it.
+
+``requests`` (and ``cryptography``, in ``signing``) are imported inside the
+functions that send or sign, so ``tcup --help`` stays quick.
+"""
+
+import hashlib
+import json
+import os
+import random
+import re
+import shlex
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, List, Mapping, Optional, Tuple
+from urllib.parse import urlsplit
+
+from tcup import __version__, contract
+from tcup.launcher.errors import EXIT_BAD_INPUT, EXIT_UPLOAD_FAILED, TcupError
+
+DEFAULT_URL = "https://refstack.openstack.org/api"
+URL_VARIABLE = "REFSTACK_URL"
+RESULTS_PATH = "/v1/results"
+# The launcher's metadata file in a run directory (see the launcher's run module).
+RUN_FILE = "run.json"
+UPLOADS_FILE = "uploads.json"
+# The only keys a RefStack upload carries; anything else stays home.
+BODY_KEYS = ("cpid", "duration_seconds", "results")
+TEST_KEYS = ("name", "uuid")
+# Problems listed in one error line before "and N more".
+SHOWN_PROBLEMS = 5
+# Longest server message quoted back to the user.
+MESSAGE_CHARS = 300
+_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE)
+
+
+class UploadError(TcupError):
+    """An upload that did not happen; ``str(error)`` is one line, ``resume`` the command that retries it."""
+
+    exit_code = EXIT_UPLOAD_FAILED
+
+    def __init__(self, message: str, exit_code: Optional[int] = None, resume: Optional[str] = None):
+        super().__init__(message, exit_code)
+        self.resume = resume
+
+
+@dataclass
+class Retry:
+    """How long to keep trying: at most ``tries`` requests and ``max_total`` seconds in all.
+
+    The first wait is ``initial`` seconds and doubles each time; each request
+    gives up after ``request_timeout`` seconds so a hanging server cannot hang us.
+    """
+
+    tries: int = 5
+    initial: float = 1.0
+    max_total: float = 60.0
+    request_timeout: float = 20.0
+
+    def backoff(self, attempt: int) -> float:
+        """The wait after failed try number ``attempt`` (1-based): doubling, with jitter.
+
+        Half the wait is fixed and half random, so many clients that failed
+        together (a server restart) do not all come back in the same second.
+        """
+        full = self.initial * (2 ** (attempt - 1))
+        return full / 2 + random.uniform(0, full / 2)
+
+
+@dataclass
+class Answer:
+    """One try's outcome: the server's 2xx JSON, or why it failed and whether another try may help."""
+
+    result: Optional[dict] = None
+    reason: str = ""
+    retry: bool = False
+    retry_after: Optional[float] = None
+    # The request reached the server but no answer came: it may still store it.
+    maybe_stored: bool = False
+
+
+def upload_url(flag: Optional[str], environ: Mapping[str, str] = os.environ) -> str:
+    """The RefStack API base URL: the --upload-url flag, else $REFSTACK_URL, else the public server."""
+    if flag is not None:
+        url, source = flag, "--upload-url"
+    elif environ.get(URL_VARIABLE):
+        url, source = environ[URL_VARIABLE], URL_VARIABLE
+    else:
+        url, source = DEFAULT_URL, "default"
+    return check_url(url, source)
+
+
+def check_url(url: str, source: str = "--upload-url") -> str:
+    """``url`` without a trailing slash, or a one-line UploadError saying what is wrong with it."""
+    shown = url.strip()[:200]
+    parts = urlsplit(url.strip())
+    try:
+        parts.port
+    except ValueError:
+        raise UploadError(f"{source} {shown!r} has an invalid port", EXIT_BAD_INPUT) from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UploadError(
+            f"{source} {shown!r} is not an http(s) URL with a host, e.g. {DEFAULT_URL}", EXIT_BAD_INPUT
+        )
+    if parts.username or parts.password:
+        # It would be printed in resume commands and stored in uploads.json.
+        raise UploadError(f"{source} must not hold a user name or password", EXIT_BAD_INPUT)
+    if parts.query or parts.fragment:
+        raise UploadError(f"{source} {shown!r} must be the API base URL, without ?query or #fragment", EXIT_BAD_INPUT)
+    return url.strip().rstrip("/")
+
+
+def upload(
+    run: Path,
+    base_url: str,
+    *,
+    sign_key: Optional[Path] = None,
+    passphrase: Optional[Callable[[], str]] = None,
+    retry: Retry = Retry(),
+    confirm: Optional[Callable[[str], bool]] = None,
+    force: bool = False,
+    log: Callable[[str], None] = print,
+) -> str:
+    """Send the run's results to the RefStack server at ``base_url``; return the result URL.
+
+    ``run`` is a run directory or a bare refstack JSON file. ``confirm`` asks
+    the user a yes/no question (None when there is no terminal); ``force``
+    skips the questions. ``log`` gets progress lines (never a secret); the
+    caller prints the URL. Raises SigningError for a key that cannot sign, and
+    UploadError otherwise: its ``exit_code`` is EXIT_BAD_INPUT when the input
+    must change, EXIT_UPLOAD_FAILED (with ``resume`` set) when the server or
+    network failed.
+    """
+    run = Path(run)
+    base_url = check_url(base_url)
+    resume = resume_command(run, base_url, sign_key)
+    # Which file holds the results, and where successes are noted.
+    results_file, record_file = locate(run, force, log)
+    # Only the anonymous fields, checked the way the server should but does not.
+    body_doc = request_body(read_json(results_file))
+    body = encode(body_doc)
+    digest = hashlib.sha256(body).hexdigest()
+    # The same results to the same server twice is almost always a mistake.
+    earlier = earlier_upload(record_file, base_url, digest)
+    if earlier and not _upload_again(run, earlier, confirm, force, log):
+        return earlier["url"]
+    # Sign only when asked; the passphrase is asked for here, before any network.
+    headers = request_headers(body, sign_key, passphrase)
+    signed = " (signed)" if sign_key else ""
+    count = len(body_doc["results"])
+    log(f"uploading {count} passed {'test' if count == 1 else 'tests'} to {base_url}{signed}")
+    result = send(base_url, body, headers, retry, log, resume)
+    url = result_url(result, base_url)
+    note_upload(record_file, base_url, result, bool(sign_key), digest, log)
+    return url
+
+
+def locate(run: Path, force: bool = False, log: Callable[[str], None] = print) -> Tuple[Path, Path]:
+    """(results file, uploads record) for a run directory or a bare refstack JSON file."""
+    if run.is_dir():
+        results_file = run / contract.REFSTACK_FILE
+        if not results_file.is_file():
+            raise UploadError(f"{run} has no {contract.REFSTACK_FILE}; give a TCUP run directory", EXIT_BAD_INPUT)
+        _check_complete(run, force, log)
+        return results_file, run / UPLOADS_FILE
+    if run.is_file():
+        return run, run.with_name(run.name + "." + UPLOADS_FILE)
+    raise UploadError(f"{run} does not exist; give a run directory or a {contract.REFSTACK_FILE} file", EXIT_BAD_INPUT)
+
+
+def _check_complete(run: Path, force: bool, log: Callable[[str], None]) -> None:
+    """Refuse a run its launcher marked incomplete: partial results would misstate the cloud."""
+    try:
+        meta = json.loads((run / RUN_FILE).read_text())
+    except (OSError, ValueError):
+        return  # no readable metadata: judge the results file alone
+    if isinstance(meta, dict) and meta.get("complete") is False:
+        if not force:
+            raise UploadError(
+                f"{run} is marked incomplete in {RUN_FILE}; its results are partial (--force uploads them anyway)",
+                EXIT_BAD_INPUT,
+            )
+        log(f"warning: {run} is marked incomplete; uploading its partial results as asked")
+
+
+def read_json(path: Path):
+    """The parsed JSON of ``path``, or a one-line UploadError."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as error:
+        raise UploadError(f"cannot read {path}: {error.strerror or error}", EXIT_BAD_INPUT) from None
+    except ValueError as error:
+        raise UploadError(f"{path} is not valid JSON: {error}", EXIT_BAD_INPUT) from None
+
+
+def problems(doc) -> List[str]:
+    """Every reason the server would (or should) refuse these results, one short sentence each."""
+    if not isinstance(doc, dict):
+        return ["the results are not a JSON object"]
+    found = []
+    cpid = doc.get("cpid")
+    if not isinstance(cpid, str) or not cpid.strip():
+        found.append("cpid is missing or empty")
+    duration = doc.get("duration_seconds")
+    # bool is an int in Python but not in JSON Schema, which the server uses.
+    if not isinstance(duration, int) or isinstance(duration, bool) or duration < 0:
+        found.append(f"duration_seconds must be a whole number >= 0, not {duration!r}")
+    tests = doc.get("results")
+    if not isinstance(tests, list):
+        return found + ["results is missing or not a list"]
+    if not tests:
+        found.append("there are no passed tests to upload")
+    found += _test_problems(tests)
+    return found
+
+
+def _test_problems(tests: list) -> List[str]:
+    """Problems of the individual test entries: shape, uuid, duplicate names."""
+    found = []
+    for index, test in enumerate(tests):
+        if not isinstance(test, dict):
+            found.append(f"results[{index}] is not an object")
+            continue
+        name, test_id = test.get("name"), test.get("uuid")
+        if not isinstance(name, str) or not name.strip():
+            found.append(f"results[{index}] has no test name")
+        if not isinstance(test_id, str) or not _UUID.match(test_id):
+            found.append(f"test {name or index!s} has uuid {test_id!r}, which is not a UUID")
+    names = Counter(t.get("name") for t in tests if isinstance(t, dict) and isinstance(t.get("name"), str))
+    for name, times in names.items():
+        if times > 1:
+            # RefStack stores each name once per run and answers 500 on a repeat.
+            found.append(f"test {name} is listed {times} times")
+    return found
+
+
+def request_body(doc) -> dict:
+    """The upload body: cpid, duration_seconds and results [{name, uuid}] only, after checking them."""
+    found = problems(doc)
+    if found:
+        shown = "; ".join(found[:SHOWN_PROBLEMS])
+        more = f"; and {len(found) - SHOWN_PROBLEMS} more" if len(found) > SHOWN_PROBLEMS else ""
+        raise UploadError(f"these results cannot be uploaded: {shown}{more}", EXIT_BAD_INPUT)
+    body = {key: doc[key] for key in BODY_KEYS}
+    body["results"] = [{key: test[key] for key in TEST_KEYS} for test in doc["results"]]
+    return body
+
+
+def encode(body: dict) -> bytes:
+    """The exact bytes sent (and signed): compact ASCII JSON, so no encoding can differ on the way."""
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=True).encode("ascii")
+
+
+def resume_command(run: Path, base_url: str, sign_key: Optional[Path]) -> str:
+    """The command line that tries this upload again, with absolute paths."""
+    words = ["tcup", "upload", os.path.abspath(run), "--upload-url", base_url]
+    if sign_key:
+        words += ["--sign-key", os.path.abspath(sign_key)]
+    return " ".join(shlex.quote(word) for word in words)
+
+
+def read_uploads(record_file: Path) -> list:
+    """The uploads noted so far (an empty list when none)."""
+    if not record_file.exists():
+        return []
+    doc = read_json(record_file)
+    if not isinstance(doc, list):
+        raise UploadError(f"{record_file} is not a list of uploads; move it away and try again", EXIT_BAD_INPUT)
+    return doc
+
+
+def earlier_upload(record_file: Path, base_url: str, digest: str) -> Optional[dict]:
+    """The last upload of these exact bytes to this server, if there was one."""
+    same = [
+        entry
+        for entry in read_uploads(record_file)
+        if isinstance(entry, dict) and entry.get("server") == base_url and entry.get("body_sha256") == digest
+    ]
+    return same[-1] if same else None
+
+
+def _upload_again(run: Path, earlier: dict, confirm, force: bool, log: Callable[[str], None]) -> bool:
+    """Whether to send results the server already has: yes with force, else the user says, else no."""
+    said = f"{run} was already uploaded to {earlier.get('server')} at {earlier.get('uploaded_at')}: {earlier.get('url')}"
+    if force:
+        log(f"{said}; uploading again as asked")
+        return True
+    if confirm is None:
+        raise UploadError(f"{said}; use --force to upload it again", EXIT_BAD_INPUT)
+    if confirm(f"{said}. Upload it again?"):
+        return True
+    log(f"not uploaded again; the earlier upload is {earlier.get('url')}")
+    return False
+
+
+def request_headers(body: bytes, sign_key: Optional[Path], passphrase) -> dict:
+    """HTTP headers for the upload, with X-Signature and X-Public-Key when a key is given."""
+    headers = {"Content-Type": "application/json", "Accept": "application/json", "User-Agent": f"tcup/{__version__}"}
+    if sign_key is None:
+        return headers
+    from tcup.launcher import signing  # only signed uploads need cryptography
+
+    key = signing.load_key(Path(sign_key), passphrase)
+    headers["X-Signature"] = signing.sign(key, body)
+    headers["X-Public-Key"] = signing.public_key_line(key)
+    return headers
+
+
+def send(base_url: str, body: bytes, headers: dict, retry: Retry, log: Callable[[str], None], resume: str) -> dict:
+    """POST the body, retrying network errors, 429 and 5xx within ``retry``'s bounds; the server's JSON answer."""
+    url = base_url + RESULTS_PATH
+    deadline = time.monotonic() + retry.max_total
+    tries = max(1, retry.tries)
+    why_not = ""
+    unanswered = 0
+    for attempt in range(1, tries + 1):
+        timeout = max(0.1, min(retry.request_timeout, deadline - time.monotonic()))
+        answer = post_once(url, body, headers, timeout)
+        if answer.result is not None:
+            if unanswered:
+                them = "it" if unanswered == 1 else "them"
+                log(f"warning: {_tries(unanswered)} got no answer in time; the server may have stored {them} too")
+            return answer.result
+        unanswered += answer.maybe_stored
+        if not answer.retry:
+            raise UploadError(f"{base_url} refused the results: {answer.reason}; after fixing that: {resume}", resume=resume)
+        if attempt == tries:
+            break
+        wait, why_not = _next_wait(retry, attempt, answer, deadline)
+        if why_not:
+            break
+        log(f"upload try {attempt} of {tries} failed: {answer.reason}; trying again in {_seconds(wait)}")
+        time.sleep(wait)
+    # A server that stalls may still store what it got (RefStack does, once it goes on).
+    stored = f" ({_tries(unanswered)} without an answer may still be stored there)" if unanswered else ""
+    raise UploadError(
+        f"upload to {base_url} failed after {_tries(attempt)}: {answer.reason}{why_not}{stored}; "
+        f"the results are kept; to try again: {resume}",
+        resume=resume,
+    )
+
+
+def _tries(count: int) -> str:
+    """'1 try', '3 tries'."""
+    return f"{count} {'try' if count == 1 else 'tries'}"
+
+
+def _next_wait(retry: Retry, attempt: int, answer: Answer, deadline: float) -> Tuple[float, str]:
+    """(seconds to wait before the next try, why there is no next try: "" when there is one)."""
+    wait = retry.backoff(attempt)
+    if answer.retry_after is not None:
+        wait = max(wait, answer.retry_after)
+    left = deadline - time.monotonic()
+    if wait >= left:
+        if answer.retry_after is not None and answer.retry_after >= left:
+            asked, limit = _seconds(answer.retry_after), _seconds(retry.max_total)
+            return 0.0, f" (the server asked to wait {asked}, past the {limit} limit)"
+        return 0.0, f" (no time left within the {_seconds(retry.max_total)} limit)"
+    return wait, ""
+
+
+def post_once(url: str, body: bytes, headers: dict, timeout: float) -> Answer:
+    """One POST: the server's JSON on 2xx, else the reason and whether trying again may help."""
+    import requests  # only when uploading: tcup --help must not pay for it
+
+    try:
+        # No redirects: following one would turn the POST into a GET and lose the body.
+        response = requests.post(url, data=body, headers=headers, timeout=timeout, allow_redirects=False)
+    except requests.exceptions.SSLError as error:
+        return Answer(reason=f"TLS failed ({_network_reason(error)}); check the URL or REQUESTS_CA_BUNDLE")
+    except requests.exceptions.ConnectTimeout:
+        return Answer(reason=f"no connection within {_seconds(timeout)}", retry=True)
+    except requests.Timeout:
+        return Answer(reason=f"no answer within {_seconds(timeout)}", retry=True, maybe_stored=True)
+    except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as error:
+        return Answer(reason=f"cannot reach the server ({_network_reason(error)})", retry=True)
+    except requests.RequestException as error:
+        return Answer(reason=_one_line(str(error)))
+    return judge(response)
+
+
+def judge(response) -> Answer:
+    """What one HTTP answer means for the upload."""
+    status = response.status_code
+    if 200 <= status < 300:
+        try:
+            result = response.json()
+        except ValueError:
+            result = None
+        if isinstance(result, dict) and result.get("test_id"):
+            return Answer(result=result)
+        return Answer(reason=f"HTTP {status} without a result id: {server_message(response)}")
+    if 300 <= status < 400:
+        where = response.headers.get("Location", "elsewhere")
+        return Answer(reason=f"HTTP {status}: it redirects to {where}; give that as --upload-url")
+    shown = f"HTTP {status}: {server_message(response)}"
+    if status == 429 or status >= 500:
+        return Answer(reason=shown, retry=True, retry_after=retry_after(response.headers.get("Retry-After")))
+    return Answer(reason=shown)
+
+
+def server_message(response) -> str:
+    """The server's own words in one line: its JSON title/detail/message, else the body text."""
+    try:
+        doc = response.json()
+    except ValueError:
+        doc = None
+    if isinstance(doc, dict):
+        parts = []
+        for key in ("title", "detail", "message"):
+            value = doc.get(key)
+            if isinstance(value, str) and value.strip() and value.strip() not in parts:
+                parts.append(value.strip())
+        if parts:
+            return _one_line(": ".join(parts))
+    text = re.sub(r"<[^>]*>", " ", response.text or "")  # an HTML error page: keep its words
+    return _one_line(text) or response.reason or "no message"
+
+
+def retry_after(value: Optional[str]) -> Optional[float]:
+    """Seconds a Retry-After header asks for (delta-seconds or an HTTP date); None if absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    import email.utils  # rare, and slow to import (~20 ms): only when a server sends a date
+
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+
+
+def _network_reason(error: Exception) -> str:
+    """The root cause of a requests error in a few words (its str() is a paragraph of pool internals)."""
+    text = str(error)
+    found = re.search(r"\[Errno -?\d+\] ([^'\")\]]+)", text) or re.search(r"\[SSL: [A-Z_]+\] ([^'\")(]+)", text)
+    if found:
+        return found.group(1).strip().rstrip(".")
+    return type(error).__name__
+
+
+def _seconds(value: float) -> str:
+    """``value`` seconds as people write them: 20s, 0.5s."""
+    return f"{value:.1f}".rstrip("0").rstrip(".") + "s"
+
+
+def _one_line(text: str) -> str:
+    """``text`` on one line, trimmed to MESSAGE_CHARS."""
+    text = " ".join(text.split())
+    return text if len(text) <= MESSAGE_CHARS else text[: MESSAGE_CHARS - 3] + "..."
+
+
+def result_url(result: dict, base_url: str) -> str:
+    """Where people see the upload: the server's url, else the API's own address for it."""
+    url = result.get("url")
+    if isinstance(url, str) and url:
+        return url
+    return f"{base_url}{RESULTS_PATH}/{result['test_id']}"
+
+
+def note_upload(record_file: Path, base_url: str, result: dict, signed: bool, digest: str, log) -> None:
+    """Add this upload to the record; a failure here is only a warning: the upload itself happened."""
+    entry = {
+        "server": base_url,
+        "url": result_url(result, base_url),
+        "test_id": result["test_id"],
+        "signed": signed,
+        "body_sha256": digest,
+        "uploaded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    try:
+        write_json_atomic(record_file, read_uploads(record_file) + [entry])
+    except (OSError, UploadError) as error:
+        log(f"warning: uploaded, but cannot note it in {record_file}: {getattr(error, 'strerror', None) or error}")
+
+
+def write_json_atomic(path: Path, doc) -> None:
+    """Write ``doc`` to ``path`` (mode 0600) so that a crash leaves the old file or the new, never half of one."""
+    path = Path(path)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")  # mode 0600
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as file:
+            json.dump(doc, file, indent=2)
+            file.write("\n")
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        try:
+            os.unlink(temporary)
+        except OSError:
+            pass
+        raise

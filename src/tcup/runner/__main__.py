@@ -1,0 +1,185 @@
+"""`python -m tcup.runner`: the container's one process.
+
+Reads the settings line on stdin, then: config (tempest.conf), select (the
+load list), run (Tempest, live test events), results (the files in
+RESULTS_DIR), done. In debug mode it stops after select, says `ready`, and
+waits for the launcher's shell to end. Any failure is one `error` event and
+an exit code from the contract; stdout carries events only.
+"""
+
+import os
+import select
+import signal
+import sys
+import time
+import traceback
+from importlib import metadata
+from pathlib import Path
+
+from tcup import contract
+from tcup.contract import Settings
+from tcup.runner import config, events, results, run, selection
+from tcup.runner.errors import InfraError, InputError, RunnerError, Stopped
+from tcup.runner.events import emit, log
+from tcup.runner.redact import Redactor
+
+SETTINGS_TIMEOUT = 60
+# The debug shell is for a person at a terminal; a day is long enough.
+DEBUG_TIMEOUT = 24 * 3600
+LOAD_LIST = config.SECRET / "load-list.txt"
+MODES = ("run", "debug")
+
+
+def main() -> int:
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, on_stop_signal)
+    try:
+        settings = read_settings()
+        events.use_redactor(Redactor.for_credentials(settings.credentials))
+        return serve(settings)
+    except RunnerError as error:
+        return report(error)
+    except Exception as error:  # a bug: say where, without a traceback full of values
+        frame = traceback.extract_tb(error.__traceback__)[-1]
+        log(f"unexpected {type(error).__name__} at {Path(frame.filename).name}:{frame.lineno}: {error}")
+        return report(InfraError(f"the runner failed unexpectedly: {type(error).__name__}: {error}"))
+
+
+def serve(settings: Settings) -> int:
+    """The run, step by step."""
+    check_settings(settings)
+    if settings.mode == "run":
+        check_results_dir()
+
+    # config: the workspace and tempest.conf, nothing created in the cloud.
+    emit("phase", name="config", message="writing tempest.conf with discover-tempest-config")
+    workspace = config.configure(settings)
+    concurrency = choose_concurrency(settings, workspace)
+    emit("mode", credentials=workspace.credentials, concurrency=concurrency)
+
+    # select: Tempest's tests against the list and/or regex.
+    emit("phase", name="select", message="choosing the tests")
+    started = time.monotonic()
+    installed = selection.installed_tests(workspace)
+    log(f"Tempest lists {len(installed)} tests ({time.monotonic() - started:.1f} s)")
+    chosen = selection.choose(installed, settings.selection, tempest_version())
+    selection.write_load_list(chosen.tests, LOAD_LIST)
+    emit("selected", count=len(chosen.tests), missing=chosen.missing)
+
+    if settings.mode == "debug":
+        return wait_for_shell(config.debug_command(workspace, LOAD_LIST, concurrency))
+
+    # run: Tempest, its stream redacted into the results as it comes.
+    emit("phase", name="run", message=f"running {len(chosen.tests)} tests, concurrency {concurrency}")
+    results_dir = Path(contract.RESULTS_DIR)
+    partial = results_dir / (contract.SUBUNIT_FILE + ".partial")
+    outcome = run.run_tests(workspace, chosen.tests, LOAD_LIST, concurrency, partial,
+                            events.redactor(), on_test)
+    os.replace(partial, results_dir / contract.SUBUNIT_FILE)
+
+    # results: refstack.json, tests.json, junit.xml, summary.txt.
+    emit("phase", name="results", message=f"writing results to {contract.RESULTS_DIR}")
+    report_ = results.Report(
+        outcomes=outcome.outcomes, missing=chosen.missing, cpid=settings.cloud.cpid,
+        label=settings.selection.label, credentials=workspace.credentials, concurrency=concurrency,
+        duration_seconds=outcome.duration_seconds, tempest_version=tempest_version(),
+        fixture_failures=outcome.fixture_failures,
+    )
+    results.write_all(results_dir, report_)
+    numbers = results.counts(outcome.outcomes)
+    emit("done", **numbers, duration_seconds=int(outcome.duration_seconds))
+    return contract.EXIT_TESTS_FAILED if numbers["failed"] else contract.EXIT_OK
+
+
+def read_settings() -> Settings:
+    """The one settings line on stdin, waited for at most SETTINGS_TIMEOUT."""
+    fd = sys.stdin.fileno()
+    data = b""
+    deadline = time.monotonic() + SETTINGS_TIMEOUT
+    while b"\n" not in data:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise InputError(f"no settings arrived on stdin within {SETTINGS_TIMEOUT} s")
+        readable, _, _ = select.select([fd], [], [], remaining)
+        if not readable:
+            continue
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            break
+        data += chunk
+    line = data.split(b"\n", 1)[0]
+    if not line.strip():
+        raise InputError("no settings on stdin")
+    try:
+        return Settings.from_line(line)
+    except (ValueError, TypeError, KeyError) as error:
+        # The message names a field or a position, never a value.
+        raise InputError(f"the settings line is not valid: {type(error).__name__}: {error}")
+
+
+def check_settings(settings: Settings) -> None:
+    """Refuse bad input before any work, each with one clear line."""
+    config.check_credentials(settings.credentials)
+    if settings.mode not in MODES:
+        raise InputError(f"mode {settings.mode!r} is not one of {', '.join(MODES)}")
+    if settings.concurrency is not None and (not isinstance(settings.concurrency, int) or settings.concurrency < 1):
+        raise InputError(f"concurrency must be a positive number, not {settings.concurrency!r}")
+    if not settings.selection.tests and not settings.selection.regex:
+        raise InputError("the selection names no test list and no regex")
+
+
+def check_results_dir() -> None:
+    """Fail now, not after an hour of tests, if results cannot be written."""
+    path = Path(contract.RESULTS_DIR)
+    if not path.is_dir() or not os.access(path, os.W_OK | os.X_OK):
+        raise InfraError(f"{path} is not a directory uid {os.getuid()} can write to")
+
+
+def choose_concurrency(settings: Settings, workspace: config.Workspace) -> int:
+    """The asked concurrency or the container's CPUs, capped by the number of
+    pre-provisioned accounts (each worker locks one)."""
+    wanted = settings.concurrency or len(os.sched_getaffinity(0)) or 1
+    if workspace.max_concurrency is not None:
+        return min(wanted, workspace.max_concurrency)
+    return wanted
+
+
+def tempest_version() -> str:
+    try:
+        return metadata.version("tempest")
+    except metadata.PackageNotFoundError:
+        return "(not installed)"
+
+
+def on_test(test: selection.Test, status: str, reason) -> None:
+    emit("test", name=test.name, uuid=test.uuid, status=status, reason=reason)
+
+
+def wait_for_shell(command: str) -> int:
+    """Debug mode: tempest.conf and the load list are ready; wait until the
+    launcher stops the container (SIGTERM), then exit 0."""
+    emit("ready", command=command)
+    log(f"ready; in the shell, run: {command}")
+    deadline = time.monotonic() + DEBUG_TIMEOUT
+    try:
+        while time.monotonic() < deadline:
+            time.sleep(min(60.0, max(deadline - time.monotonic(), 0.0)))
+    except Stopped:
+        pass
+    return contract.EXIT_OK
+
+
+def on_stop_signal(signum, frame) -> None:
+    raise Stopped("stopped by a signal before the run finished")
+
+
+def report(error: RunnerError) -> int:
+    """The error event: one line, the kind, no traceback."""
+    message = " ".join(str(error).split()) or type(error).__name__
+    log(f"error ({error.kind}): {message}")
+    emit("error", kind=error.kind, message=message)
+    return error.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

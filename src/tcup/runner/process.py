@@ -1,0 +1,115 @@
+"""Running Tempest's commands as bounded, logged subprocesses.
+
+Their output goes to our stderr line by line, redacted; never to our stdout,
+which carries only events. Each runs in its own session so that a timeout or
+SIGTERM can end it together with the workers it started.
+"""
+
+import os
+import signal
+import subprocess
+import threading
+from typing import Dict, List, Optional
+
+from tcup.runner import events
+from tcup.runner.errors import InfraError
+
+# How much of a failed command's output its error message quotes.
+MESSAGE_CHARS = 300
+
+
+def start(argv: List[str], *, env: Dict[str, str], cwd: str) -> subprocess.Popen:
+    """Start argv with stdout piped (binary) and stdin closed."""
+    return subprocess.Popen(
+        argv, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, start_new_session=True,
+    )
+
+
+def stop(process: subprocess.Popen, grace: float = 10, patience: float = 0) -> None:
+    """End the process and everything in its session, bounded in time:
+    wait patience seconds for it to exit on its own, then SIGTERM, then
+    SIGKILL; leftovers of its session are killed either way."""
+    try:
+        process.wait(timeout=patience)
+    except subprocess.TimeoutExpired:
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            if _signal_session(process, sig):
+                try:
+                    process.wait(timeout=grace)
+                    break
+                except subprocess.TimeoutExpired:
+                    continue
+    _signal_session(process, signal.SIGKILL)
+
+
+def _signal_session(process: subprocess.Popen, sig: int) -> bool:
+    """Signal the process's session (its process group); False if none is left."""
+    try:
+        os.killpg(process.pid, sig)
+        return True
+    except (ProcessLookupError, PermissionError):
+        return False
+
+
+def log_lines(stream, tail: List[str], prefix: str) -> threading.Thread:
+    """Copy a byte stream to our log in a thread, keeping its last lines."""
+
+    def pump() -> None:
+        for raw in iter(stream.readline, b""):
+            line = raw.decode("utf-8", errors="replace").rstrip()
+            if line:
+                tail[:] = (tail + [line])[-20:]
+                events.log(f"{prefix}: {line}")
+        stream.close()
+
+    thread = threading.Thread(target=pump, daemon=True)
+    thread.start()
+    return thread
+
+
+def run(argv: List[str], *, env: Dict[str, str], cwd: str, timeout: float, what: str,
+        capture: bool = False) -> Optional[str]:
+    """Run argv to the end within timeout seconds. Its stderr (and stdout,
+    unless captured) is logged; a non-zero exit raises InfraError quoting the
+    last line it wrote. Returns the captured stdout."""
+    process = start(argv, env=env, cwd=cwd)
+    tail: List[str] = []
+    out: List[bytes] = []
+    pumps = [log_lines(process.stderr, tail, what),
+             collect(process.stdout, out) if capture else log_lines(process.stdout, tail, what)]
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise InfraError(f"{what} did not finish within {int(timeout)} s")
+    finally:
+        stop(process)
+        for pump in pumps:
+            pump.join(5)
+    if process.returncode != 0:
+        last = last_error_line(tail) or "no output"
+        raise InfraError(f"{what} failed (exit {process.returncode}): {last}"[:MESSAGE_CHARS])
+    return b"".join(out).decode("utf-8", errors="replace") if capture else None
+
+
+def collect(stream, chunks: List[bytes]) -> threading.Thread:
+    """Read a byte stream to its end in a thread, into chunks."""
+
+    def pump() -> None:
+        for chunk in iter(lambda: stream.read(65536), b""):
+            chunks.append(chunk)
+        stream.close()
+
+    thread = threading.Thread(target=pump, daemon=True)
+    thread.start()
+    return thread
+
+
+def last_error_line(lines: List[str]) -> str:
+    """The line of a command's output that best says why it failed: the last
+    exception or ERROR line, else the last line."""
+    for line in reversed(lines):
+        text = line.strip()
+        if "Error" in text or "Exception" in text or "ERROR" in text:
+            return text
+    return lines[-1].strip() if lines else ""

@@ -1,0 +1,151 @@
+"""The result files in RESULTS_DIR, each written whole or not at all.
+
+refstack.json is what RefStack takes: the passed tests only. tests.json
+keeps every selected test's status and reason; junit.xml is the same for CI
+tools; summary.txt is what a person reads. None of them names the user, the
+project or the cloud: reasons come from the redacted stream.
+"""
+
+import json
+import os
+import re
+import tempfile
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, Iterable, List, Tuple
+
+from tcup import contract
+from tcup.runner.run import Outcome
+
+# The skip Tempest gives a test class that needs admin credentials it lacks.
+ADMIN_SKIP_MARKERS = ("Missing Identity Admin API credentials",)
+# XML 1.0 cannot carry these, and tracebacks sometimes do (terminal colours).
+XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+@dataclass
+class Report:
+    """What the result files are made from."""
+
+    outcomes: List[Outcome]
+    missing: List[str]
+    cpid: str
+    label: str
+    credentials: str  # "dynamic" | "preprovisioned"
+    concurrency: int
+    duration_seconds: float
+    tempest_version: str
+    fixture_failures: List[Tuple[str, str]] = field(default_factory=list)
+
+
+def counts(outcomes: Iterable[Outcome]) -> Dict[str, int]:
+    """The done event's numbers."""
+    outcomes = list(outcomes)
+    return {
+        "passed": sum(o.status == "success" for o in outcomes),
+        "failed": sum(o.status == "fail" for o in outcomes),
+        "skipped": sum(o.status == "skip" for o in outcomes),
+        "admin_skipped": sum(is_admin_skip(o) for o in outcomes),
+    }
+
+
+def is_admin_skip(outcome: Outcome) -> bool:
+    return outcome.status == "skip" and any(marker in (outcome.reason or "") for marker in ADMIN_SKIP_MARKERS)
+
+
+def refstack_json(report: Report) -> dict:
+    """RefStack's upload body: the passed tests, sorted, each once."""
+    passed = {(o.test.name, o.test.uuid) for o in report.outcomes if o.status == "success"}
+    results = []
+    for name, uuid in sorted(passed, key=lambda pair: (pair[0], pair[1] or "")):
+        results.append({"name": name, "uuid": uuid} if uuid else {"name": name})
+    return {"cpid": report.cpid, "duration_seconds": int(report.duration_seconds), "results": results}
+
+
+def tests_json(report: Report) -> dict:
+    """Every selected test with its status and one-line reason."""
+    tests = [{"name": o.test.name, "uuid": o.test.uuid, "status": o.status, "reason": o.reason}
+             for o in sorted(report.outcomes, key=lambda o: o.test.id)]
+    return {"tests": tests, "missing": list(report.missing)}
+
+
+def junit_xml(report: Report) -> bytes:
+    """A JUnit XML document, one testcase per selected test."""
+    number = counts(report.outcomes)
+    suite = ET.Element("testsuite", {
+        "name": "tempest", "tests": str(len(report.outcomes)), "failures": str(number["failed"]),
+        "errors": "0", "skipped": str(number["skipped"]), "time": f"{report.duration_seconds:.3f}",
+    })
+    for outcome in sorted(report.outcomes, key=lambda o: o.test.id):
+        classname, _, method = outcome.test.name.rpartition(".")
+        method_id = outcome.test.id[len(outcome.test.name) - len(method):]  # keep the [attrs]
+        case = ET.SubElement(suite, "testcase", {"classname": classname, "name": method_id,
+                                                 "time": f"{outcome.duration:.3f}"})
+        if outcome.status in ("fail", "skip"):
+            tag = "failure" if outcome.status == "fail" else "skipped"
+            element = ET.SubElement(case, tag, {"message": xml_text(outcome.reason or "")})
+            if outcome.status == "fail" and outcome.detail:
+                element.text = xml_text(outcome.detail)
+    root = ET.Element("testsuites")
+    root.append(suite)
+    ET.indent(root)
+    return ET.tostring(root, encoding="utf-8", xml_declaration=True) + b"\n"
+
+
+def xml_text(text: str) -> str:
+    return XML_INVALID.sub("?", text)
+
+
+def summary_text(report: Report) -> str:
+    """The run in a few lines a person reads; failures with their reasons."""
+    number = counts(report.outcomes)
+    how = ("dynamic credentials (admin)" if report.credentials == "dynamic"
+           else "the user's own account, pre-provisioned (member)")
+    lines = [
+        f"TCUP run: {report.label}",
+        f"Tempest {report.tempest_version}, {how}, concurrency {report.concurrency}",
+        f"Selected: {len(report.outcomes)} tests"
+        + (f" ({len(report.missing)} more on the list are not in this Tempest)" if report.missing else ""),
+        f"Passed: {number['passed']}  Failed: {number['failed']}  Skipped: {number['skipped']}"
+        f" ({number['admin_skipped']} for lack of admin credentials)",
+        f"Duration: {int(report.duration_seconds)} s",
+    ]
+    failures = sorted((o for o in report.outcomes if o.status == "fail"), key=lambda o: o.test.id)
+    if failures:
+        lines += ["", "Failures:"]
+        lines += [f"  {o.test.name} [{o.test.uuid}]: {o.reason}" for o in failures]
+    if report.fixture_failures:
+        lines += ["", "Errors outside the tests (class or module fixtures):"]
+        lines += [f"  {test_id}: {reason}" for test_id, reason in report.fixture_failures]
+    return "\n".join(lines) + "\n"
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write a sibling temporary file, then rename it over path: a reader
+    (or a crash) never sees half a file."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def write_all(results_dir: Path, report: Report) -> None:
+    """refstack.json, tests.json, junit.xml and summary.txt (the subunit
+    stream is already in place, written during the run). Their reasons come
+    from the redacted stream; test names are Tempest's own and stay whole."""
+    def as_json(document: dict) -> bytes:
+        return (json.dumps(document, indent=2) + "\n").encode()
+
+    write_atomically(results_dir / contract.REFSTACK_FILE, as_json(refstack_json(report)))
+    write_atomically(results_dir / contract.TESTS_FILE, as_json(tests_json(report)))
+    write_atomically(results_dir / contract.JUNIT_FILE, junit_xml(report))
+    write_atomically(results_dir / contract.SUMMARY_FILE, summary_text(report).encode())

@@ -1,0 +1,147 @@
+"""Shared fixtures: the real pieces a user meets (Docker engine, TCUP image,
+Keystone, the pyz), each started once per session and cleaned up after."""
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+for path in (ROOT / "src", ROOT / "tools"):
+    if str(path) not in sys.path:
+        sys.path.insert(0, str(path))
+
+# Planted as the users' passwords; searched for everywhere TCUP could leak it.
+ADMIN_CANARY = "canary-admin-" + secrets.token_hex(6)
+MEMBER_CANARY = "canary-member-" + secrets.token_hex(6)
+CONTAINER_LABEL = "org.opencontainers.image.title=tcup"
+
+
+def _unavailable(reason: str):
+    # In CI a missing engine is a broken setup, not a reason to pass quietly.
+    if os.environ.get("CI"):
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def engine():
+    import docker
+
+    try:
+        client = docker.from_env()
+        client.ping()
+    except Exception as error:  # noqa: BLE001 - any failure means no engine
+        _unavailable(f"no Docker engine: {error}")
+    yield client
+    client.close()
+
+
+def base_env(tmp: Path) -> dict:
+    """What a user's shell has, minus any OS_* of the developer's own."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OS_") and k != "REFSTACK_URL"}
+    env["XDG_DATA_HOME"] = str(tmp / "data")
+    env["SHIV_ROOT"] = str(ROOT / ".cache" / "shiv")
+    env["PYTHONPATH"] = str(ROOT / "src")
+    return env
+
+
+@pytest.fixture(scope="session")
+def image(engine, tmp_path_factory):
+    """The TCUP image, built the way users get it (`tcup image`)."""
+    env = base_env(tmp_path_factory.mktemp("image"))
+    done = subprocess.run([sys.executable, "-m", "tcup", "image"], env=env, capture_output=True, text=True, timeout=1800)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout.strip().splitlines()[-1]
+
+
+@pytest.fixture(scope="session")
+def keystone(tmp_path_factory):
+    from keystone_cloud import KeystoneCloud
+
+    cloud = KeystoneCloud(tmp_path_factory.mktemp("keystone"), admin_password=ADMIN_CANARY, member_password=MEMBER_CANARY)
+    cloud.start()
+    yield cloud
+    cloud.stop()
+
+
+@pytest.fixture(scope="session")
+def pyz(tmp_path_factory):
+    """dist/tcup.pyz as `make pyz` builds it, into a temporary place."""
+    output = tmp_path_factory.mktemp("pyz") / "tcup.pyz"
+    done = subprocess.run([sys.executable, str(ROOT / "build_zipapp.py"), "--output", str(output)],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return output
+
+
+class ContainerWatch:
+    """Records every TCUP container while a command runs: its inspect data
+    and its logs, for the leak checks, and whether any outlives the run."""
+
+    def __init__(self, client):
+        self.client = client
+        self.seen = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def _poll(self):
+        while not self._stop.is_set():
+            for container in self.tcup_containers():
+                try:
+                    record = self.seen.setdefault(container.id, {})
+                    record["inspect"] = json.dumps(self.client.api.inspect_container(container.id))
+                    record["logs"] = self.client.api.logs(container.id, stdout=True, stderr=True).decode(errors="replace")
+                except Exception:  # noqa: BLE001 - it may be gone between list and inspect
+                    pass
+            self._stop.wait(0.5)
+
+    def tcup_containers(self):
+        return self.client.containers.list(all=True, filters={"label": CONTAINER_LABEL})
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join(10)
+
+
+@pytest.fixture
+def watch(engine):
+    before = {c.id for c in ContainerWatch(engine).tcup_containers()}
+    with ContainerWatch(engine) as watcher:
+        yield watcher
+    # Give auto-remove a moment; then no container of ours may be left.
+    deadline = time.time() + 15
+    while time.time() < deadline and {c.id for c in watcher.tcup_containers()} - before:
+        time.sleep(0.5)
+    left = {c.id for c in watcher.tcup_containers()} - before
+    assert not left, f"containers left behind: {left}"
+
+
+def openrc(cloud, who: str, tmp: Path, **extra) -> dict:
+    env = base_env(tmp)
+    env.update(cloud.openrc(who))
+    env.update(extra)
+    return env
+
+
+def tcup(args, env, *, pyz_path=None, timeout=1200, **kwargs) -> subprocess.CompletedProcess:
+    """Run TCUP as a user would: the pyz, or `python -m tcup` from the checkout."""
+    command = [str(pyz_path)] if pyz_path else [sys.executable, "-m", "tcup"]
+    return subprocess.run(command + list(args), env=env, capture_output=True, text=True, timeout=timeout,
+                          stdin=subprocess.DEVNULL, **kwargs)
+
+
+def only_run(root: Path) -> Path:
+    runs = [p for p in root.iterdir() if p.is_dir()]
+    assert len(runs) == 1, runs
+    return runs[0]

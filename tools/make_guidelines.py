@@ -1,0 +1,139 @@
+#!/usr/bin/env python3
+"""Generate TCUP's shipped test lists from the Interop WG guideline files.
+
+Reads every schema-2.0 guideline in a source directory (``*.json`` and
+``add-ons/*.json``, as laid out in the openstack/interop repository) and
+writes, into ``src/tcup/guidelines/``, one JSON file per guideline and target
+holding its required, unflagged tests, plus ``index.json``, which names the
+lists and the default guideline (the newest approved one; drafts such as
+``next`` never are).
+
+The output is committed; ``--check`` exits 1 when the committed files differ
+from what this script would write now (tests/test_guideline.py runs it).
+
+    python3 tools/make_guidelines.py [--source DIR] [--output DIR] [--check]
+"""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "src"))  # the selection logic is the launcher's own
+
+from tcup.launcher import guideline  # noqa: E402
+
+DEFAULT_SOURCE = REPO.parent / "shared" / "interop"
+DEFAULT_OUTPUT = REPO / "src" / "tcup" / "guidelines"
+
+
+def guideline_files(source: Path) -> list:
+    """The guideline files of an interop checkout: dated or `next` files and their add-ons."""
+    files = sorted(source.glob("*.json")) + sorted(source.glob("add-ons/*.json"))
+    if not files:
+        raise SystemExit(f"make_guidelines: no guideline JSON files in {source}; give --source DIR")
+    return files
+
+
+def version_of(guideline_id: str) -> str:
+    """The platform guideline an id belongs to: "dns.2020.06" -> "2020.06"."""
+    head, _, rest = guideline_id.partition(".")
+    return rest if head.isalpha() and head != "next" and rest else guideline_id
+
+
+def version_key(version: str) -> tuple:
+    """Sort key putting dated versions in date order."""
+    return tuple(int(p) for p in version.split(".") if p.isdigit())
+
+
+def render_list(tests: guideline.TestList) -> str:
+    """A list as committed: one test per line so that diffs read well."""
+    head = {k: v for k, v in tests.to_dict().items() if k != "tests"}
+    lines = ["{"]
+    lines += [f"  {json.dumps(k)}: {json.dumps(v)}," for k, v in head.items()]
+    lines.append('  "tests": [')
+    rows = [f"    {json.dumps(t, ensure_ascii=False)}" for t in tests.tests]
+    lines.append(",\n".join(rows))
+    lines += ["  ]", "}"]
+    return "\n".join(lines) + "\n"
+
+
+def build(source: Path) -> dict:
+    """File name -> text of every list and the index, as they should be committed."""
+    outputs, entries = {}, []
+    for path in guideline_files(source):
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        origin = (doc.get("metadata") or {}).get("source") or path.name
+        for target in sorted(guideline.target_names(doc)):
+            tests = guideline.required_tests(doc, target, origin)
+            name = tests.label.replace(" ", "-") + ".json"
+            outputs[name] = render_list(tests)
+            entries.append({
+                "guideline": tests.guideline,
+                "version": version_of(tests.guideline),
+                "target": tests.target,
+                "status": guideline.guideline_status(doc),
+                "file": name,
+                "tests": len(tests.tests),
+            })
+    entries.sort(key=lambda e: e["file"])
+    approved = [e["version"] for e in entries if e["status"] == "approved" and e["version"][:1].isdigit()]
+    if not approved:
+        raise SystemExit(f"make_guidelines: no approved guideline in {source}")
+    index = {"default": max(approved, key=version_key), "lists": entries}
+    outputs[guideline.INDEX_FILE] = json.dumps(index, indent=2) + "\n"
+    return outputs
+
+
+def check(outputs: dict, output: Path) -> list:
+    """What differs between the committed lists and ``outputs``: one line per file."""
+    problems = []
+    for name, text in sorted(outputs.items()):
+        path = output / name
+        if not path.exists():
+            problems.append(f"missing {path}")
+        elif path.read_text(encoding="utf-8") != text:
+            problems.append(f"differs {path}")
+    for path in sorted(output.glob("*.json")):
+        if path.name not in outputs:
+            problems.append(f"stale {path}")
+    return problems
+
+
+def write(outputs: dict, output: Path) -> None:
+    """Write the lists and drop lists that no longer exist (README.md stays)."""
+    output.mkdir(parents=True, exist_ok=True)
+    for path in output.glob("*.json"):
+        if path.name not in outputs:
+            path.unlink()
+    for name, text in outputs.items():
+        (output / name).write_text(text, encoding="utf-8")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--source", type=Path, default=DEFAULT_SOURCE, help="interop guideline directory (default: %(default)s)")
+    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="where the lists go (default: %(default)s)")
+    parser.add_argument("--check", action="store_true", help="change nothing; exit 1 if the committed lists are out of date")
+    args = parser.parse_args(argv)
+    outputs = build(args.source)
+    if args.check:
+        problems = check(outputs, args.output)
+        for line in problems:
+            print(line, file=sys.stderr)
+        if problems:
+            print("make_guidelines: lists are out of date; run python3 tools/make_guidelines.py", file=sys.stderr)
+            return 1
+        print(f"make_guidelines: {len(outputs)} files up to date in {args.output}")
+        return 0
+    write(outputs, args.output)
+    index = json.loads(outputs[guideline.INDEX_FILE])
+    for entry in index["lists"]:
+        print(f"{entry['file']:<28} {entry['tests']:>4} tests  {entry['status']}")
+    print(f"default guideline: {index['default']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
