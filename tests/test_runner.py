@@ -86,6 +86,21 @@ def test_a_guideline_list_is_matched_by_uuid_and_reports_what_tempest_lacks():
     assert chosen.missing == ["00000000-0000-4000-8000-000000000000"]
 
 
+def test_an_inherited_uuid_selects_the_listed_test_once():
+    """Subclasses repeat their parent's tests with the same uuid; the list means one."""
+    parent = "tempest.api.compute.servers.test_create_server.ServersTestJSON.test_list_servers[id-9a438d88-10c6-4bcd-8b5b-5b6e25e1346f]"
+    child = parent.replace("ServersTestJSON", "ServersTestBootFromVolume")
+    renamed_child = "tempest.api.compute.servers.test_create_server.ServersTestManualDisk.test_list_servers_x[id-11111111-10c6-4bcd-8b5b-5b6e25e1346f]"
+    renamed_parent = renamed_child.replace("ServersTestManualDisk", "ServersTestJSON")
+    tempest = installed(child, parent, renamed_child, renamed_parent)
+    wanted = [{"name": "tempest.api.compute.servers.test_create_server.ServersTestJSON.test_list_servers",
+               "uuid": "9a438d88-10c6-4bcd-8b5b-5b6e25e1346f"},
+              {"name": "tempest.api.compute.servers.test_create_server.ServersTestJSON.test_list_servers_old_name",
+               "uuid": "11111111-10c6-4bcd-8b5b-5b6e25e1346f"}]
+    chosen = choose(tempest, Selection(label="list", tests=wanted), "47.0.0")
+    assert sorted(t.id for t in chosen.tests) == sorted([parent, renamed_parent])
+
+
 def test_a_regex_narrows_the_list_and_alone_searches_full_ids():
     tempest = installed(CREATE_TOKEN, VALIDATE_TOKEN, LIST_DOMAINS)
     wanted = [{"name": "x", "uuid": "6f8e4436-fc96-4282-8122-e41df57197a9"},
@@ -248,6 +263,64 @@ def test_a_real_subunit_stream_is_rewritten_without_secrets():
     assert {o.status for o in collector.finish()} == {"success", "fail", "skip"}
 
 
+def test_a_failed_command_is_told_by_its_exception_not_its_log_noise():
+    from tcup.runner.process import last_error_line
+
+    lines = ["2026-11-25 17:13:21.951 10 INFO tempest [-] Using tempest config file x",
+             "2026-11-25 17:13:21.951 10 ERROR tempest Traceback (most recent call last):",
+             '2026-11-25 17:13:21.951 10 ERROR tempest   File "x.py", line 1, in f',
+             "2026-11-25 17:13:21.951 10 ERROR tempest requests.exceptions.SSLError: certificate verify failed",
+             "2026-11-25 17:13:21.951 10 ERROR tempest "]
+    assert last_error_line(lines) == "requests.exceptions.SSLError: certificate verify failed"
+    assert last_error_line(["starting", "2026-11-25 17:13:21.951 10 ERROR x [-] no catalog", "bye"]) == "no catalog"
+    assert last_error_line(["just this"]) == "just this" and last_error_line([]) == ""
+
+
+# --- discovery creates nothing ----------------------------------------------------
+
+def test_discovery_cannot_write_to_the_cloud_and_picks_an_existing_image():
+    pytest.importorskip("tempest", reason="Tempest is installed in the image, not on this host")
+    pytest.importorskip("config_tempest")
+    from config_tempest.services.image import ImageService
+    from tempest.lib import exceptions
+    from tempest.lib.common import rest_client
+
+    from tcup.runner import discover
+
+    original = (rest_client.RestClient.raw_request, ImageService.create_tempest_images)
+    try:
+        discover.guard_rest_clients()
+        discover.use_existing_images()
+        client = rest_client.RestClient.__new__(rest_client.RestClient)
+        for method in ("POST", "PUT", "PATCH", "DELETE"):
+            with pytest.raises(exceptions.Forbidden, match="creates nothing"):
+                client.raw_request("http://127.0.0.1:9/v2/images", method)
+
+        class Images:
+            def list_images(self):
+                return {"images": [
+                    {"id": "big", "name": "ubuntu", "status": "active", "size": 900},
+                    {"id": "cirros", "name": "cirros-0.6.2", "status": "active", "size": 20},
+                    {"id": "queued", "name": "cirros-new", "status": "queued", "size": 1}]}
+
+        class Conf(dict):
+            def has_option(self, section, key):
+                return (section, key) in self
+
+            def get(self, section, key):
+                return self[(section, key)]
+
+            def set(self, section, key, value):
+                self[(section, key)] = value
+
+        service, conf = ImageService.__new__(ImageService), Conf()
+        service.client = Images()
+        service.create_tempest_images(conf)
+        assert conf == {("compute", "image_ref"): "cirros", ("compute", "image_ref_alt"): "big"}
+    finally:
+        rest_client.RestClient.raw_request, ImageService.create_tempest_images = original
+
+
 # --- result files ---------------------------------------------------------------
 
 def report(tmp_path=None) -> results.Report:
@@ -323,7 +396,7 @@ def test_only_discover_tempest_config_gets_the_credentials_and_only_in_its_envir
     argv = config.discover_command(creds, Path("/tmp/tcup/accounts.yaml"), Path("/tmp/tcup/cacert.pem"))
     assert PASSWORD not in " ".join(argv)
     assert argv[argv.index("--test-accounts") + 1] == "/tmp/tcup/accounts.yaml" and "--non-admin" in argv
-    assert "--create" not in argv
+    assert "--create" not in argv and "--insecure" in argv
     overrides = config.overrides(creds, Path("/tmp/tcup/cacert.pem"))
     assert argv[-2 * len(overrides):] == [item for pair in overrides.items() for item in pair]
     assert overrides["identity.v3_endpoint_type"] == "internal" and overrides["compute.endpoint_type"] == "internal"
@@ -337,7 +410,7 @@ def test_the_member_account_is_tempest_accounts_yaml():
                                               project_domain_name=None))
     assert entry == {"username": "alice.cloudy", "password": PASSWORD, "project_name": "acme-prod",
                      "project_id": "3f1e0c6a9b5d4e2f8a7c6b5d4e3f2a1b", "user_domain_name": "Default",
-                     "project_domain_id": "default"}
+                     "project_domain_id": "default", "roles": ["member"]}
 
 
 def test_credentials_tempest_cannot_use_are_refused():
@@ -351,6 +424,22 @@ def test_credentials_tempest_cannot_use_are_refused():
 
 
 # --- the runner's front door ---------------------------------------------------
+
+def test_events_are_contract_lines_with_reasons_masked_and_names_whole(capsys):
+    from tcup.runner import events
+
+    events.use_redactor(Redactor.for_credentials(credentials(username="identity")))
+    try:
+        events.emit("test", name="tempest.api.identity.v3.T.test_x", uuid=None, status="fail",
+                    reason=f"401 for identity with {PASSWORD}")
+        events.emit("phase", name="run", message="running")
+    finally:
+        events.use_redactor(Redactor({}))
+    test, phase = (contract.parse_event(line) for line in capsys.readouterr().out.splitlines())
+    assert test["name"] == "tempest.api.identity.v3.T.test_x"
+    assert test["reason"] == "401 for <username> with ***"
+    assert phase == {"event": "phase", "name": "run", "message": "running"}
+
 
 def run_runner(line: bytes):
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}

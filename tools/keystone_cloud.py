@@ -174,13 +174,19 @@ def venv_path() -> Path:
     return cache_root() / f"keystone-{keystone_version()}"
 
 
+def _pins(requirements: str) -> list[str]:
+    """The requirement lines that matter, without comments and blank lines."""
+    lines = (line.split("#", 1)[0].strip() for line in requirements.splitlines())
+    return [line for line in lines if line]
+
+
 def _venv_is_complete(venv: Path, requirements: str) -> bool:
     """True when ``venv`` finished installing exactly these requirements."""
     marker = venv / VENV_MARKER
     python = venv / "bin" / "python"
     return (
         marker.is_file()
-        and marker.read_text() == requirements
+        and _pins(marker.read_text()) == _pins(requirements)
         # A venv outlives nothing: it breaks when its base Python goes away.
         and python.exists()
         and Path(os.path.realpath(python)).exists()
@@ -250,7 +256,7 @@ def ensure_venv() -> Path:
         log = venv.with_name(venv.name + ".install.log")
         with open(log, "wb") as out:
             for cmd in (
-                [sys.executable, "-m", "venv", str(tmp)],
+                [sys.executable, "-m", "venv", "--prompt", venv.name, str(tmp)],
                 [str(tmp / "bin" / "python"), "-m", "pip", "install",
                  "--no-input", "--disable-pip-version-check",
                  "-r", str(REQUIREMENTS_FILE)],

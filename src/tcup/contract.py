@@ -148,7 +148,8 @@ class Settings:
 EVENTS = ("phase", "selected", "mode", "test", "ready", "done", "error")
 
 
-def event(name: str, **payload) -> str:
+def event(name: str, /, **payload) -> str:
+    # name is positional-only: the phase and test events have a "name" field.
     assert name in EVENTS, name
     return json.dumps({"event": name, **payload}, separators=(",", ":"))
 

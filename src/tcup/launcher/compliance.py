@@ -120,14 +120,16 @@ def _capabilities_of(entry: dict) -> List[str]:
     return entry.get("capabilities") or [entry.get("capability") or NO_CAPABILITY]
 
 
-def render(report: dict) -> str:
-    """The report as text: a line per capability, then failures and skips with reasons, then totals."""
+def render(report: dict, skips: bool = True) -> str:
+    """The report as text: a line per capability, then failures and (unless
+    ``skips`` is false, as on a terminal, where hundreds can scroll the
+    failures away) skips with reasons, then totals."""
     capabilities, totals = report["capabilities"], report["totals"]
     width = max([len(c) for c in capabilities] + [10])
     lines = [f"Compliance with {report.get('label') or report['guideline']}"]
     for name, cap in capabilities.items():
         lines.append(f"  {cap['status'].upper():<8} {name:<{width}}  {_counts(cap)}")
-    for state, title in (("failed", "Failed"), ("skipped", "Skipped")):
+    for state, title in (("failed", "Failed"), ("skipped", "Skipped"))[: 2 if skips else 1]:
         lines += _reasons(capabilities, state, title)
     for state, title in (("missing", "Not in this Tempest"), ("not_run", "Not run")):
         names = sorted({n for cap in capabilities.values() for n in cap[state]})

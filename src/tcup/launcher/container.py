@@ -147,9 +147,13 @@ class Container:
         created = api.create_container(
             self.image,
             command=contract.RUNNER_COMMAND,
+            # Not detached: docker-py then attaches stdin once, so the
+            # runner's stdin closes when we let go of it.
             stdin_open=True,
-            stdin_once=True,
             tty=False,
+            # Proxies travel in the settings; ~/.docker/config.json's would
+            # land in the environment, where `docker inspect` shows them.
+            use_config_proxy=False,
             user=self.engine.run_options()["user"],
             host_config=host_config,
             labels={"org.opencontainers.image.title": "tcup"},

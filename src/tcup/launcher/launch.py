@@ -33,6 +33,13 @@ def run(args) -> int:
     from tcup.launcher import identity
 
     cloud = identity.check(credentials)
+    if credentials.auth_type == credentials_.APP_CREDENTIAL:
+        # Tempest's credential classes and accounts.yaml hold users and
+        # passwords only; discover-tempest-config fails on anything else.
+        raise BadInput(
+            "Keystone accepts this application credential, but Tempest 47 can only test as a user with a password; "
+            "set OS_USERNAME, OS_PASSWORD and OS_PROJECT_NAME instead"
+        )
     # 3. Make sure the results have a place before the tests start.
     run_dir = None if args.debug else _results_run(args)
     try:
@@ -82,8 +89,15 @@ def run(args) -> int:
 
 def choose_tests(args):
     """The TestList (when the tests come from a list) and the Selection."""
+    import re
+
     from tcup.launcher import guideline
 
+    if args.regex:
+        try:
+            re.compile(args.regex)
+        except re.error as error:
+            raise BadInput(f"--regex {args.regex!r} is not a valid regular expression ({error})")
     if args.test_list is not None:
         test_list = guideline.load_test_list(str(args.test_list))
     elif args.guideline or not args.regex:
@@ -132,7 +146,7 @@ def debug_shell(engine, tag, settings, redact) -> int:
             raise Infrastructure("the runner stopped before Tempest was configured; run with -v to see its log")
         print(
             "tcup: Tempest is configured; your directory is at /workspace. Start the tests by hand with:\n"
-            "    tcup-tempest\n"
+            f"    {event.get('command', 'tempest run')}\n"
             "Leave the shell (exit) and the container is gone.",
             flush=True,
         )
@@ -169,9 +183,10 @@ def save(run_dir, test_list, selection, cloud, progress, started) -> Path:
         outcome = json.loads(tests_file.read_text())
         report = compliance.report(test_list, outcome["tests"], outcome.get("missing", []))
         results.write_json(run_dir.incomplete / "compliance.json", report)
-        text = compliance.render(report)
-        results.write_file(run_dir.incomplete / "compliance.txt", text + "\n")
-        progress.compliance = text
+        results.write_file(run_dir.incomplete / "compliance.txt", compliance.render(report))
+        progress.compliance = compliance.render(report, skips=False)
+        if report["totals"]["skipped"]:
+            progress.compliance += "(why each test was skipped: compliance.txt in the run directory)\n"
     return run_dir.complete(metadata)
 
 

@@ -79,13 +79,13 @@ def serve(settings: Settings) -> int:
 
     # results: refstack.json, tests.json, junit.xml, summary.txt.
     emit("phase", name="results", message=f"writing results to {contract.RESULTS_DIR}")
-    report_ = results.Report(
+    findings = results.Report(
         outcomes=outcome.outcomes, missing=chosen.missing, cpid=settings.cloud.cpid,
         label=settings.selection.label, credentials=workspace.credentials, concurrency=concurrency,
         duration_seconds=outcome.duration_seconds, tempest_version=tempest_version(),
         fixture_failures=outcome.fixture_failures,
     )
-    results.write_all(results_dir, report_)
+    results.write_all(results_dir, findings)
     numbers = results.counts(outcome.outcomes)
     emit("done", **numbers, duration_seconds=int(outcome.duration_seconds))
     return contract.EXIT_TESTS_FAILED if numbers["failed"] else contract.EXIT_OK

@@ -16,7 +16,7 @@ from typing import Dict, List, Optional
 
 from tcup import contract
 from tcup.contract import Credentials, Settings
-from tcup.runner import events, process
+from tcup.runner import process
 from tcup.runner.errors import InputError
 
 SECRET = Path(contract.SECRET_DIR)
@@ -29,6 +29,9 @@ REGISTRY = HOME / ".tempest" / "workspace.yaml"
 CONFIG_FILE = WORKSPACE / "etc" / "tempest.conf"
 ACCOUNTS_FILE = SECRET / "accounts.yaml"
 CACERT_FILE = SECRET / "cacert.pem"
+
+# The role Tempest looks for in accounts.yaml to hand out "primary" credentials.
+MEMBER_ROLE = "member"
 
 INIT_TIMEOUT = 120
 DISCOVER_TIMEOUT = 600
@@ -131,6 +134,10 @@ def accounts_entry(credentials: Credentials) -> dict:
         entry["user_domain_name"] = "Default"
     if not (credentials.project_domain_name or credentials.project_domain_id):
         entry["project_domain_name"] = "Default"
+    # Tempest 47 gives tests "primary" credentials from the accounts declared
+    # with the member role on a project; the declaration is not checked
+    # against Keystone, and a member-only user is exactly that.
+    entry["roles"] = [MEMBER_ROLE]
     return entry
 
 
@@ -163,6 +170,9 @@ def discover_command(credentials: Credentials, accounts: Optional[Path], cacert:
     argv = [sys.executable, "-m", "tcup.runner.discover", "--no-default-deployer", "--out", str(CONFIG_FILE)]
     if accounts:
         argv += ["--non-admin", "--test-accounts", str(accounts)]
+    if credentials.insecure:
+        # openstacksdk's argparse ignores OS_INSECURE; the flag is honoured.
+        argv.append("--insecure")
     for key, value in overrides(credentials, cacert).items():
         argv += [key, value]
     return argv

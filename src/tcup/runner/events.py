@@ -26,7 +26,7 @@ def redactor() -> Redactor:
 VERBATIM_FIELDS = ("name", "uuid")
 
 
-def emit(name: str, **payload) -> None:
+def emit(name: str, /, **payload) -> None:
     """One event line on stdout, flushed so the launcher sees it at once."""
     clean = {key: _redactor.text(value) if isinstance(value, str) and key not in VERBATIM_FIELDS else value
              for key, value in payload.items()}

@@ -6,6 +6,7 @@ SIGTERM can end it together with the workers it started.
 """
 
 import os
+import re
 import signal
 import subprocess
 import threading
@@ -105,11 +106,26 @@ def collect(stream, chunks: List[bytes]) -> threading.Thread:
     return thread
 
 
+# oslo.log's line prefix: "2026-01-01 00:00:00.000 12 ERROR tempest [-] ".
+LOG_PREFIX = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+ \d+ (?P<level>[A-Z]+) \S+ (?:\[[^\]]*\] )?")
+# "KeyError: ...", "requests.exceptions.SSLError: ...": a dotted CapWord name, then ": ".
+EXCEPTION = re.compile(r"^(?:[A-Za-z_]\w*\.)*[A-Z]\w*: \S")
+
+
 def last_error_line(lines: List[str]) -> str:
     """The line of a command's output that best says why it failed: the last
-    exception or ERROR line, else the last line."""
-    for line in reversed(lines):
-        text = line.strip()
-        if "Error" in text or "Exception" in text or "ERROR" in text:
-            return text
-    return lines[-1].strip() if lines else ""
+    exception line, else the last ERROR message, else the last line; without
+    oslo.log's timestamp prefix."""
+    messages = []
+    for line in lines:
+        prefix = LOG_PREFIX.match(line)
+        message = line[prefix.end():] if prefix else line
+        if message.strip():
+            messages.append((prefix.group("level") if prefix else "", message.strip()))
+    for level, message in reversed(messages):
+        if EXCEPTION.match(message):
+            return message
+    for level, message in reversed(messages):
+        if level in ("ERROR", "CRITICAL"):
+            return message
+    return messages[-1][1] if messages else ""

@@ -216,10 +216,11 @@ def run_tests(workspace, tests: List[Test], load_list: Path, concurrency: int, s
                 subunit.ByteStreamToStreamResult(tempest.stdout, non_subunit_name="stdout").run(stream)
             finally:
                 stream.stopTestRun()
-    finally:
-        watchdog.cancel()
         # The stream has ended; give Tempest a moment to exit on its own.
         process.stop(tempest, patience=EXIT_TIMEOUT)
+    finally:
+        watchdog.cancel()
+        process.stop(tempest)
         pump.join(5)
     duration = time.monotonic() - started
     if not collector.outcomes and not timed_out.is_set() and tempest.returncode:

@@ -6,6 +6,7 @@ test_create_token[id-6f8e4436-fc96-4282-8122-e41df57197a9,smoke]``. Its
 entries are matched by uuid, never by name: names move, uuids stay.
 """
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,7 +84,7 @@ def choose(installed: Iterable[Test], selection: Selection, tempest_version: str
     missing: List[str] = []
     if selection.tests is not None:
         wanted = {normalise_uuid(entry["uuid"]): entry for entry in selection.tests if entry.get("uuid")}
-        tests = [t for t in tests if t.uuid in wanted]
+        tests = one_per_uuid([t for t in tests if t.uuid in wanted], wanted)
         have = {t.uuid for t in installed if t.uuid}
         # A regex narrows the list, so only the missing entries it would match count.
         missing = sorted(uuid for uuid, entry in wanted.items()
@@ -92,6 +93,23 @@ def choose(installed: Iterable[Test], selection: Selection, tempest_version: str
         raise InputError(f"the test list matches no test in Tempest {tempest_version} "
                          f"({selection.label}); check the guideline or --regex")
     return Chosen(tests, missing)
+
+
+def one_per_uuid(candidates: List[Test], wanted: dict) -> List[Test]:
+    """One test for each listed uuid. Subclasses inherit their parent's
+    tests, uuid included (ServersTestBootFromVolume repeats ServersTestJSON's),
+    so a uuid can name several installed tests; the list means the one whose
+    name is its own, or for a renamed test the nearest name."""
+    by_uuid = {}
+    for test in candidates:
+        by_uuid.setdefault(test.uuid, []).append(test)
+
+    def nearness(test: Test, listed: str):
+        shared = len(os.path.commonprefix([test.name, listed]))
+        return (test.name == listed, shared, -len(test.name), test.id)
+
+    chosen = [max(tests, key=lambda t: nearness(t, wanted[uuid].get("name") or "")) for uuid, tests in by_uuid.items()]
+    return sorted(chosen, key=lambda t: t.id)
 
 
 def compile_regex(regex: Optional[str]):
