@@ -10,6 +10,9 @@ from tcup.contract import Credentials
 from tcup.launcher.errors import EXIT_BAD_INPUT, EXIT_INFRA, EXIT_OK, EXIT_TESTS_FAILED
 
 
+FINISHED = {"success": "passed", "fail": "failed", "skip": "skipped"}
+
+
 class Redactor:
     """Masks the secrets in any text before TCUP prints it: defence in depth
     behind the runner's own redaction."""
@@ -63,16 +66,18 @@ class Progress:
             self.out.write("\r\033[K")
         print(text, file=self.out, flush=True)
 
-    def _status(self) -> None:
+    def _status(self, event) -> None:
+        """A terminal gets one status line, rewritten in place; a log (CI,
+        a pipe) gets a line per finished test."""
         c = self.counts
         finished = c["passed"] + c["failed"] + c["skipped"]
-        text = (f"tcup: [{finished}/{self.selected}] running {c['running']}, "
-                f"passed {c['passed']}, failed {c['failed']}, skipped {c['skipped']}")
         if self.live:
-            self.out.write("\r\033[K" + text)
+            self.out.write(f"\r\033[Ktcup: [{finished}/{self.selected}] running {c['running']}, "
+                           f"passed {c['passed']}, failed {c['failed']}, skipped {c['skipped']}")
             self.out.flush()
-        elif finished and (finished % 25 == 0 or finished == self.selected):
-            print(text, file=self.out, flush=True)
+        elif event["status"] in FINISHED:
+            print(f"tcup: [{finished}/{self.selected}] {FINISHED[event['status']]} {event['name']}",
+                  file=self.out, flush=True)
 
     def _on_phase(self, event) -> None:
         self._print(f"tcup: {event.get('message') or event['name']}")
@@ -95,13 +100,12 @@ class Progress:
             self.counts["running"] += 1
         else:
             self.counts["running"] = max(0, self.counts["running"] - 1)
-            key = {"success": "passed", "fail": "failed", "skip": "skipped"}.get(status)
-            if key:
-                self.counts[key] += 1
-            if status == "fail":
+            if status in FINISHED:
+                self.counts[FINISHED[status]] += 1
+            if status == "fail" and self.live:
                 reason = f": {event['reason']}" if event.get("reason") else ""
                 self._print(f"tcup: FAILED {event['name']}{reason}")
-        self._status()
+        self._status(event)
 
     def _on_done(self, event) -> None:
         self.done = event
