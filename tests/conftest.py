@@ -48,7 +48,9 @@ def base_env(tmp: Path) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OS_") and k != "REFSTACK_URL"}
     env["XDG_DATA_HOME"] = str(tmp / "data")
     env["SHIV_ROOT"] = str(ROOT / ".cache" / "shiv")
-    env["PYTHONPATH"] = str(ROOT / "src")
+    # The checkout's tcup comes from the editable install, never from a path
+    # that would also shadow the pyz's own copy.
+    env.pop("PYTHONPATH", None)
     return env
 
 

@@ -200,6 +200,12 @@ def test_image_build_failure_leaves_no_container(keystone, engine, watch, tmp_pa
     assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").iterdir())
     new_images = [i for i in engine.images.list(all=True) if i.id not in images_before]
     tagged = {t for i in new_images for t in i.tags}
-    for leftover in new_images:  # the cached layers of the steps that did succeed
-        engine.images.remove(leftover.id, force=True)
+    # The cached layers of the steps that did succeed: children before parents.
+    from docker.errors import ImageNotFound
+
+    for leftover in sorted(new_images, key=lambda i: i.attrs["Created"], reverse=True):
+        try:
+            engine.images.remove(leftover.id, force=True)
+        except ImageNotFound:
+            pass  # pruned with its child
     assert not tagged, f"a failed build left a tagged image: {tagged}"

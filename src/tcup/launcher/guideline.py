@@ -266,7 +266,7 @@ def parse_test_list(text: str, source: str) -> TestList:
 
 def load_test_list(path: str) -> TestList:
     """The tests of a ``--test-list FILE``."""
-    return parse_test_list(_read_text(Path(path)), path)
+    return parse_test_list(_read_text(Path(path), "--test-list"), path)
 
 
 # ---------------------------------------------------------------------------
@@ -340,14 +340,14 @@ def _looks_like_version(value: str) -> bool:
     return bool(re.match(r"^([a-z]+\.)?(\d{4}\.\d{2}|next)$", value))
 
 
-def _read_text(path: Path) -> str:
+def _read_text(path: Path, option: str = "--guideline") -> str:
     """A local file's text, or a GuidelineError saying why it cannot be read."""
     try:
         return path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise GuidelineError(f"{path} does not exist; check the path") from None
+        raise GuidelineError(f"{option} {path} does not exist; check the path") from None
     except (OSError, UnicodeDecodeError) as error:
-        raise GuidelineError(f"cannot read {path}: {error}") from None
+        raise GuidelineError(f"{option} {path} cannot be read: {error}") from None
 
 
 def from_json_text(text: str, target: Optional[str], source: str) -> TestList:

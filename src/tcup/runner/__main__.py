@@ -1,8 +1,8 @@
 """`python -m tcup.runner`: the container's one process.
 
-Reads the settings line on stdin, then: config (tempest.conf), select (the
-load list), run (Tempest, live test events), results (the files in
-RESULTS_DIR), done. In debug mode it stops after select, says `ready`, and
+Reads the settings line on stdin, then: select (the load list), config
+(tempest.conf), run (Tempest, live test events), results (the files in
+RESULTS_DIR), done. In debug mode it stops after config, says `ready`, and
 waits for the launcher's shell to end. Any failure is one `error` event and
 an exit code from the contract; stdout carries events only.
 """
@@ -51,20 +51,21 @@ def serve(settings: Settings) -> int:
     if settings.mode == "run":
         check_results_dir()
 
-    # config: the workspace and tempest.conf, nothing created in the cloud.
-    emit("phase", name="config", message="writing tempest.conf with discover-tempest-config")
-    workspace = config.configure(settings)
-    concurrency = choose_concurrency(settings, workspace)
-    emit("mode", credentials=workspace.credentials, concurrency=concurrency)
-
-    # select: Tempest's tests against the list and/or regex.
-    emit("phase", name="select", message="choosing the tests")
+    # select: Tempest's tests against the list and/or regex, first, so that
+    # a list matching nothing is refused before anything else is said or done.
+    env = config.prepare()
     started = time.monotonic()
-    installed = selection.installed_tests(workspace)
+    installed = selection.installed_tests(env, config.WORKSPACE)
     log(f"Tempest lists {len(installed)} tests ({time.monotonic() - started:.1f} s)")
     chosen = selection.choose(installed, settings.selection, tempest_version())
     selection.write_load_list(chosen.tests, LOAD_LIST)
     emit("selected", count=len(chosen.tests), missing=chosen.missing)
+
+    # config: tempest.conf, nothing created in the cloud.
+    emit("phase", name="config", message="writing tempest.conf with discover-tempest-config")
+    workspace = config.configure(settings, env)
+    concurrency = choose_concurrency(settings, workspace)
+    emit("mode", credentials=workspace.credentials, concurrency=concurrency)
 
     if settings.mode == "debug":
         return wait_for_shell(config.debug_command(workspace, LOAD_LIST, concurrency))

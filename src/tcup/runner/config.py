@@ -53,13 +53,19 @@ class Workspace:
     max_concurrency: Optional[int]  # the number of accounts, when pre-provisioned
 
 
-def configure(settings: Settings) -> Workspace:
-    """Create the workspace and write its tempest.conf; nothing is created
-    in the cloud. The credentials have passed check_credentials."""
-    credentials = settings.credentials
+def prepare() -> Dict[str, str]:
+    """The secret directory and an empty Tempest workspace (enough to list
+    the installed tests); returns the environment for Tempest's commands."""
     make_secret_dir()
     env = tempest_env()
     init_workspace(env)
+    return env
+
+
+def configure(settings: Settings, env: Dict[str, str]) -> Workspace:
+    """Write the prepared workspace's tempest.conf; nothing is created in the
+    cloud. The credentials have passed check_credentials."""
+    credentials = settings.credentials
     cacert = write_cacert(credentials.cacert) if credentials.cacert else None
     accounts = None if settings.cloud.admin else write_accounts(credentials)
     argv = discover_command(credentials, accounts, cacert)

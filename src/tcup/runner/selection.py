@@ -63,9 +63,9 @@ def parse_test_list(text: str) -> List[Test]:
     return tests
 
 
-def installed_tests(workspace) -> List[Test]:
-    """Every test this Tempest has, as stestr discovers them."""
-    out = process.run(["tempest", "run", "--list-tests"], env=workspace.env, cwd=str(workspace.path),
+def installed_tests(env: dict, workspace: Path) -> List[Test]:
+    """Every test this Tempest has, as stestr discovers them (no tempest.conf needed)."""
+    out = process.run(["tempest", "run", "--list-tests"], env=env, cwd=str(workspace),
                       timeout=LIST_TIMEOUT, what="tempest run --list-tests", capture=True)
     return parse_test_list(out)
 
