@@ -31,7 +31,7 @@ INTERPRETER = "/usr/bin/env python3"
 def install_dependencies(site: Path) -> None:
     """The pinned, hash-checked launcher dependencies, as pip installs them."""
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-compile",
+        [sys.executable, "-m", "pip", "install", "--quiet", "--quiet", "--disable-pip-version-check", "--no-compile",
          "--require-hashes", "--no-deps", "--only-binary", ":all:", "--target", str(site), "-r", str(REQUIREMENTS)],
         check=True,
     )
