@@ -99,17 +99,18 @@ class ContainerWatch:
 
     def _poll(self):
         while not self._stop.is_set():
-            for container in self.tcup_containers():
+            for container_id in self.tcup_containers():
                 try:
-                    record = self.seen.setdefault(container.id, {})
-                    record["inspect"] = json.dumps(self.client.api.inspect_container(container.id))
-                    record["logs"] = self.client.api.logs(container.id, stdout=True, stderr=True).decode(errors="replace")
+                    record = self.seen.setdefault(container_id, {})
+                    record["inspect"] = json.dumps(self.client.api.inspect_container(container_id))
+                    record["logs"] = self.client.api.logs(container_id, stdout=True, stderr=True).decode(errors="replace")
                 except Exception:  # noqa: BLE001 - it may be gone between list and inspect
                     pass
             self._stop.wait(0.5)
 
-    def tcup_containers(self):
-        return self.client.containers.list(all=True, filters={"label": CONTAINER_LABEL})
+    def tcup_containers(self) -> set:
+        """Ids of the TCUP containers there are now, stopped ones included."""
+        return {c["Id"] for c in self.client.api.containers(all=True, filters={"label": CONTAINER_LABEL})}
 
     def __exit__(self, *exc):
         self._stop.set()
@@ -118,14 +119,14 @@ class ContainerWatch:
 
 @pytest.fixture
 def watch(engine):
-    before = {c.id for c in ContainerWatch(engine).tcup_containers()}
+    before = ContainerWatch(engine).tcup_containers()
     with ContainerWatch(engine) as watcher:
         yield watcher
     # Give auto-remove a moment; then no container of ours may be left.
     deadline = time.time() + 15
-    while time.time() < deadline and {c.id for c in watcher.tcup_containers()} - before:
+    while time.time() < deadline and watcher.tcup_containers() - before:
         time.sleep(0.5)
-    left = {c.id for c in watcher.tcup_containers()} - before
+    left = watcher.tcup_containers() - before
     assert not left, f"containers left behind: {left}"
 
 

@@ -151,18 +151,21 @@ def test_engine_not_running(keystone, tmp_path):
 
 @pytest.mark.keystone
 @pytest.mark.skipif(os.getuid() != 0, reason="needs root to act as another user")
-def test_engine_permission_denied(keystone, engine, tmp_path):
-    """An ordinary user outside the docker group."""
+def test_engine_permission_denied(keystone, engine, pyz, tmp_path):
+    """An ordinary user outside the docker group, with the downloaded pyz."""
     import shutil
     import tempfile
 
-    # pytest's own temporary tree is root's alone; this user needs a place of its own.
+    # pytest's temporary tree and the checkout may be root's alone; this user
+    # gets a place of its own, with its own copy of the pyz.
     home = Path(tempfile.mkdtemp(prefix="tcup-nobody-"))
     try:
         home.chmod(0o777)
-        env = openrc(keystone, "member", tmp_path, TMPDIR=str(home), HOME=str(home), XDG_DATA_HOME=str(home / "data"))
-        done = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", sys.executable, "-m",
-                               "tcup", "--no-upload"], env=env, capture_output=True, text=True,
+        shutil.copy(pyz, home / "tcup.pyz")
+        env = openrc(keystone, "member", tmp_path, TMPDIR=str(home), HOME=str(home), XDG_DATA_HOME=str(home / "data"),
+                     SHIV_ROOT=str(home / "shiv"))
+        done = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", str(home / "tcup.pyz"),
+                               "--no-upload"], env=env, capture_output=True, text=True, cwd=home,
                               stdin=subprocess.DEVNULL, timeout=120)
         check_refusal(done, EXIT_INFRA, "permission denied", "docker")
         runs = home / "data" / "tcup" / "runs"

@@ -182,7 +182,8 @@ def test_runner_crash_is_an_infrastructure_error_and_the_container_goes(image, k
     process = _start(["--regex", r"^tempest\.api\.identity"], env, tmp_path)
     try:
         _wait_for(process, r"running \d+ tests")
-        (container,) = watch.tcup_containers()
+        (container_id,) = watch.tcup_containers()
+        container = engine.containers.get(container_id)
         kill_runner = ("import os, signal\n"
                        "for pid in filter(str.isdigit, os.listdir('/proc')):\n"
                        "    if b'tcup.runner' in open(f'/proc/{pid}/cmdline', 'rb').read():\n"
