@@ -104,6 +104,8 @@ class ContainerWatch:
                     record = self.seen.setdefault(container_id, {})
                     record["inspect"] = json.dumps(self.client.api.inspect_container(container_id))
                     record["logs"] = self.client.api.logs(container_id, stdout=True, stderr=True).decode(errors="replace")
+                    # Files the container wrote outside its tmpfs and mounts.
+                    record["diff"] = [change["Path"] for change in self.client.api.diff(container_id) or []]
                 except Exception:  # noqa: BLE001 - it may be gone between list and inspect
                     pass
             self._stop.wait(0.5)

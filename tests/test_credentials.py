@@ -136,7 +136,7 @@ def test_unreadable_clouds_yaml_is_one_line(tmp_path, monkeypatch):
         credentials.load({"OS_CLOUD": "lab", "XDG_CONFIG_HOME": str(tmp_path / "none")}, prompt=never_prompt)
 
 
-def test_keyring_supplies_the_password(monkeypatch):
+def test_keyring_supplies_the_password():
     import keyring
     from keyring.backend import KeyringBackend
 
@@ -155,11 +155,13 @@ def test_keyring_supplies_the_password(monkeypatch):
         def delete_password(self, service, username):
             self.writes.append(username)
 
-    backend = Backend()
-    monkeypatch.setattr(keyring, "get_keyring", lambda: backend)
+    backend, previous = Backend(), keyring.get_keyring()
     keyring.set_keyring(backend)
-    env = {k: v for k, v in OPENRC.items() if k != "OS_PASSWORD"}
-    creds = credentials.load(env, use_keyring=True, prompt=never_prompt)
+    try:
+        env = {k: v for k, v in OPENRC.items() if k != "OS_PASSWORD"}
+        creds = credentials.load(env, use_keyring=True, prompt=never_prompt)
+    finally:
+        keyring.set_keyring(previous)
     assert creds.password == "from-keyring"
     assert backend.reads == [("tcup", "alice@https://keystone.example.com:5000/v3")]
     assert backend.writes == []

@@ -120,3 +120,15 @@ def test_signed_upload_from_the_cli(image, keystone, refstack, tmp_path):
     assert get_json(result_url)[0] == 401  # hidden from anonymous readers
     status, stored = get_json(result_url, Cookie=refstack.user_session_cookie())
     assert status == 200 and stored["user_role"] == "owner" and len(stored["results"]) == 3
+
+
+def test_a_refstack_servers_test_list_selects_the_tests(image, keystone, refstack, watch, tmp_path):
+    """--guideline {base}/v1/guidelines/<version>/tests: the server's own list."""
+    output = tmp_path / "runs"
+    url = f"{refstack.base_url}/v1/guidelines/2020.06/tests?target=platform"
+    done = tcup(["--no-upload", "--output", str(output), "--guideline", url, "--regex", r"\.identity\."],
+                openrc(keystone, "member", tmp_path))
+    assert done.returncode == 0, done.stderr[-2000:]
+    run = json.loads((only_run(output) / "run.json").read_text())
+    assert (run["passed"], run["failed"], run["skipped"]) == (7, 0, 0)
+    assert "7 tests selected" in done.stderr

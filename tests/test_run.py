@@ -99,6 +99,9 @@ def test_member_runs_the_interop_guideline_through_the_pyz(pyz, image, keystone,
     assert watch.seen, "the run's container was never seen"
     for record in watch.seen.values():
         assert_no_canary(record.get("inspect", ""), record.get("logs", ""), where="docker inspect / container logs")
+        # tempest.conf and accounts.yaml live on the tmpfs only, never in the container's layer.
+        assert not [p for p in record.get("diff", []) if "tempest" in p or "accounts" in p or p.startswith("/tmp/")]
+    assert any("diff" in record for record in watch.seen.values())
     history = json.dumps(engine.api.history(image)) + json.dumps(engine.api.inspect_image(image))
     assert_no_canary(history, where="the image")
     # Owner-only permissions.

@@ -53,7 +53,7 @@ def _upload_options(parser: argparse.ArgumentParser) -> None:
 
 def _image_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("image")
-    group.add_argument("--rebuild", action="store_true", help="build the image even if it exists")
+    group.add_argument("--rebuild", action="store_true", help="build the image anew, without cached layers (fresh Debian and PyPI files)")
     group.add_argument("--ca-cert", metavar="FILE", type=Path, default=os.environ.get("TCUP_CA_CERT") or None,
                        help="extra CA certificates (PEM) the image trusts, for building and running behind a "
                             "TLS-inspecting proxy (default: $TCUP_CA_CERT)")

@@ -64,9 +64,10 @@ class Engine:
         except ImageNotFound:
             return False
 
-    def build(self, context: bytes, tag: str, proxies: Dict[str, str], out) -> None:
+    def build(self, context: bytes, tag: str, proxies: Dict[str, str], out, fresh: bool = False) -> None:
         """Build ``tag`` from a context tar, streaming the build log to ``out``.
-        Intermediate containers are removed even when the build fails."""
+        Intermediate containers are removed even when the build fails.
+        ``fresh`` ignores cached layers, so Debian's and PyPI's files are fetched anew."""
         import io
 
         from docker.errors import APIError
@@ -78,7 +79,8 @@ class Engine:
                 tag=tag,
                 rm=True,
                 forcerm=True,
-                pull=False,
+                pull=False,  # the base image is local; no registry may be reachable
+                nocache=fresh,
                 decode=True,
                 # Docker keeps these predefined proxy arguments out of the image history.
                 buildargs={k: v for k, v in proxies.items() if v},

@@ -84,5 +84,5 @@ class Image:
         if not rebuild and engine.has_image(self.tag):
             return self.tag
         print(f"tcup: building image {self.tag} (first run only; about a minute)", file=out, flush=True)
-        engine.build(self.context, self.tag, proxies or {}, out)
+        engine.build(self.context, self.tag, proxies or {}, out, fresh=rebuild)
         return self.tag

@@ -35,6 +35,7 @@ def main() -> int:
         signal.signal(sig, on_stop_signal)
     try:
         settings = read_settings()
+        use_proxy(settings.proxy)
         events.use_redactor(Redactor.for_credentials(settings.credentials))
         return serve(settings)
     except RunnerError as error:
@@ -116,6 +117,13 @@ def read_settings() -> Settings:
     except (ValueError, TypeError, KeyError) as error:
         # The message names a field or a position, never a value.
         raise InputError(f"the settings line is not valid: {type(error).__name__}: {error}")
+
+
+def use_proxy(proxy: dict) -> None:
+    """The host's proxy settings, for every command the runner starts; they
+    came in the settings so that `docker inspect` does not show them."""
+    for name, value in proxy.items():
+        os.environ[name.lower()] = os.environ[name.upper()] = value
 
 
 def check_settings(settings: Settings) -> None:
