@@ -68,8 +68,10 @@ def run(args) -> int:
                 progress.feed(stream, line)
             code = container.exit_code()
         outcome = progress.outcome(code)
-        if outcome.message and not any(run_dir.incomplete.iterdir()):
-            # Nothing ran (bad test list, config failure): nothing to keep.
+        if outcome.message:
+            # The runner did not finish: what it wrote stays, marked incomplete.
+            if any(run_dir.incomplete.iterdir()):
+                outcome.message += f"; what it wrote is kept in {run_dir.incomplete}"
             raise TcupError(outcome.message, outcome.exit_code)
     except BaseException:
         if run_dir is not None:
@@ -78,8 +80,6 @@ def run(args) -> int:
     # 6. Save: compliance report and metadata, then mark the run complete.
     path = save(run_dir, test_list, selection, cloud, progress, started)
     print(progress.summary_text(path), flush=True)
-    if outcome.exit_code not in (EXIT_OK, EXIT_TESTS_FAILED):
-        return outcome.exit_code
     # 7. Upload, only after everything is on disk.
     if args.no_upload:
         print("tcup: not uploaded (--no-upload); upload later with: tcup upload " + str(path))
@@ -172,7 +172,6 @@ def save(run_dir, test_list, selection, cloud, progress, started) -> Path:
         "failed": done.get("failed", 0),
         "skipped": done.get("skipped", 0),
         "admin_skipped": done.get("admin_skipped", 0),
-        "error": progress.error,
     }
     tests_file = run_dir.incomplete / contract.TESTS_FILE
     if test_list is not None and tests_file.exists():

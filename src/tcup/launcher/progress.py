@@ -136,7 +136,5 @@ class Progress:
             parts.append(summary.read_text().rstrip())
         if self.compliance:
             parts.append(self.compliance.rstrip())
-        if self.error:
-            parts.append(f"tcup: error: {self.error}")
         parts.append(f"Results saved in {path}")
         return "\n\n".join(parts)
