@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT, base_env, openrc, tcup
+from conftest import base_env, openrc, tcup
 
 EXIT_BAD_INPUT, EXIT_INFRA = 2, 3
 

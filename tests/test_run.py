@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ADMIN_CANARY, MEMBER_CANARY, ROOT, only_run, openrc, tcup
+from conftest import ADMIN_CANARY, MEMBER_CANARY, only_run, openrc, tcup
 
 pytestmark = [pytest.mark.engine, pytest.mark.keystone]
 

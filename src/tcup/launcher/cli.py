@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from tcup import __version__
-from tcup.launcher.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, TcupError
+from tcup.launcher.errors import EXIT_INTERRUPTED, TcupError
 
 TARGETS = ("platform", "compute", "object", "dns", "orchestration")
 COMMANDS = ("run", "upload", "results", "pubkey", "image")
@@ -173,4 +173,4 @@ def main(argv=None) -> int:
     except BrokenPipeError:
         # Output piped into `head` and the like: not an error worth a traceback.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return EXIT_BAD_INPUT
+        return 128 + signal.SIGPIPE

@@ -13,7 +13,6 @@ from tcup.launcher import credentials as credentials_
 from tcup.launcher.errors import (
     EXIT_INFRA,
     EXIT_OK,
-    EXIT_TESTS_FAILED,
     BadInput,
     Infrastructure,
     TcupError,

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional
 
-from tcup import contract
 from tcup.launcher.errors import BadInput
 
 RUN_FILE = "run.json"
@@ -128,6 +127,3 @@ def render_runs(runs: List[dict]) -> str:
         )
     return "\n".join(lines)
 
-
-def result_files() -> List[str]:
-    return [contract.SUBUNIT_FILE, contract.REFSTACK_FILE, contract.TESTS_FILE, contract.JUNIT_FILE, contract.SUMMARY_FILE]
