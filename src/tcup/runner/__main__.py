@@ -80,7 +80,7 @@ def serve(settings: Settings) -> int:
     os.replace(partial, results_dir / contract.SUBUNIT_FILE)
 
     # results: refstack.json, tests.json, junit.xml, summary.txt.
-    emit("phase", name="results", message=f"writing results to {contract.RESULTS_DIR}")
+    emit("phase", name="results", message="writing the result files")
     findings = results.Report(
         outcomes=outcome.outcomes, missing=chosen.missing, cpid=settings.cloud.cpid,
         label=settings.selection.label, credentials=workspace.credentials, concurrency=concurrency,
