@@ -9,7 +9,11 @@ export TCUP_CA_CERT ?= $(PIP_CERT)
 
 SOURCES := $(shell find src image -type f -not -path '*/__pycache__/*') build_zipapp.py launcher-requirements.txt
 
-.PHONY: venv pyz image demo test bench clean
+.PHONY: engine venv pyz image demo test bench clean
+
+# A running Docker engine with the base image; installs and starts what is missing.
+engine:
+	bash .ci/engine.sh
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml launcher-requirements.txt
@@ -22,15 +26,15 @@ pyz: dist/tcup.pyz
 dist/tcup.pyz: $(VENV)/.installed $(SOURCES)
 	$(PY) build_zipapp.py
 
-image: venv
+image: engine venv
 	$(PY) -m tcup image
 
-demo: pyz
+demo: engine pyz
 	$(PYTHON) tools/keystone_cloud.py start --dir $(DEMO)
 	. $(DEMO)/member-openrc && ./dist/tcup.pyz --no-upload; rc=$$?; \
 	  $(PYTHON) tools/keystone_cloud.py stop --dir $(DEMO); exit $$rc
 
-test: venv
+test: engine venv
 	$(PY) -m pytest
 
 bench: pyz

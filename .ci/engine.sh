@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Make sure a Docker engine runs and has debian:bookworm-slim, on a machine that may be new.
-# No registry is reachable here, so the base image is built from the Debian mirror with debootstrap.
+# Make sure a Docker engine runs and has debian:bookworm-slim, on a machine that may be new
+# (Debian, as root: missing packages come from apt). `make demo` and `make test` run it too.
 set -euo pipefail
 
 need=()
@@ -22,7 +22,9 @@ if ! docker info >/dev/null 2>&1; then
     docker info >/dev/null 2>&1 || { echo "engine: dockerd did not start; see /var/log/tcup-dockerd.log" >&2; exit 1; }
 fi
 
-if ! docker image inspect debian:bookworm-slim >/dev/null 2>&1; then
+if ! docker image inspect debian:bookworm-slim >/dev/null 2>&1 \
+        && ! timeout 300 docker pull -q debian:bookworm-slim >/dev/null 2>&1; then
+    # No registry answers (as on CI here): build the same base from Debian's mirror.
     echo "engine: making debian:bookworm-slim with debootstrap"
     # The first active Debian mirror in apt's sources (deb822 or one-line form), not a commented one.
     mirror=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.sources /etc/apt/sources.list.d/*.list 2>/dev/null \

@@ -123,6 +123,7 @@ class ContainerWatch:
 def watch(engine):
     before = ContainerWatch(engine).tcup_containers()
     with ContainerWatch(engine) as watcher:
+        watcher.before = before
         yield watcher
     # Give auto-remove a moment; then no container of ours may be left.
     deadline = time.time() + 15

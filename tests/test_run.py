@@ -146,8 +146,11 @@ def test_test_list_is_matched_by_id_not_name(image, keystone, watch, tmp_path):
 
 def _start(args, env, tmp_path):
     command = [sys.executable, "-m", "tcup", "--no-upload", "--output", str(tmp_path / "runs")] + args
+    # A shell starts background jobs with SIGINT ignored, and children keep
+    # that; a user's terminal does not, so neither does this launcher.
     return subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def _wait_for(process, pattern, timeout=300):
@@ -185,7 +188,7 @@ def test_runner_crash_is_an_infrastructure_error_and_the_container_goes(image, k
     process = _start(["--regex", r"^tempest\.api\.identity"], env, tmp_path)
     try:
         _wait_for(process, r"running \d+ tests")
-        (container_id,) = watch.tcup_containers()
+        (container_id,) = watch.tcup_containers() - watch.before
         container = engine.containers.get(container_id)
         kill_runner = ("import os, signal\n"
                        "for pid in filter(str.isdigit, os.listdir('/proc')):\n"
