@@ -47,14 +47,15 @@ def run(args) -> int:
         from tcup.launcher.image import Image
 
         engine = Engine.connect()
-        tag = Image(args.ca_cert).ensure(engine, rebuild=args.rebuild, proxies=proxies())
+        host_proxies = proxies()
+        tag = Image(args.ca_cert).ensure(engine, rebuild=args.rebuild, proxies=host_proxies)
         settings = contract.Settings(
             credentials=credentials,
             cloud=cloud,
             selection=selection,
             mode="debug" if args.debug else "run",
             concurrency=args.concurrency,
-            proxy={k: v for k, v in proxies(lower=True).items() if v},
+            proxy={name.lower(): value for name, value in host_proxies.items()},
         )
         if args.debug:
             return debug_shell(engine, tag, settings, redact)
@@ -114,13 +115,13 @@ def _results_run(args):
     return Run.create(args.output)
 
 
-def proxies(lower: bool = False) -> dict:
-    """The proxy settings of the host, for the build and the runner."""
+def proxies() -> dict:
+    """The host's proxy settings (either case), under Docker's build-arg names."""
     found = {}
     for name in PROXY_VARIABLES:
         value = os.environ.get(name) or os.environ.get(name.upper())
         if value:
-            found[name if lower else name.upper()] = value
+            found[name.upper()] = value
     return found
 
 
