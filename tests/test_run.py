@@ -5,6 +5,7 @@ dissolves, and the password is nowhere to be found."""
 import json
 import os
 import re
+import select
 import signal
 import subprocess
 import sys
@@ -244,10 +245,12 @@ def test_debug_opens_a_shell_with_tempest_configured(image, keystone, watch, tmp
         os.execve(sys.executable, [sys.executable, "-m", "tcup", "--debug"], env)
     screen = b""
 
-    def read_until(marker, timeout=180):
+    def read_until(pattern, timeout=180):
         nonlocal screen
         deadline = time.time() + timeout
-        while marker not in screen and time.time() < deadline:
+        while not re.search(pattern, screen) and time.time() < deadline:
+            if not select.select([fd], [], [], max(0.0, deadline - time.time()))[0]:
+                break
             try:
                 chunk = os.read(fd, 4096)
             except OSError:
@@ -255,16 +258,27 @@ def test_debug_opens_a_shell_with_tempest_configured(image, keystone, watch, tmp
             if not chunk:
                 break
             screen += chunk
-        return marker in screen
+        return re.search(pattern, screen) is not None
 
+    status = None
     try:
-        assert read_until(b"Start the tests by hand"), screen.decode(errors="replace")[-2000:]
-        time.sleep(1)
+        assert read_until(rb"Start the tests by hand"), screen.decode(errors="replace")[-2000:]
+        # Type at the shell's prompt, as a person would.
+        assert read_until(rb"[$#] $", timeout=60), screen.decode(errors="replace")[-2000:]
         os.write(fd, b"ls /workspace; grep -c '^\\[auth\\]' $TEMPEST_CONFIG_DIR/tempest.conf && echo CONF-$((20+3)); exit\n")
-        read_until(b"CONF-23")
-        read_until(b"\x00", timeout=30)  # drain until the shell and container are gone
+        read_until(rb"CONF-23")
+        read_until(rb"\x00", timeout=30)  # drain until the shell and container are gone
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            done, code = os.waitpid(pid, os.WNOHANG)
+            if done:
+                status = code
+                break
+            time.sleep(0.5)
     finally:
-        _, status = os.waitpid(pid, 0)
+        if status is None:  # a hung session must fail the test, not hang the suite
+            os.kill(pid, signal.SIGTERM)
+            _, status = os.waitpid(pid, 0)
         os.close(fd)
     text = screen.decode(errors="replace")
     assert "notes.txt" in text and "CONF-23" in text

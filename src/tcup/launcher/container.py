@@ -276,7 +276,9 @@ def _bridge_terminal(raw: socket.socket, resize) -> None:
     saved = termios.tcgetattr(stdin)
     previous = signal.signal(signal.SIGWINCH, sync_size)
     try:
-        tty.setraw(stdin)
+        # TCSANOW, not setraw's default TCSAFLUSH: keys typed while the shell
+        # was starting must reach it, not be thrown away.
+        tty.setraw(stdin, termios.TCSANOW)
         sync_size()
         while True:
             readable, _, _ = select.select([raw, stdin], [], [])
