@@ -23,24 +23,61 @@ HERE = Path(__file__).resolve().parent
 PACKAGE = HERE / "src" / "tcup"
 IMAGE = HERE / "image"
 REQUIREMENTS = HERE / "launcher-requirements.txt"
-ENTRY_POINT = "tcup.launcher.cli:main"
+ENTRY_POINT = "tcup.launcher.entry:main"
 # The shebang users' systems resolve: any Python 3 on PATH.
 INTERPRETER = "/usr/bin/env python3"
+# The Pythons the pyz carries compiled extensions for. 3.9.2, not 3.9: 3.9.0
+# and 3.9.1 are excluded by cryptography. Keep in step with tcup.launcher.cli.
+PYTHONS = ("3.9.2", "3.10", "3.11", "3.12", "3.13")
+# manylinux2014 is glibc 2.17: RHEL/Rocky 8 and 9, Debian 9 on, Ubuntu 18.04 on.
+PLATFORM = "x86_64-manylinux2014"
 
 
-def install_dependencies(site: Path) -> None:
-    """The pinned, hash-checked launcher dependencies, as pip installs them."""
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--quiet", "--disable-pip-version-check", "--no-compile",
-         "--require-hashes", "--no-deps", "--only-binary", ":all:", "--target", str(site), "-r", str(REQUIREMENTS)],
-        check=True,
-    )
+def install_dependencies(site: Path, work: Path) -> None:
+    """The pinned, hash-checked launcher dependencies, for every supported Python.
+
+    One set of versions (locked for the oldest Python) serves all of them;
+    only compiled extensions differ per Python, and their file names carry
+    the ABI tag (``_cffi_backend.cpython-39-...so``), so each version's file
+    lies beside the others' and each interpreter imports its own.
+    """
+    for python in PYTHONS:
+        target = work / f"py{python}"
+        subprocess.run(
+            [sys.executable, "-m", "uv", "pip", "install", "--quiet", "--no-deps", "--require-hashes",
+             "--only-binary", ":all:", "--python-version", python, "--python-platform", PLATFORM,
+             "--target", str(target), "-r", str(REQUIREMENTS)],
+            check=True,
+        )
+        merge(target, site)
     # Nothing that names this machine or this Python goes into the artifact.
     shutil.rmtree(site / "bin", ignore_errors=True)
     for stray in site.glob("*.dist-info/direct_url.json"):
         stray.unlink()
     for cache in list(site.rglob("__pycache__")):
         shutil.rmtree(cache)
+    # PyYAML's C speedups are 3.6 MB for five Pythons; its pure-Python
+    # loader, which it falls back to by itself, reads a clouds.yaml as well.
+    for speedup in site.glob("yaml/_yaml.*.so"):
+        speedup.unlink()
+
+
+def merge(source: Path, site: Path) -> None:
+    """Add one Python's install to the shared tree: its version-tagged
+    extensions are new files; what both have stays the first's. Python
+    sources both have must be the same, or the versions were not one set.
+    An abi3 extension (cryptography's ``_rust.abi3.so``) built for the oldest
+    Python runs on the newer ones, so the first one is kept."""
+    for path in sorted(source.rglob("*")):
+        if path.is_dir():
+            continue
+        relative = path.relative_to(source)
+        destination = site / relative
+        if not destination.exists():
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, destination)
+        elif path.suffix == ".py" and destination.read_bytes() != path.read_bytes():
+            raise SystemExit(f"build_zipapp: {relative} differs between Pythons; lock one version for all (make lock)")
 
 
 def copy_package(site: Path) -> None:
@@ -81,7 +118,7 @@ def main() -> int:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="tcup-pyz-") as tmp:
         site = Path(tmp) / "site-packages"
-        install_dependencies(site)
+        install_dependencies(site, Path(tmp))
         copy_package(site)
         pack(site, args.output)
     print(f"built {args.output} ({args.output.stat().st_size // 1024} KiB)")

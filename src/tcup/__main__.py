@@ -2,6 +2,6 @@
 
 import sys
 
-from tcup.launcher.cli import main
+from tcup.launcher.entry import main
 
 sys.exit(main())

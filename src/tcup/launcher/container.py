@@ -9,51 +9,81 @@ stops and removes it. Nothing else creates containers.
 import os
 import select
 import signal
-import socket
-import struct
 import sys
 import threading
 from pathlib import Path
 from typing import Dict, Iterator, Optional, Tuple
 
 from tcup import contract
-from tcup.launcher.errors import Infrastructure
+from tcup.launcher.errors import BadInput, Infrastructure
 
 STOP_TIMEOUT = 10  # seconds Tempest gets to wind down before it is killed
-PODMAN_SOCKETS = ("/run/podman/podman.sock", "/run/user/{uid}/podman/podman.sock")
+DOCKER_SOCKET = "/var/run/docker.sock"
+PODMAN_SOCKETS = ("/run/podman/podman.sock", "{runtime}/podman/podman.sock")
+
+
+def find_host() -> str:
+    """The engine to use: DOCKER_HOST when set, else the first socket that
+    exists of Docker's, Podman's rootful and this user's rootless Podman."""
+    host = os.environ.get("DOCKER_HOST")
+    if host:
+        if host.startswith("tcp://") and not os.environ.get("DOCKER_TLS_VERIFY") and not _loopback(host):
+            # The settings line carries the password; never in clear text over a network.
+            raise BadInput(
+                f"DOCKER_HOST={host} is a network engine without TLS, which would see your password in clear "
+                "text; set DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH, or use an ssh:// or unix:// DOCKER_HOST"
+            )
+        return host
+    runtime = os.environ.get("XDG_RUNTIME_DIR") or f"/run/user/{os.getuid()}"
+    for path in (DOCKER_SOCKET,) + tuple(p.format(runtime=runtime) for p in PODMAN_SOCKETS):
+        if os.path.exists(path):
+            return f"unix://{path}"
+    raise Infrastructure(
+        "no container engine found (no Docker socket, no Podman socket, no DOCKER_HOST); install Docker, "
+        "or Podman and start its socket (`systemctl --user enable --now podman.socket`)"
+    )
+
+
+def _loopback(host: str) -> bool:
+    name = host.split("://", 1)[1].rsplit(":", 1)[0].strip("[]")
+    return name in ("localhost", "::1") or name.startswith("127.")
 
 
 class Engine:
     """A connection to Docker or Podman through the docker SDK."""
 
-    def __init__(self, client, name: str):
+    def __init__(self, client, name: str, rootless: bool = False):
         self.client = client
         self.api = client.api
         self.name = name  # "docker" or "podman"
+        self.rootless = rootless
 
     @classmethod
     def connect(cls) -> "Engine":
         """Connect to the engine DOCKER_HOST names, else Docker's socket, else
-        Podman's; fail with a line that says how to fix it."""
+        Podman's rootful, then rootless one; fail with a line that says how
+        to fix it."""
         import docker
-        from docker.errors import DockerException
+        from docker.errors import DockerException, TLSParameterError
 
-        host = os.environ.get("DOCKER_HOST")
-        if not host and not os.path.exists("/var/run/docker.sock"):
-            podman = [p.format(uid=os.getuid()) for p in PODMAN_SOCKETS]
-            host = next((f"unix://{p}" for p in podman if os.path.exists(p)), None)
-            if host is None:
-                raise Infrastructure(
-                    "no container engine found (no /var/run/docker.sock and no Podman socket); "
-                    "install Docker, or Podman with `systemctl --user enable --now podman.socket`"
-                )
+        host = find_host()
         try:
-            client = docker.DockerClient(base_url=host) if host else docker.from_env()
+            # from_env honours DOCKER_TLS_VERIFY and DOCKER_CERT_PATH, so a
+            # tcp:// engine is spoken to over TLS when the user set it up so.
+            client = docker.from_env(environment=dict(os.environ, DOCKER_HOST=host))
             version = client.version()
+            security = client.info().get("SecurityOptions") or []
+        except TLSParameterError as error:
+            raise BadInput(f"DOCKER_TLS_VERIFY/DOCKER_CERT_PATH do not work for {host}: {error}")
         except DockerException as error:
-            raise Infrastructure(_explain(error, host or "unix:///var/run/docker.sock"))
+            raise Infrastructure(_explain(error, host))
         components = " ".join(c.get("Name", "") for c in version.get("Components", []))
-        return cls(client, "podman" if "podman" in components.lower() else "docker")
+        return cls(
+            client,
+            "podman" if "podman" in components.lower() else "docker",
+            # Docker and Podman both list "name=rootless" when they run as a user.
+            rootless=any("rootless" in option for option in security),
+        )
 
     def has_image(self, tag: str) -> bool:
         from docker.errors import ImageNotFound
@@ -96,13 +126,16 @@ class Engine:
         except APIError as error:
             raise Infrastructure(f"image build failed: {error.explanation or error}")
 
-    def run_options(self) -> dict:
-        """How containers run here; the engines differ only in user mapping."""
-        if self.name == "podman":
-            # Rootless Podman maps the host user to root unless told to keep
-            # the id; without it result files would belong to a subuid.
-            return {"userns_mode": "keep-id", "user": f"{os.getuid()}:{os.getgid()}"}
-        return {"user": f"{os.getuid()}:{os.getgid()}"}
+    def user(self) -> str:
+        """Who the container runs as: the host user, so result files are theirs."""
+        return f"{os.getuid()}:{os.getgid()}"
+
+    def userns_mode(self) -> Optional[str]:
+        """Rootless Podman maps the host user to root in the container unless
+        told to keep the id; without keep-id the result files would belong to
+        one of the user's subordinate ids. Rootful Podman and Docker map
+        nothing (rootful Podman refuses keep-id)."""
+        return "keep-id" if self.name == "podman" and self.rootless else None
 
 
 def _explain(error, host: str) -> str:
@@ -144,8 +177,11 @@ class Container:
             network_mode="host",  # the container reaches exactly what the host reaches
             binds=mounts,
             tmpfs={"/tmp": "rw,nosuid,nodev,mode=1777"},
-            userns_mode=self.engine.run_options().get("userns_mode"),
         )
+        if self.engine.userns_mode():
+            # The docker SDK's create_host_config accepts only Docker's "host"
+            # here and raises on keep-id; Podman's API takes the field as is.
+            host_config["UsernsMode"] = self.engine.userns_mode()
         created = api.create_container(
             self.image,
             command=contract.RUNNER_COMMAND,
@@ -156,7 +192,7 @@ class Container:
             # Proxies travel in the settings; ~/.docker/config.json's would
             # land in the environment, where `docker inspect` shows them.
             use_config_proxy=False,
-            user=self.engine.run_options()["user"],
+            user=self.engine.user(),
             host_config=host_config,
             labels={"org.opencontainers.image.title": "tcup"},
         )
@@ -180,21 +216,14 @@ class Container:
 
     def send(self, data: bytes) -> None:
         """Write to the runner's stdin (the settings line, secrets included)."""
-        self._raw().sendall(data)
-
-    def _raw(self) -> socket.socket:
-        return getattr(self._socket, "_sock", self._socket)
+        _write_all(self._socket, data)
 
     def output(self) -> Iterator[Tuple[int, bytes]]:
         """(stream, line) pairs from the runner: 1 is stdout, 2 is stderr."""
-        raw = self._raw()
+        from docker.utils.socket import frames_iter
+
         pending = {1: b"", 2: b""}
-        while True:
-            header = _read_exactly(raw, 8)
-            if not header:
-                break
-            stream, size = struct.unpack(">BxxxL", header)
-            payload = _read_exactly(raw, size)
+        for stream, payload in frames_iter(self._socket, tty=False):
             if stream not in pending:
                 continue
             pending[stream] += payload
@@ -218,47 +247,78 @@ class Container:
             list(command),
             stdin=True,
             tty=True,
-            user=self.engine.run_options()["user"],
+            user=self.engine.user(),
             workdir=contract.WORKSPACE_DIR,
             environment={"TERM": os.environ.get("TERM", "xterm")},
         )["Id"]
         sock = api.exec_start(exec_id, tty=True, socket=True)
-        _bridge_terminal(getattr(sock, "_sock", sock), lambda rows, cols: api.exec_resize(exec_id, height=rows, width=cols))
+        try:
+            _bridge_terminal(sock, lambda rows, cols: api.exec_resize(exec_id, height=rows, width=cols))
+        finally:
+            _close_attached(sock)
         return api.exec_inspect(exec_id).get("ExitCode") or 0
 
-    def __exit__(self, *exc) -> None:
-        from docker.errors import APIError, NotFound
+    def __exit__(self, exc_type, exc, traceback) -> None:
+        """Stop and remove the container. A cleanup that fails is reported,
+        but never replaces an error (or a Ctrl-C) already on its way."""
+        from docker.errors import NotFound
 
         if self.id is None:
             return
+        problems = []
         try:
             if self._socket is not None:
-                self._socket.close()
-        finally:
-            for action in (lambda: self.engine.api.stop(self.id, timeout=STOP_TIMEOUT),
-                           lambda: self.engine.api.remove_container(self.id, force=True, v=True)):
-                try:
-                    action()
-                except NotFound:
-                    pass  # auto-remove was first
-                except APIError as error:
-                    if "is already in progress" not in str(error) and "No such container" not in str(error):
-                        raise Infrastructure(f"could not remove container {self.id[:12]}: {error.explanation}")
-            if self._waiter is not None:
-                self._waiter.join(STOP_TIMEOUT + 5)
+                _close_attached(self._socket)
+        except Exception as error:  # noqa: BLE001 - the socket may be gone with the engine
+            problems.append(f"closing its stream: {error}")
+        for action in (lambda: self.engine.api.stop(self.id, timeout=STOP_TIMEOUT),
+                       lambda: self.engine.api.remove_container(self.id, force=True, v=True)):
+            try:
+                action()
+            except NotFound:
+                pass  # auto-remove was first
+            except Exception as error:  # noqa: BLE001 - an engine that died mid-run answers anything
+                text = getattr(error, "explanation", None) or str(error)
+                if "is already in progress" not in text and "No such container" not in text:
+                    problems.append(text.splitlines()[0][:200] if text else type(error).__name__)
+        if self._waiter is not None:
+            self._waiter.join(STOP_TIMEOUT + 5)
+        if problems:
+            message = (f"could not remove container {self.id[:12]} ({'; '.join(problems)}); "
+                       f"remove it with `{self.engine.name} rm -f {self.id[:12]}`")
+            if exc_type is None:
+                raise Infrastructure(message)
+            print(f"tcup: warning: {message}", file=sys.stderr, flush=True)
 
 
-def _read_exactly(raw: socket.socket, size: int) -> bytes:
-    data = b""
-    while len(data) < size:
-        chunk = raw.recv(size - len(data))
-        if not chunk:
-            return data
-        data += chunk
-    return data
+def _write_all(sock, data: bytes) -> None:
+    """All of ``data`` to an attach socket. For a unix socket the SDK gives a
+    read-only SocketIO ("rb"), so writing needs the socket under it: the one
+    place where the public attach API does not serve (dockerpty does the same)."""
+    getattr(sock, "_sock", sock).sendall(data)
 
 
-def _bridge_terminal(raw: socket.socket, resize) -> None:
+def _read_some(sock, size: int = 65536) -> bytes:
+    return sock.recv(size) if hasattr(sock, "recv") else sock.read(size)
+
+
+def _close_attached(sock) -> None:
+    """Let go of an attach socket: this ends the runner's stdin (stdin_once).
+
+    The SDK hangs the HTTP response that owns the socket on it as
+    ``_response`` (its only reference); closing that response first closes
+    the socket in order. Closing only the socket leaves the response to be
+    collected later, flushing a closed file: Python 3.13 then prints
+    "Exception ignored ... I/O operation on closed file"."""
+    response = getattr(sock, "_response", None)
+    try:
+        if response is not None:
+            response.close()
+    finally:
+        sock.close()
+
+
+def _bridge_terminal(raw, resize) -> None:
     """Copy keys to the exec socket and its output to the terminal, in raw
     mode, until the shell ends; keep the remote size in step with ours."""
     import termios
@@ -283,7 +343,7 @@ def _bridge_terminal(raw: socket.socket, resize) -> None:
         while True:
             readable, _, _ = select.select([raw, stdin], [], [])
             if raw in readable:
-                data = raw.recv(65536)
+                data = _read_some(raw)
                 if not data:
                     break
                 os.write(stdout, data)
@@ -291,7 +351,7 @@ def _bridge_terminal(raw: socket.socket, resize) -> None:
                 data = os.read(stdin, 65536)
                 if not data:
                     break
-                raw.sendall(data)
+                _write_all(raw, data)
     finally:
         termios.tcsetattr(stdin, termios.TCSADRAIN, saved)
         signal.signal(signal.SIGWINCH, previous)
