@@ -9,7 +9,7 @@ export TCUP_CA_CERT ?= $(PIP_CERT)
 
 SOURCES := $(shell find src image -type f -not -path '*/__pycache__/*') build_zipapp.py launcher-requirements.txt
 
-.PHONY: engine venv pyz image demo test bench clean
+.PHONY: engine venv lock pyz release image demo test bench clean
 
 # A running Docker engine with the base image; installs and starts what is missing.
 engine:
@@ -22,9 +22,21 @@ $(VENV)/.installed: pyproject.toml launcher-requirements.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	touch $@
 
+# The launcher's lock, for the oldest Python the pyz supports, on manylinux2014
+# (see launcher-requirements.in); it names no index, so it serves any machine.
+lock: venv
+	$(VENV)/bin/uv pip compile launcher-requirements.in --python-version 3.9.2 \
+	  --python-platform x86_64-manylinux2014 --generate-hashes --no-emit-index-url \
+	  --no-emit-find-links --custom-compile-command "make lock" -o launcher-requirements.txt
+
 pyz: dist/tcup.pyz
 dist/tcup.pyz: $(VENV)/.installed $(SOURCES)
 	$(PY) build_zipapp.py
+
+# dist/tcup.pyz, its .sha256 and release notes; the version comes from git
+# (tag v0.2.0 gives 0.2.0; otherwise the package version and the commit).
+release: $(VENV)/.installed $(SOURCES)
+	$(PY) build_zipapp.py --release
 
 image: engine venv
 	$(PY) -m tcup image

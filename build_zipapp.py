@@ -12,6 +12,7 @@ shebang to this Python) are left out.
 """
 
 import argparse
+import hashlib
 import os
 import shutil
 import subprocess
@@ -83,9 +84,20 @@ def merge(source: Path, site: Path) -> None:
 def copy_package(site: Path) -> None:
     """tcup itself, with the image's build context inside it as tcup/_image,
     where the launcher looks for it."""
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "VERSION")
     shutil.copytree(PACKAGE, site / "tcup", ignore=ignore)
     shutil.copytree(IMAGE, site / "tcup" / "_image", ignore=ignore)
+    # The pyz has no git to ask: stamp the version this checkout's git gives.
+    (site / "tcup" / "launcher" / "VERSION").write_text(release_version() + "\n")
+
+
+def release_version() -> str:
+    sys.path.insert(0, str(HERE / "src"))
+    from tcup.launcher.version import from_git
+
+    import tcup
+
+    return from_git(HERE) or tcup.__version__
 
 
 def source_date_epoch() -> str:
@@ -115,6 +127,8 @@ def pack(site: Path, output: Path) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output", type=Path, default=HERE / "dist" / "tcup.pyz")
+    parser.add_argument("--release", action="store_true",
+                        help="also write the pyz's .sha256 (for `sha256sum -c`) and release notes beside it")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="tcup-pyz-") as tmp:
         site = Path(tmp) / "site-packages"
@@ -122,7 +136,36 @@ def main() -> int:
         copy_package(site)
         pack(site, args.output)
     print(f"built {args.output} ({args.output.stat().st_size // 1024} KiB)")
+    if args.release:
+        write_release_files(args.output)
     return 0
+
+
+def write_release_files(pyz: Path) -> None:
+    """``tcup.pyz.sha256`` in sha256sum's format, and the release notes:
+    the version, the image it drives, where it runs, what changed."""
+    digest = hashlib.sha256(pyz.read_bytes()).hexdigest()
+    checksum = pyz.with_name(pyz.name + ".sha256")
+    checksum.write_text(f"{digest}  {pyz.name}\n")
+    described = subprocess.run([sys.executable, str(pyz), "--version"], check=True, capture_output=True, text=True)
+    changes = subprocess.run(["git", "-C", str(HERE), "log", "--format=- %s", "-n", "30"] + previous_tag(),
+                             capture_output=True, text=True).stdout
+    notes = pyz.with_name("RELEASE-NOTES.md")
+    notes.write_text(
+        f"# {described.stdout.strip()}\n\n"
+        f"- Runs on CPython {PYTHONS[0]} to {PYTHONS[-1]}, x86_64 Linux with glibc 2.17 or newer, "
+        "with Docker or Podman.\n"
+        f"- sha256 `{digest}`; check a download with `sha256sum -c {checksum.name}`.\n\n"
+        f"## Changes\n\n{changes}"
+    )
+    print(f"wrote {checksum} and {notes}")
+
+
+def previous_tag() -> list:
+    """The log range since the last release tag, or [] when there is none."""
+    tag = subprocess.run(["git", "-C", str(HERE), "describe", "--tags", "--abbrev=0", "--match", "v[0-9]*"],
+                         capture_output=True, text=True).stdout.strip()
+    return [f"{tag}..HEAD"] if tag else []
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ import signal
 import sys
 from pathlib import Path
 
-from tcup import __version__
 from tcup.launcher.errors import EXIT_INTERRUPTED, TcupError
 
 TARGETS = ("platform", "compute", "object", "dns", "orchestration")
@@ -31,7 +30,8 @@ other commands:
   tcup results         list saved runs
   tcup pubkey --sign-key KEY
                        print a key's public line and self-signature for RefStack
-  tcup image           build the image now (or find it) and print its tag
+  tcup image           build the image now (or find it) and print its tag;
+                       --save FILE / --load FILE carry it to an air-gapped machine
 
 exit codes: 0 all selected tests passed, 1 some failed, 2 bad input,
 3 container engine/image/cloud infrastructure error, 4 upload failed
@@ -59,6 +59,20 @@ def _image_options(parser: argparse.ArgumentParser) -> None:
                             "TLS-inspecting proxy (default: $TCUP_CA_CERT)")
 
 
+class _Version(argparse.Action):
+    """argparse's own version action, but the line (which hashes the image's
+    build context) is made only when asked for."""
+
+    def __init__(self, option_strings, dest, **kwargs):
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from tcup.launcher.version import describe
+
+        print(describe())
+        parser.exit()
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -77,7 +91,7 @@ def run_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tcup", description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--version", action="version", version=f"tcup {__version__}")
+    parser.add_argument("--version", action=_Version, help="print TCUP's version and the image it drives, and exit")
     parser.add_argument("--debug", action="store_true",
                         help="open a shell in the container with Tempest configured and this directory at /workspace; run no tests")
     tests = parser.add_argument_group("which tests")
@@ -127,8 +141,17 @@ def pubkey_parser() -> argparse.ArgumentParser:
 
 
 def image_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tcup image", description="Build the TCUP image unless it exists; print its tag.")
+    parser = argparse.ArgumentParser(
+        prog="tcup image",
+        description="Build the TCUP image unless it exists and print its tag; or carry it to a machine "
+                    "with no PyPI or Debian mirror in reach: --save FILE here, --load FILE there.",
+    )
     _image_options(parser)
+    carry = parser.add_mutually_exclusive_group()
+    carry.add_argument("--save", metavar="FILE", type=Path,
+                       help="write the image (built first if missing) to FILE, a tar that `tcup image --load` reads")
+    carry.add_argument("--load", metavar="FILE", type=Path,
+                       help="load an image that `tcup image --save` wrote; no build, no network")
     return parser
 
 

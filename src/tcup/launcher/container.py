@@ -12,7 +12,7 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Dict, Iterator, Optional, Tuple
+from typing import Dict, Iterator, List, Optional, Tuple
 
 from tcup import contract
 from tcup.launcher.errors import BadInput, Infrastructure
@@ -35,9 +35,13 @@ def find_host() -> str:
             )
         return host
     runtime = os.environ.get("XDG_RUNTIME_DIR") or f"/run/user/{os.getuid()}"
-    for path in (DOCKER_SOCKET,) + tuple(p.format(runtime=runtime) for p in PODMAN_SOCKETS):
-        if os.path.exists(path):
-            return f"unix://{path}"
+    present = [path for path in (DOCKER_SOCKET,) + tuple(p.format(runtime=runtime) for p in PODMAN_SOCKETS)
+               if os.path.exists(path)]
+    # The first this user may use; else the first there is, whose "permission
+    # denied" then says what to do (join the docker group).
+    usable = [path for path in present if os.access(path, os.R_OK | os.W_OK)]
+    if usable or present:
+        return f"unix://{(usable or present)[0]}"
     raise Infrastructure(
         "no container engine found (no Docker socket, no Podman socket, no DOCKER_HOST); install Docker, "
         "or Podman and start its socket (`systemctl --user enable --now podman.socket`)"
@@ -85,16 +89,37 @@ class Engine:
             rootless=any("rootless" in option for option in security),
         )
 
-    def has_image(self, tag: str) -> bool:
+    def image_labels(self, tag: str) -> Optional[Dict[str, str]]:
+        """The labels of image ``tag``, or None when the engine has no such image."""
         from docker.errors import ImageNotFound
 
         try:
-            self.client.images.get(tag)
-            return True
+            return self.client.images.get(tag).labels or {}
         except ImageNotFound:
-            return False
+            return None
 
-    def build(self, context: bytes, tag: str, proxies: Dict[str, str], out, fresh: bool = False) -> None:
+    def save_image(self, tag: str) -> Iterator[bytes]:
+        """The image as a `docker save` tar, in chunks."""
+        from docker.errors import APIError
+
+        try:
+            yield from self.client.images.get(tag).save(named=True)
+        except APIError as error:
+            raise Infrastructure(f"could not save image {tag}: {error.explanation or error}")
+
+    def load_image(self, file) -> List[str]:
+        """Load a `docker save` tar; the tags it brought."""
+        from docker.errors import APIError
+
+        try:
+            images = self.client.images.load(file)
+        except APIError as error:
+            raise BadInput(f"the engine could not load that file ({error.explanation or error}); "
+                           "give the file `tcup image --save` wrote")
+        return [tag for image in images for tag in image.tags]
+
+    def build(self, context: bytes, tag: str, proxies: Dict[str, str], out, fresh: bool = False,
+              labels: Optional[Dict[str, str]] = None) -> None:
         """Build ``tag`` from a context tar, streaming the build log to ``out``.
         Intermediate containers are removed even when the build fails.
         ``fresh`` ignores cached layers, so Debian's and PyPI's files are fetched anew."""
@@ -114,7 +139,7 @@ class Engine:
                 decode=True,
                 # Docker keeps these predefined proxy arguments out of the image history.
                 buildargs={k: v for k, v in proxies.items() if v},
-                labels={"org.opencontainers.image.title": "tcup"},
+                labels={"org.opencontainers.image.title": "tcup", **(labels or {})},
             )
             for chunk in stream:
                 if "error" in chunk:

@@ -6,6 +6,8 @@ the same commit name the same image, and whichever runs second reuses it.
 
 import hashlib
 import io
+import os
+import re
 import sys
 import tarfile
 from pathlib import Path
@@ -15,6 +17,8 @@ import tcup
 from tcup.launcher.errors import BadInput, Infrastructure
 
 REPOSITORY = "tcup"
+# The sha256 of the extra CA certificates an image was built with ("none").
+CA_LABEL = "org.openstack.tcup.ca-certificates"
 PACKAGE = Path(tcup.__file__).resolve().parent
 
 
@@ -24,13 +28,10 @@ def image_dir() -> Path:
     return packed if packed.is_dir() else PACKAGE.parent.parent / "image"
 
 
-def context_files(ca_cert: Optional[Path] = None) -> Dict[str, bytes]:
-    """Every file of the build context, by its path in the context.
-
-    Only what the image needs: the Dockerfile and lock file, the runner side of
-    the package (never the launcher), the shipped guideline lists, and the
-    user's extra CA certificates.
-    """
+def context_files() -> Dict[str, bytes]:
+    """Every file of the build context but the CA certificates, by its path
+    in the context: the Dockerfile and lock file, the runner side of the
+    package (never the launcher) and the shipped guideline lists."""
     files = {}
     for name in ("Dockerfile", "requirements.txt"):
         path = image_dir() / name
@@ -40,15 +41,32 @@ def context_files(ca_cert: Optional[Path] = None) -> Dict[str, bytes]:
     for pattern in ("__init__.py", "contract.py", "runner/*.py", "guidelines/*.json"):
         for path in sorted(PACKAGE.glob(pattern)):
             files[f"tcup/{path.relative_to(PACKAGE).as_posix()}"] = path.read_bytes()
-    if ca_cert is not None:
-        try:
-            pem = Path(ca_cert).read_bytes()
-        except OSError as error:
-            raise BadInput(f"--ca-cert {ca_cert} cannot be read ({error.strerror}); give a PEM file")
-        if b"BEGIN CERTIFICATE" not in pem:
-            raise BadInput(f"--ca-cert {ca_cert} holds no PEM certificate; give a PEM file")
-        files["ca/extra.crt"] = pem
     return files
+
+
+PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----.*?-----END \1-----\s*", re.S)
+
+
+def read_ca(path: Path) -> bytes:
+    """The CERTIFICATE blocks of a PEM file, and nothing else from it.
+
+    A proxy's CA file often holds the CA's private key too (mitmproxy's
+    does); that key must never reach an image, where anyone who can read
+    the image could impersonate the proxy."""
+    try:
+        pem = Path(path).read_bytes()
+    except OSError as error:
+        raise BadInput(f"--ca-cert {path} cannot be read ({error.strerror}); give a PEM file")
+    blocks = [(match.group(1), match.group(0)) for match in PEM_BLOCK.finditer(pem)]
+    if any(b"PRIVATE KEY" in kind for kind, _ in blocks):
+        raise BadInput(
+            f"--ca-cert {path} holds a private key; give only the CA certificate "
+            f"(e.g. `openssl x509 -in {path} -out ca.crt`, then --ca-cert ca.crt)"
+        )
+    certificates = [block.strip() + b"\n" for kind, block in blocks if kind == b"CERTIFICATE"]
+    if not certificates:
+        raise BadInput(f"--ca-cert {path} holds no PEM certificate; give a PEM file")
+    return b"".join(certificates)
 
 
 def context_tar(files: Dict[str, bytes]) -> bytes:
@@ -73,16 +91,73 @@ def tag_for(context: bytes) -> str:
 
 
 class Image:
-    """The image a run uses: found by its tag, or built from the context."""
+    """The image a run uses: found by its tag, or built from the context.
+
+    The tag names what TCUP runs (Dockerfile, lock, runner), not the CA
+    certificates it was built with: they are a way to reach PyPI from
+    behind a proxy, so an image built (or loaded) with any CA serves a run
+    that names none. A CA that differs from the image's is a reason to
+    build, and the build says so."""
 
     def __init__(self, ca_cert: Optional[Path] = None):
-        self.context = context_tar(context_files(ca_cert))
-        self.tag = tag_for(self.context)
+        self.files = context_files()
+        self.tag = tag_for(context_tar(self.files))
+        self.ca = read_ca(ca_cert) if ca_cert is not None else None
+
+    @property
+    def ca_digest(self) -> str:
+        return hashlib.sha256(self.ca).hexdigest() if self.ca else "none"
+
+    def build_reason(self, engine, rebuild: bool = False) -> Optional[str]:
+        """Why the image must be built now, or None when the one on hand serves."""
+        if rebuild:
+            return "--rebuild"
+        labels = engine.image_labels(self.tag)
+        if labels is None:
+            return "no image for this TCUP version yet; first run only, about a minute"
+        if self.ca is not None and labels.get(CA_LABEL) != self.ca_digest:
+            return "the image on hand was built with other CA certificates than --ca-cert/TCUP_CA_CERT"
+        return None
 
     def ensure(self, engine, *, rebuild: bool = False, proxies: Optional[Dict[str, str]] = None, out=sys.stderr) -> str:
-        """Build the image unless the engine already has it; return its tag."""
-        if not rebuild and engine.has_image(self.tag):
+        """Build the image unless the engine already has a fitting one; return its tag."""
+        reason = self.build_reason(engine, rebuild)
+        if reason is None:
             return self.tag
-        print(f"tcup: building image {self.tag} (first run only; about a minute)", file=out, flush=True)
-        engine.build(self.context, self.tag, proxies or {}, out, fresh=rebuild)
+        print(f"tcup: building image {self.tag} ({reason})", file=out, flush=True)
+        files = dict(self.files, **({"ca/extra.crt": self.ca} if self.ca else {}))
+        engine.build(context_tar(files), self.tag, proxies or {}, out, fresh=rebuild, labels={CA_LABEL: self.ca_digest})
         return self.tag
+
+    def save(self, engine, path: Path) -> None:
+        """Write the image, with every layer it stands on, to one tar file
+        (gzip-compressed when its name ends in .gz; both engines load either),
+        written aside and renamed so a half-written file never looks whole."""
+        import gzip
+
+        path = Path(path)
+        partial = path.with_name(path.name + ".partial")
+        try:
+            with (gzip.open(partial, "wb", compresslevel=1) if path.suffix == ".gz" else open(partial, "wb")) as file:
+                for chunk in engine.save_image(self.tag):
+                    file.write(chunk)
+            os.replace(partial, path)
+        except OSError as error:
+            raise BadInput(f"cannot write {path} ({error.strerror}); choose a writable place with room for ~350 MB")
+        finally:
+            if partial.exists():
+                partial.unlink()
+
+    def load(self, engine, path: Path) -> None:
+        """Load a file `tcup image --save` wrote; it must hold this TCUP's image."""
+        try:
+            with open(path, "rb") as file:
+                tags = engine.load_image(file)
+        except OSError as error:
+            raise BadInput(f"cannot read {path} ({error.strerror}); give the file `tcup image --save` wrote")
+        if self.tag not in tags and f"localhost/{self.tag}" not in tags:
+            found = ", ".join(sorted(tags)) or "no tagged image"
+            raise BadInput(
+                f"{path} holds {found}, not {self.tag}, the image this TCUP drives; "
+                "save the image with the same TCUP version (`tcup --version` shows its image)"
+            )

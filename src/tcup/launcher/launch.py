@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from tcup import __version__, contract
+from tcup import contract
 from tcup.launcher import credentials as credentials_
 from tcup.launcher.errors import (
     EXIT_INFRA,
@@ -18,6 +18,7 @@ from tcup.launcher.errors import (
     TcupError,
 )
 from tcup.launcher.progress import Progress, Redactor
+from tcup.launcher.version import version
 
 PROXY_VARIABLES = ("http_proxy", "https_proxy", "no_proxy")
 
@@ -159,7 +160,7 @@ def save(run_dir, test_list, selection, cloud, progress, started) -> Path:
 
     done = progress.done or {}
     metadata = {
-        "tcup_version": __version__,
+        "tcup_version": version(),
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
         "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "label": selection.label,
@@ -253,9 +254,20 @@ def pubkey(args) -> int:
 
 
 def build_image(args) -> int:
-    """`tcup image`: build ahead of time (or check), print the tag."""
+    """`tcup image`: build ahead of time (or check), print the tag; or
+    save it to a file, or load it from one, for a machine with no PyPI."""
     from tcup.launcher.container import Engine
     from tcup.launcher.image import Image
 
-    print(Image(args.ca_cert).ensure(Engine.connect(), rebuild=args.rebuild, proxies=proxies()))
+    engine = Engine.connect()
+    image = Image(None if args.load else args.ca_cert)
+    if args.load:
+        image.load(engine, args.load)
+    else:
+        image.ensure(engine, rebuild=args.rebuild, proxies=proxies())
+    if args.save:
+        image.save(engine, args.save)
+        print(f"tcup: saved {image.tag} to {args.save}; on the other machine: tcup image --load {args.save.name}",
+              file=sys.stderr)
+    print(image.tag)
     return EXIT_OK

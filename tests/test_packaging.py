@@ -1,0 +1,106 @@
+"""How users get TCUP: the README's checkout install, lock files that name
+no machine, the release files, and a clear refusal of a Python too old."""
+
+import hashlib
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, base_env
+
+MACHINE_LINES = re.compile(r"^\s*(--extra-index-url|--index-url|-i\s|--find-links|-f\s)", re.M)
+PYENV = Path.home() / ".pyenv" / "versions"
+
+
+def tracked(pattern: str):
+    listed = subprocess.run(["git", "-C", str(ROOT), "ls-files", pattern], capture_output=True, text=True, check=True)
+    return [ROOT / name for name in listed.stdout.split()]
+
+
+def test_no_committed_requirements_file_names_a_package_source():
+    files = tracked("*requirements*.txt")
+    assert ROOT / "launcher-requirements.txt" in files and ROOT / "image" / "requirements.txt" in files
+    for path in files:
+        found = MACHINE_LINES.findall(path.read_text())
+        assert not found, f"{path.relative_to(ROOT)} names package sources of one machine: {found}"
+
+
+def test_the_launcher_lock_is_one_set_for_every_python():
+    # One version per package: the pyz has one site-packages for all Pythons.
+    pins = re.findall(r"^([A-Za-z0-9_.-]+)==", (ROOT / "launcher-requirements.txt").read_text(), re.M)
+    assert len(pins) == len(set(pins)) and "cryptography" in pins
+    assert ";" not in "".join(re.findall(r"^[A-Za-z].*$", (ROOT / "launcher-requirements.txt").read_text(), re.M))
+
+
+def readme_block(readme: Path, after: str) -> str:
+    text = readme.read_text()
+    start = text.index(after)
+    return re.search(r"```sh\n(.*?)```", text[start:], re.S).group(1)
+
+
+def test_the_readme_checkout_install_works_as_written(tmp_path):
+    """The README's commands, copied as they stand, in a fresh clone."""
+    clone = tmp_path / "tcup"
+    subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
+    commands = readme_block(clone / "README.md", "From a checkout")
+    env = base_env(tmp_path)
+    done = subprocess.run(["bash", "-euc", commands], cwd=clone, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    assert "usage: tcup" in done.stdout
+    assert "cannot be installed when requiring hashes" not in done.stderr
+
+
+def pythons(older: bool):
+    found = sorted(PYENV.glob("3.*/bin/python3")) if PYENV.is_dir() else []
+    chosen = [p for p in found if (tuple(map(int, p.parts[-3].split(".")[:2])) < (3, 9)) == older]
+    return chosen or [pytest.param(None, marks=pytest.mark.skip(reason="no such Python on this machine"))]
+
+
+@pytest.mark.parametrize("python", pythons(older=True), ids=lambda p: p and p.parts[-3])
+def test_an_older_python_gets_one_line(pyz, python):
+    done = subprocess.run([str(python), str(pyz), "--version"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.startswith("tcup: error: this is Python ") and "3.9.2 or newer" in done.stderr
+    assert len(done.stderr.splitlines()) == 1 and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("python", pythons(older=False), ids=lambda p: p and p.parts[-3])
+def test_every_supported_python_imports_the_whole_launcher(pyz, python, tmp_path):
+    """Beyond --version: the modules a run, an upload and signing load,
+    with the compiled extensions this Python needs (cffi, cryptography)."""
+    probe = ("import docker, requests, keyring, yaml, cryptography.hazmat.primitives.asymmetric.rsa, bcrypt, _cffi_backend\n"
+             "import tcup.launcher.launch, tcup.launcher.upload, tcup.launcher.signing, tcup.launcher.container\n"
+             "from cryptography.hazmat.primitives import hashes\n"
+             "from cryptography.hazmat.primitives.asymmetric import padding, rsa\n"
+             "rsa.generate_private_key(65537, 2048).sign(b'body', padding.PKCS1v15(), hashes.SHA256())\n"
+             "print('IMPORTED')\n")
+    (tmp_path / "probe.py").write_text(probe)
+    # SHIV_INTERPRETER runs a script with the pyz's site-packages instead of its entry point.
+    env = dict(base_env(tmp_path), SHIV_INTERPRETER="1", SHIV_ROOT=str(tmp_path / "shiv"))
+    done = subprocess.run([str(python), str(pyz), str(tmp_path / "probe.py")], env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert "IMPORTED" in done.stdout, done.stderr[-3000:]
+    assert "Exception ignored" not in done.stderr
+
+
+def test_release_files(tmp_path):
+    output = tmp_path / "dist" / "tcup.pyz"
+    done = subprocess.run([sys.executable, str(ROOT / "build_zipapp.py"), "--release", "--output", str(output)],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    digest = hashlib.sha256(output.read_bytes()).hexdigest()
+    assert (output.parent / "tcup.pyz.sha256").read_text() == f"{digest}  tcup.pyz\n"
+    if shutil.which("sha256sum"):
+        check = subprocess.run(["sha256sum", "-c", "tcup.pyz.sha256"], cwd=output.parent, capture_output=True, text=True)
+        assert check.returncode == 0 and "tcup.pyz: OK" in check.stdout
+    notes = (output.parent / "RELEASE-NOTES.md").read_text()
+    version = subprocess.run([sys.executable, str(output), "--version"], capture_output=True, text=True).stdout.strip()
+    assert notes.startswith(f"# {version}\n") and digest in notes
+    checkout = subprocess.run([sys.executable, "-m", "tcup", "--version"], capture_output=True, text=True,
+                              env=base_env(tmp_path)).stdout.strip()
+    # The pyz and the checkout of one commit: one version, one image.
+    assert version == checkout and re.fullmatch(r"tcup \S+ \(image tcup:[0-9a-f]{16}\)", version), (version, checkout)
