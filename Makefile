@@ -49,7 +49,7 @@ demo: engine pyz
 test: engine venv
 	$(PY) -m pytest
 
-bench: pyz
+bench: engine pyz
 	$(PY) -m pytest benchmarks --benchmark-only
 
 clean:

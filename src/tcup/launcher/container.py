@@ -9,6 +9,7 @@ stops and removes it. Nothing else creates containers.
 import os
 import select
 import signal
+import socket
 import sys
 import threading
 from pathlib import Path
@@ -76,7 +77,7 @@ class Engine:
             # tcp:// engine is spoken to over TLS when the user set it up so.
             client = docker.from_env(environment=dict(os.environ, DOCKER_HOST=host))
             version = client.version()
-            security = client.info().get("SecurityOptions") or []
+            info = client.info()
         except TLSParameterError as error:
             raise BadInput(f"DOCKER_TLS_VERIFY/DOCKER_CERT_PATH do not work for {host}: {error}")
         except DockerException as error:
@@ -85,8 +86,9 @@ class Engine:
         return cls(
             client,
             "podman" if "podman" in components.lower() else "docker",
-            # Docker and Podman both list "name=rootless" when they run as a user.
-            rootless=any("rootless" in option for option in security),
+            # Podman 4 says Rootless; Docker (and Podman 5) list "name=rootless".
+            rootless=info.get("Rootless") is True
+            or any("rootless" in option for option in info.get("SecurityOptions") or []),
         )
 
     def image_labels(self, tag: str) -> Optional[Dict[str, str]]:
@@ -224,7 +226,8 @@ class Container:
         self.id = created["Id"]
         try:
             self._socket = api.attach_socket(self.id, params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1})
-            # Wait for removal, not exit: with auto-remove a late wait would find no container.
+            # Asked before the start, so the exit cannot slip by. Not "removed":
+            # Podman 4.3 then always reports status 0.
             self._waiter = threading.Thread(target=self._wait, daemon=True)
             self._waiter.start()
             api.start(self.id)
@@ -235,7 +238,7 @@ class Container:
 
     def _wait(self) -> None:
         try:
-            self._exit_code = self.engine.api.wait(self.id, condition="removed")["StatusCode"]
+            self._exit_code = self.engine.api.wait(self.id, condition="next-exit")["StatusCode"]
         except Exception:  # the container went before we could ask; the stream tells the rest
             self._exit_code = None
 
@@ -304,7 +307,8 @@ class Container:
                 pass  # auto-remove was first
             except Exception as error:  # noqa: BLE001 - an engine that died mid-run answers anything
                 text = getattr(error, "explanation", None) or str(error)
-                if "is already in progress" not in text and "No such container" not in text:
+                # Gone already (auto-remove was first), said each engine's way.
+                if not any(gone in text.lower() for gone in ("is already in progress", "no such container")):
                     problems.append(text.splitlines()[0][:200] if text else type(error).__name__)
         if self._waiter is not None:
             self._waiter.join(STOP_TIMEOUT + 5)
@@ -317,10 +321,14 @@ class Container:
 
 
 def _write_all(sock, data: bytes) -> None:
-    """All of ``data`` to an attach socket. For a unix socket the SDK gives a
-    read-only SocketIO ("rb"), so writing needs the socket under it: the one
-    place where the public attach API does not serve (dockerpty does the same)."""
-    getattr(sock, "_sock", sock).sendall(data)
+    """All of ``data`` to an attach socket. A TLS or plain socket can send;
+    for a unix socket the SDK gives a read-only SocketIO ("rb"), so the
+    data goes through a socket object of our own on a copy of its descriptor."""
+    if hasattr(sock, "sendall"):
+        sock.sendall(data)
+        return
+    with socket.socket(fileno=os.dup(sock.fileno())) as writer:
+        writer.sendall(data)
 
 
 def _read_some(sock, size: int = 65536) -> bytes:
@@ -328,7 +336,7 @@ def _read_some(sock, size: int = 65536) -> bytes:
 
 
 def _close_attached(sock) -> None:
-    """Let go of an attach socket: this ends the runner's stdin (stdin_once).
+    """Let go of an attach socket: this ends the runner's stdin.
 
     The SDK hangs the HTTP response that owns the socket on it as
     ``_response`` (its only reference); closing that response first closes

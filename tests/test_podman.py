@@ -1,0 +1,120 @@
+"""TCUP on Podman, through its Docker-compatible API, as users run it:
+rootful (root's `podman system service`) and rootless (an ordinary user's
+own service, found by TCUP itself, result files owned by that user).
+`.ci/podman.sh` starts both services with the base image in each store."""
+
+import os
+import pwd
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from conftest import CONTAINER_LABEL, ROOT
+
+pytestmark = [pytest.mark.engine, pytest.mark.keystone, pytest.mark.podman]
+
+ROOTLESS_USER = "tcup-rootless"
+ROOTFUL_SOCKET = "/run/podman/podman.sock"
+TWO_TESTS = r"test_tokens\.TokensV3Test\.test_(create|validate)_token\["
+# Debian's own python3: the developer's may live under /root, out of an ordinary user's reach.
+SYSTEM_PYTHON = "/usr/bin/python3"
+
+
+def answering(socket_path: str) -> bool:
+    import docker
+
+    try:
+        return docker.DockerClient(base_url=f"unix://{socket_path}", timeout=5).ping()
+    except Exception:  # noqa: BLE001 - not there, not listening: not answering
+        return False
+
+
+@pytest.fixture(scope="session")
+def podman_services():
+    """Both Podman services; stopped again after the tests when they started them."""
+    if os.geteuid() != 0 or not shutil.which("setpriv"):
+        pytest.skip("the Podman tests set up a rootless user, which needs root")
+    were_running = answering(ROOTFUL_SOCKET)
+    done = subprocess.run(["bash", str(ROOT / ".ci" / "podman.sh")], capture_output=True, text=True, timeout=1800)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    user = pwd.getpwnam(ROOTLESS_USER)
+    yield {"rootful": f"unix://{ROOTFUL_SOCKET}",
+           "rootless": f"unix:///run/user/{user.pw_uid}/podman/podman.sock"}
+    if not were_running:
+        subprocess.run(["bash", str(ROOT / ".ci" / "podman.sh"), "stop"], capture_output=True, timeout=300)
+
+
+class Mode:
+    """How one Podman mode runs a command: the user, the environment."""
+
+    def __init__(self, name, socket, home: Path):
+        self.name, self.socket, self.home = name, socket, home
+        self.user = pwd.getpwnam(ROOTLESS_USER) if name == "rootless" else pwd.getpwuid(0)
+
+    def env(self, extra):
+        env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(self.home), "LANG": "C.UTF-8",
+               "TCUP_CA_CERT": os.environ.get("TCUP_CA_CERT") or os.environ.get("PIP_CERT", ""),
+               "XDG_DATA_HOME": str(self.home / "data"), "SHIV_ROOT": str(self.home / "shiv"), **extra}
+        if self.name == "rootful":
+            env["DOCKER_HOST"] = self.socket  # root has dockerd's socket too, which TCUP would take first
+        else:
+            # No DOCKER_HOST: TCUP finds the user's own Podman socket by itself.
+            env["XDG_RUNTIME_DIR"] = f"/run/user/{self.user.pw_uid}"
+        for name in ("HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY", "https_proxy", "http_proxy", "no_proxy"):
+            if os.environ.get(name):
+                env[name] = os.environ[name]
+        return env
+
+    def run(self, command, extra=None, timeout=1800):
+        prefix = [] if self.name == "rootful" else [
+            "setpriv", f"--reuid={self.user.pw_uid}", f"--regid={self.user.pw_gid}", "--init-groups"]
+        return subprocess.run(prefix + command, env=self.env(extra or {}), cwd=self.home, capture_output=True,
+                              text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+
+    def client(self):
+        import docker
+
+        return docker.DockerClient(base_url=self.socket)
+
+
+@pytest.fixture(params=["rootful", "rootless"])
+def mode(request, podman_services, pyz):
+    # pytest's own temporary tree is root's alone; the user gets a home of its own.
+    home = Path(tempfile.mkdtemp(prefix=f"tcup-{request.param}-"))
+    try:
+        shutil.copy(pyz, home / "tcup.pyz")
+        mode = Mode(request.param, podman_services[request.param], home)
+        for path in [home, *home.rglob("*")]:
+            os.chown(path, mode.user.pw_uid, mode.user.pw_gid)
+        yield mode
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def test_the_engine_is_podman_in_the_expected_mode(mode):
+    client = mode.client()
+    components = " ".join(c["Name"] for c in client.version().get("Components", []))
+    assert "Podman" in components
+    assert client.info().get("Rootless") is (mode.name == "rootless")
+    # What `podman pull debian:bookworm-slim` would have given a user.
+    assert any("docker.io/library/debian:bookworm-slim" in tag for image in client.images.list() for tag in image.tags)
+
+
+def test_a_real_run_on_podman(mode, keystone):
+    before = {c.id for c in mode.client().containers.list(all=True, filters={"label": CONTAINER_LABEL})}
+    done = mode.run([SYSTEM_PYTHON, str(mode.home / "tcup.pyz"), "--no-upload", "--regex", TWO_TESTS],
+                    extra=keystone.openrc("member"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "Traceback" not in done.stderr and "Exception ignored" not in done.stderr
+    assert "Passed: 2  Failed: 0  Skipped: 0" in done.stdout, done.stdout
+    runs = list((mode.home / "data" / "tcup" / "runs").iterdir())
+    assert len(runs) == 1 and not runs[0].name.endswith(".incomplete")
+    files = [runs[0], *runs[0].iterdir()]
+    assert {"refstack.json", "tests.json", "tempest.subunit"} <= {p.name for p in files}
+    # Rootless: the user's own files, not a subordinate id's (keep-id).
+    assert {p.stat().st_uid for p in files} == {mode.user.pw_uid}, [(p.name, p.stat().st_uid) for p in files]
+    left = {c.id for c in mode.client().containers.list(all=True, filters={"label": CONTAINER_LABEL})} - before
+    assert not left
