@@ -167,7 +167,8 @@ def _wait_for(process, pattern, timeout=300):
     raise AssertionError(f"never saw {pattern!r}: {''.join(seen)[-2000:]}")
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT],
+                         ids=lambda s: signal.Signals(s).name)
 def test_interrupting_the_launcher_removes_the_container(image, keystone, watch, tmp_path, signum):
     env = openrc(keystone, "admin", tmp_path)
     process = _start(["--regex", r"^tempest\.api\.identity"], env, tmp_path)
@@ -181,6 +182,25 @@ def test_interrupting_the_launcher_removes_the_container(image, keystone, watch,
     assert process.returncode == 130
     assert "interrupted" in process.stderr.read()
     # What was written so far is kept, plainly marked incomplete.
+    assert all(p.name.endswith(".incomplete") for p in (tmp_path / "runs").iterdir())
+
+
+def test_a_killed_launcher_leaves_no_container(image, keystone, watch, tmp_path):
+    """SIGKILL gives the launcher no chance to clean up: the runner notices
+    its stdin close and ends, and the engine removes the container."""
+    env = openrc(keystone, "admin", tmp_path)
+    process = _start(["--regex", r"^tempest\.api\.identity"], env, tmp_path)
+    try:
+        _wait_for(process, r"running \d+ tests")
+        assert watch.tcup_containers() - watch.before, "no container was running"
+        process.kill()
+        process.wait(timeout=60)
+        deadline = time.time() + 15
+        while time.time() < deadline and watch.tcup_containers() - watch.before:
+            time.sleep(0.5)
+        assert not watch.tcup_containers() - watch.before, "the container outlived the killed launcher by 15 s"
+    finally:
+        process.kill()
     assert all(p.name.endswith(".incomplete") for p in (tmp_path / "runs").iterdir())
 
 

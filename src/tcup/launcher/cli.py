@@ -155,9 +155,14 @@ def image_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _on_sigterm(signum, frame):
-    # Turn SIGTERM into the same unwinding as Ctrl-C, so `with Container`
-    # removes the container on this path too.
+# Signals that end TCUP by default without unwinding: a closed terminal or
+# dropped ssh (SIGHUP), SIGTERM, SIGQUIT (Ctrl-\\).
+ENDING_SIGNALS = ("SIGTERM", "SIGHUP", "SIGQUIT")
+
+
+def _on_ending_signal(signum, frame):
+    # The same unwinding as Ctrl-C, so `with Container` removes the container
+    # on these paths too.
     raise KeyboardInterrupt
 
 
@@ -167,7 +172,11 @@ def main(argv=None) -> int:
     parser = {"run": run_parser, "upload": upload_parser, "results": results_parser, "pubkey": pubkey_parser,
               "image": image_parser}[command]()
     args = parser.parse_args(argv)
-    signal.signal(signal.SIGTERM, _on_sigterm)
+    for name in ENDING_SIGNALS:
+        number = getattr(signal, name)
+        # One the parent chose to ignore (nohup) stays ignored.
+        if signal.getsignal(number) is not signal.SIG_IGN:
+            signal.signal(number, _on_ending_signal)
     try:
         if command == "run":
             from tcup.launcher import launch
@@ -191,7 +200,10 @@ def main(argv=None) -> int:
         print(f"tcup: error: {error}", file=sys.stderr)
         return error.exit_code
     except KeyboardInterrupt:
-        print("\ntcup: interrupted; the container is gone, and saved results are kept", file=sys.stderr)
+        try:
+            print("\ntcup: interrupted; the container is gone, and saved results are kept", file=sys.stderr)
+        except OSError:
+            pass  # the terminal that would show it is gone (SIGHUP)
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         # Output piped into `head` and the like: not an error worth a traceback.

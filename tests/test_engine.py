@@ -1,0 +1,155 @@
+"""The launcher's engine and image logic without an engine: which socket
+is used, what a CA file may put into an image, what names the image, and
+cleanup that never replaces the error on its way."""
+
+import os
+
+import pytest
+
+from tcup.launcher import container as container_
+from tcup.launcher import image as image_
+from tcup.launcher.errors import BadInput, Infrastructure
+
+CERT = b"-----BEGIN CERTIFICATE-----\nMIIBcert\n-----END CERTIFICATE-----\n"
+KEY = b"-----BEGIN PRIVATE KEY-----\nMIIEkey\n-----END PRIVATE KEY-----\n"
+
+
+@pytest.fixture
+def no_engine_env(monkeypatch, tmp_path):
+    for name in ("DOCKER_HOST", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "run"))
+    monkeypatch.setattr(container_, "DOCKER_SOCKET", str(tmp_path / "docker.sock"))
+    monkeypatch.setattr(container_, "PODMAN_SOCKETS", (str(tmp_path / "rootful.sock"), "{runtime}/podman/podman.sock"))
+    return tmp_path
+
+
+def test_docker_host_comes_first(no_engine_env, monkeypatch):
+    monkeypatch.setenv("DOCKER_HOST", "unix:///somewhere/else.sock")
+    (no_engine_env / "docker.sock").touch()
+    assert container_.find_host() == "unix:///somewhere/else.sock"
+
+
+def test_then_docker_then_rootful_then_rootless_podman(no_engine_env):
+    rootless = no_engine_env / "run" / "podman" / "podman.sock"
+    rootless.parent.mkdir(parents=True)
+    rootless.touch()
+    assert container_.find_host() == f"unix://{rootless}"
+    (no_engine_env / "rootful.sock").touch()
+    assert container_.find_host() == f"unix://{no_engine_env}/rootful.sock"
+    (no_engine_env / "docker.sock").touch()
+    assert container_.find_host() == f"unix://{no_engine_env}/docker.sock"
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may use any socket")
+def test_a_socket_this_user_may_not_use_is_passed_over(no_engine_env):
+    (no_engine_env / "docker.sock").touch(mode=0o600)
+    os.chmod(no_engine_env / "docker.sock", 0)
+    (no_engine_env / "rootful.sock").touch()
+    assert container_.find_host() == f"unix://{no_engine_env}/rootful.sock"
+
+
+def test_no_engine_says_how_to_get_one(no_engine_env):
+    with pytest.raises(Infrastructure, match="no container engine found.*podman.socket"):
+        container_.find_host()
+
+
+@pytest.mark.parametrize("host", ["tcp://cloud-ci.example.com:2375", "tcp://10.0.0.5:2375"])
+def test_a_network_engine_without_tls_is_refused(no_engine_env, monkeypatch, host):
+    monkeypatch.setenv("DOCKER_HOST", host)
+    with pytest.raises(BadInput, match="without TLS.*DOCKER_TLS_VERIFY"):
+        container_.find_host()
+
+
+def test_a_network_engine_with_tls_or_on_loopback_is_taken(no_engine_env, monkeypatch):
+    monkeypatch.setenv("DOCKER_HOST", "tcp://127.0.0.1:2375")
+    assert container_.find_host() == "tcp://127.0.0.1:2375"
+    monkeypatch.setenv("DOCKER_HOST", "tcp://engine.example.com:2376")
+    monkeypatch.setenv("DOCKER_TLS_VERIFY", "1")
+    assert container_.find_host() == "tcp://engine.example.com:2376"
+
+
+def test_tls_settings_that_do_not_work_get_one_line(no_engine_env, monkeypatch):
+    monkeypatch.setenv("DOCKER_HOST", "tcp://engine.example.com:2376")
+    monkeypatch.setenv("DOCKER_TLS_VERIFY", "1")
+    monkeypatch.setenv("DOCKER_CERT_PATH", str(no_engine_env / "no-certs"))
+    with pytest.raises(BadInput, match="DOCKER_TLS_VERIFY/DOCKER_CERT_PATH"):
+        container_.Engine.connect()
+
+
+def test_only_certificates_of_a_ca_file_are_kept(tmp_path):
+    ca = tmp_path / "ca.pem"
+    ca.write_bytes(b"some comment\n" + CERT + b"\n" + CERT.replace(b"cert", b"other"))
+    kept = image_.read_ca(ca)
+    assert kept.count(b"BEGIN CERTIFICATE") == 2 and b"comment" not in kept
+
+
+def test_a_ca_file_with_a_private_key_is_refused(tmp_path):
+    ca = tmp_path / "mitmproxy-ca.pem"
+    ca.write_bytes(KEY + CERT)
+    with pytest.raises(BadInput, match="holds a private key"):
+        image_.read_ca(ca)
+    ca.write_bytes(CERT + KEY.replace(b"PRIVATE KEY", b"RSA PRIVATE KEY"))
+    with pytest.raises(BadInput, match="holds a private key"):
+        image_.read_ca(ca)
+
+
+def test_the_tag_names_what_tcup_runs_not_the_ca(tmp_path):
+    ca = tmp_path / "ca.pem"
+    ca.write_bytes(CERT)
+    assert image_.Image(ca).tag == image_.Image().tag
+    assert image_.Image(ca).ca_digest != image_.Image().ca_digest == "none"
+
+
+class FakeEngine:
+    """Only what Image.build_reason asks: an image's labels."""
+
+    def __init__(self, labels):
+        self.labels = labels
+
+    def image_labels(self, tag):
+        return self.labels
+
+
+def test_why_an_image_is_built(tmp_path):
+    ca = tmp_path / "ca.pem"
+    ca.write_bytes(CERT)
+    with_ca = image_.Image(ca)
+    assert "no image for this TCUP version" in with_ca.build_reason(FakeEngine(None))
+    assert "other CA certificates" in with_ca.build_reason(FakeEngine({image_.CA_LABEL: "none"}))
+    assert with_ca.build_reason(FakeEngine({image_.CA_LABEL: with_ca.ca_digest})) is None
+    # No CA given: the image on hand serves, whatever CA it was built with.
+    assert image_.Image().build_reason(FakeEngine({image_.CA_LABEL: with_ca.ca_digest})) is None
+    assert image_.Image().build_reason(FakeEngine({}), rebuild=True) == "--rebuild"
+
+
+class BrokenApi:
+    """An engine that died mid-run: every cleanup call fails."""
+
+    def stop(self, *args, **kwargs):
+        raise ConnectionError("engine gone")
+
+    remove_container = stop
+
+
+class BrokenEngine:
+    name = "docker"
+    api = BrokenApi()
+
+
+def test_cleanup_never_replaces_the_error_on_its_way(capsys):
+    box = container_.Container(BrokenEngine(), "tcup:test")
+    box.id = "0123456789abcdef"
+    try:
+        raise KeyboardInterrupt
+    except KeyboardInterrupt as error:
+        box.__exit__(type(error), error, error.__traceback__)  # must not raise
+    warning = capsys.readouterr().err
+    assert "tcup: warning: could not remove container 0123456789ab" in warning and "docker rm -f" in warning
+
+
+def test_cleanup_that_fails_after_success_is_an_error():
+    box = container_.Container(BrokenEngine(), "tcup:test")
+    box.id = "0123456789abcdef"
+    with pytest.raises(Infrastructure, match="could not remove container"):
+        box.__exit__(None, None, None)
