@@ -32,6 +32,8 @@ if ! docker image inspect debian:bookworm-slim >/dev/null 2>&1 \
     root=$(mktemp -d)
     trap 'rm -rf "$root"' EXIT
     debootstrap --variant=minbase bookworm "$root" "${mirror:-http://deb.debian.org/debian}" >/dev/null
+    # Like Debian's own slim image: no downloaded packages, no package lists.
+    rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*
     tar -C "$root" -c . | docker import - debian:bookworm-slim >/dev/null
 fi
 echo "engine: ready ($(docker version --format '{{.Server.Version}}'))"
