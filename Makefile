@@ -50,7 +50,8 @@ test: engine venv
 	$(PY) -m pytest
 
 bench: engine pyz
-	$(PY) -m pytest benchmarks --benchmark-only
+	$(PY) -m pytest benchmarks --benchmark-only --benchmark-columns=median,min,max,rounds --benchmark-json=.cache/bench.json
+	$(PY) -c "import json; [print(b['name'], b['extra_info']) for b in json.load(open('.cache/bench.json'))['benchmarks'] if b['extra_info']]"
 
 clean:
 	rm -rf dist build .cache $(VENV)
