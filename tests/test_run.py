@@ -103,6 +103,12 @@ def test_member_runs_the_interop_guideline_through_the_pyz(pyz, image, keystone,
         # tempest.conf and accounts.yaml live on the tmpfs only, never in the container's layer.
         assert not [p for p in record.get("diff", []) if "tempest" in p or "accounts" in p or p.startswith("/tmp/")]
     assert any("diff" in record for record in watch.seen.values())
+    # Least privilege, as the engine ran it.
+    host = next(json.loads(r["inspect"]) for r in watch.seen.values() if "inspect" in r)["HostConfig"]
+    assert host["CapDrop"] == ["ALL"] and not host["CapAdd"] and not host["Privileged"]
+    assert host["SecurityOpt"] == ["no-new-privileges"]
+    assert host["ReadonlyRootfs"] is True and host["PidsLimit"] == 512
+    assert set(host["Tmpfs"]) == {"/tmp"} and host["AutoRemove"] is True
     history = json.dumps(engine.api.history(image)) + json.dumps(engine.api.inspect_image(image))
     assert_no_canary(history, where="the image")
     # Owner-only permissions.

@@ -19,6 +19,7 @@ from tcup import contract
 from tcup.launcher.errors import BadInput, Infrastructure
 
 STOP_TIMEOUT = 10  # seconds Tempest gets to wind down before it is killed
+PIDS_LIMIT = 512
 DOCKER_SOCKET = "/var/run/docker.sock"
 PODMAN_SOCKETS = ("/run/podman/podman.sock", "{runtime}/podman/podman.sock")
 
@@ -204,6 +205,15 @@ class Container:
             network_mode="host",  # the container reaches exactly what the host reaches
             binds=mounts,
             tmpfs={"/tmp": "rw,nosuid,nodev,mode=1777"},
+            # Least privilege: Tempest only talks HTTP to the cloud and
+            # writes to its tmpfs and the results, so no capability, no
+            # privilege gained through setuid files, a root filesystem it
+            # cannot change, and a bound on processes (stestr's workers and
+            # the debug shell's use tens).
+            cap_drop=["ALL"],
+            security_opt=["no-new-privileges"],
+            read_only=True,
+            pids_limit=PIDS_LIMIT,
         )
         if self.engine.userns_mode():
             # The docker SDK's create_host_config accepts only Docker's "host"
