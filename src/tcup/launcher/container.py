@@ -112,12 +112,13 @@ class Engine:
 
     def load_image(self, file) -> List[str]:
         """Load a `docker save` tar; the tags it brought."""
-        from docker.errors import APIError
+        from docker.errors import APIError, ImageLoadError
 
         try:
             images = self.client.images.load(file)
-        except APIError as error:
-            raise BadInput(f"the engine could not load that file ({error.explanation or error}); "
+        except (APIError, ImageLoadError) as error:
+            text = getattr(error, "explanation", None) or str(error)
+            raise BadInput(f"the engine could not load that file ({text.strip().splitlines()[0][:200]}); "
                            "give the file `tcup image --save` wrote")
         return [tag for image in images for tag in image.tags]
 
