@@ -116,6 +116,7 @@ def test_tls_verification_failure(keystone, tmp_path):
 
 
 @pytest.mark.keystone
+@pytest.mark.engine
 @pytest.mark.parametrize(
     "content, phrases",
     [(None, ["--test-list", "does not exist"]), ("", ["lists no tests"]),
@@ -150,6 +151,7 @@ def test_engine_not_running(keystone, tmp_path):
 
 
 @pytest.mark.keystone
+@pytest.mark.engine
 @pytest.mark.skipif(os.getuid() != 0, reason="needs root to act as another user")
 def test_engine_permission_denied(keystone, engine, pyz, tmp_path):
     """An ordinary user outside the docker group, with the downloaded pyz."""
@@ -175,6 +177,7 @@ def test_engine_permission_denied(keystone, engine, pyz, tmp_path):
 
 
 @pytest.mark.keystone
+@pytest.mark.engine
 def test_image_build_failure_leaves_no_container(keystone, engine, watch, tmp_path):
     """A CA bundle that lacks this network's proxy CA: pip cannot reach PyPI."""
     from cryptography import x509

@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 import threading
+import time
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -316,10 +317,36 @@ class Handler(SimpleHTTPRequestHandler):
             self.send_text(body)
         elif parts.path == "/lists/required.txt":
             self.send_text(TEST_LIST)
+        elif parts.path == "/moved.json":
+            self.send_response(302)
+            self.send_header("Location", "/2020.06.json")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+        elif parts.path in ("/endless.json", "/drip.json"):
+            # No Content-Length: the body ends when the connection does, if ever.
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.stream_body(b" " * 65536 if parts.path == "/endless.json" else b" ")
         else:
             super().do_GET()
 
+    def stream_body(self, piece: bytes):
+        """Bytes until the client goes, for 20 s at most (0.05 s apart for a single byte)."""
+        deadline = time.monotonic() + 20
+        try:
+            while time.monotonic() < deadline:
+                self.wfile.write(piece)
+                self.wfile.flush()
+                if len(piece) == 1:
+                    time.sleep(0.05)
+        except OSError:
+            pass  # the client gave up, as it should
+
     def send_text(self, body: str):
+        self._send(body)
+
+    def _send(self, body: str):
         data = body.encode()
         self.send_response(200)
         self.send_header("Content-Type", "text/plain")
@@ -391,6 +418,35 @@ def test_plain_test_list_url(server):
     # A non-JSON body that reads as a test list is taken as one.
     tests = guideline.load(f"{server}/lists/required.txt", "platform")
     assert tests.label == "test list required.txt" and len(tests.tests) == 3
+
+
+def test_a_guideline_url_that_redirects_is_refused(server):
+    with pytest.raises(GuidelineError, match=rf"^{server}/moved.json redirects \(HTTP 302\) to /2020.06.json; "
+                                             "give that URL instead$"):
+        guideline.load(f"{server}/moved.json", "platform")
+
+
+def test_a_guideline_url_larger_than_the_bound_is_refused(server, monkeypatch):
+    monkeypatch.setattr(guideline, "FETCH_BYTES", 100 * 1024)
+    with pytest.raises(GuidelineError, match="is larger than"):
+        guideline.load(f"{server}/2020.06.json", "platform")  # says so in its Content-Length
+    with pytest.raises(GuidelineError, match="is larger than"):
+        guideline.load(f"{server}/endless.json", "platform")  # says nothing, and never ends
+
+
+def test_a_guideline_url_that_drips_is_given_up_in_time(server, monkeypatch):
+    # A byte every 0.05 s never trips a read timeout; the bound on the whole does.
+    monkeypatch.setattr(guideline, "FETCH_TOTAL", 0.5)
+    with pytest.raises(GuidelineError, match=rf"^{server}/drip.json did not arrive within 0.5 s; download it"):
+        guideline.load(f"{server}/drip.json", "platform")
+
+
+def test_a_refstack_refusal_is_shown_without_terminal_control(server, monkeypatch):
+    hostile = "Error: \x1b]0;owned\x07\x1b[2Jno such version\r"
+    monkeypatch.setattr(Handler, "send_text", lambda self, body: Handler._send(self, hostile))
+    with pytest.raises(GuidelineError) as caught:
+        guideline.load(f"{server}/v1/guidelines/2020.06/tests", "platform")
+    assert str(caught.value).endswith(": Error: no such version")
 
 
 def test_unreachable_url():

@@ -18,7 +18,7 @@ PYENV = Path.home() / ".pyenv" / "versions"
 
 def tracked(pattern: str):
     listed = subprocess.run(["git", "-C", str(ROOT), "ls-files", pattern], capture_output=True, text=True, check=True)
-    return [ROOT / name for name in listed.stdout.split()]
+    return [ROOT / name for name in listed.stdout.split() if (ROOT / name).exists()]
 
 
 def test_no_committed_requirements_file_names_a_package_source():

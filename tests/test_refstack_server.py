@@ -22,6 +22,8 @@ if str(REPO / "tools") not in sys.path:
 
 import refstack_server  # noqa: E402
 
+pytestmark = pytest.mark.refstack  # every test here starts the real RefStack
+
 OPENID = "https://openid.example/tcup-tester"
 
 

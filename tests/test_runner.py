@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from tcup import contract
+from tcup import contract, private_files
 from tcup.contract import Cloud, Credentials, Selection, Settings
-from tcup.runner import config, results
+from tcup.masking import Mask
+from tcup.runner import config, redact, results
 from tcup.runner.errors import InputError
-from tcup.runner.redact import Redactor
 from tcup.runner.run import Collector, RedactingStream, exception_line, one_line_reason
 from tcup.runner import selection
 from tcup.runner.selection import choose, parse_test_id, parse_test_list
@@ -123,23 +123,23 @@ def test_a_selection_matching_nothing_is_bad_input():
 
 # --- redaction ----------------------------------------------------------------
 
-def test_the_redactor_masks_secrets_and_identifying_strings():
-    redactor = Redactor.for_credentials(credentials(application_credential_secret="s3cr3t-app"))
+def test_the_mask_hides_secrets_and_identifying_strings():
+    mask = redact.for_credentials(credentials(application_credential_secret="s3cr3t-app"))
     text = (f"POST {AUTH_URL}/auth/tokens as alice.cloudy in acme-prod (3f1e0c6a9b5d4e2f8a7c6b5d4e3f2a1b) "
             f'password={PASSWORD} json="{json.dumps(PASSWORD)[1:-1]}" app=s3cr3t-app '
             "compute at https://keystone.example.net:8774/v2.1 and keystone.example.net:5000")
-    masked = redactor.text(text)
+    masked = mask.text(text)
     for needle in (PASSWORD, "s3cr3t-app", "alice.cloudy", "acme-prod", "3f1e0c6a9b5d", "keystone.example.net",
                    json.dumps(PASSWORD)[1:-1]):
         assert needle not in masked
     assert "<auth-url>/auth/tokens" in masked and masked.count("***") == 3
-    assert redactor.bytes(text.encode()) == masked.encode()
+    assert mask.bytes(text.encode()) == masked.encode()
 
 
-def test_the_redactor_leaves_generic_and_tiny_names_alone():
+def test_the_mask_leaves_generic_and_tiny_names_alone():
     # Masking "admin" would turn every tempest/api/identity/admin/ path into noise.
-    redactor = Redactor.for_credentials(credentials(username="admin", project_name="ab", password="pw"))
-    masked = redactor.text("tempest/api/identity/admin/v3 ab pw")
+    mask = redact.for_credentials(credentials(username="admin", project_name="ab", password="pw"))
+    masked = mask.text("tempest/api/identity/admin/v3 ab pw")
     assert masked == "tempest/api/identity/admin/v3 ab ***"
 
 
@@ -196,7 +196,7 @@ def test_the_collector_reports_each_test_and_gives_class_skips_to_their_tests():
     tests = installed(CREATE_TOKEN, VALIDATE_TOKEN, LIST_DOMAINS, NEGATIVE)
     seen = []
     collector = Collector(tests, lambda test, status, reason: seen.append((test.id, status, reason)))
-    feed_run(RedactingStream(collector, Redactor.for_credentials(credentials())))
+    feed_run(RedactingStream(collector, redact.for_credentials(credentials())))
     outcomes = {o.test.id: o for o in collector.finish()}
 
     assert [(i, s) for i, s, _ in seen] == [
@@ -213,12 +213,12 @@ def test_the_collector_reports_each_test_and_gives_class_skips_to_their_tests():
 
 def test_attachments_reach_the_target_whole_and_masked():
     recorder = Recorder()
-    feed_run(RedactingStream(recorder, Redactor.for_credentials(credentials())))
+    feed_run(RedactingStream(recorder, redact.for_credentials(credentials())))
     files = [c for c in recorder.calls if c.get("file_name") == "traceback" and c["test_id"] == VALIDATE_TOKEN]
     assert len(files) == 1 and files[0]["eof"] is True
     body = files[0]["file_bytes"].decode()
     assert PASSWORD not in body and AUTH_URL not in body
-    assert body == Redactor.for_credentials(credentials()).text("".join(TRACEBACK))
+    assert body == redact.for_credentials(credentials()).text("".join(TRACEBACK))
     assert files[0]["mime_type"].startswith("text/x-traceback")
 
 
@@ -245,7 +245,7 @@ def test_a_real_subunit_stream_is_rewritten_without_secrets():
     rewritten = io.BytesIO()
     collector = Collector(installed(CREATE_TOKEN, VALIDATE_TOKEN, LIST_DOMAINS), lambda *a: None)
     target = testtools.CopyStreamResult([subunit.StreamResultToBytes(rewritten), collector])
-    stream = RedactingStream(target, Redactor.for_credentials(credentials()))
+    stream = RedactingStream(target, redact.for_credentials(credentials()))
     stream.startTestRun()
     subunit.ByteStreamToStreamResult(io.BytesIO(original.getvalue()), non_subunit_name="stdout").run(stream)
     stream.stopTestRun()
@@ -331,7 +331,7 @@ def test_discovery_cannot_write_to_the_cloud_and_picks_an_existing_image(engine,
 def report(tmp_path=None) -> results.Report:
     tests = installed(CREATE_TOKEN, VALIDATE_TOKEN, LIST_DOMAINS, NEGATIVE)
     collector = Collector(tests, lambda *a: None)
-    feed_run(RedactingStream(collector, Redactor.for_credentials(credentials())))
+    feed_run(RedactingStream(collector, redact.for_credentials(credentials())))
     # A test reported twice (a retry) is counted once.
     return results.Report(outcomes=collector.finish(), missing=["00000000-0000-4000-8000-000000000000"],
                           cpid="cloud-1234", label="interop 2020.06 identity", credentials="preprovisioned",
@@ -384,9 +384,9 @@ def test_summary_names_failures_but_not_the_user_or_the_cloud(tmp_path):
 def test_results_are_replaced_whole(tmp_path):
     target = tmp_path / "refstack.json"
     target.write_text("old")
-    results.write_atomically(target, b"new")
+    private_files.write_atomically(target, b"new")
     assert target.read_text() == "new" and list(tmp_path.iterdir()) == [target]
-    assert oct(target.stat().st_mode & 0o777) == "0o644"
+    assert oct(target.stat().st_mode & 0o777) == "0o600"
 
 
 # --- config -----------------------------------------------------------------------
@@ -433,13 +433,13 @@ def test_credentials_tempest_cannot_use_are_refused():
 def test_events_are_contract_lines_with_reasons_masked_and_names_whole(capsys):
     from tcup.runner import events
 
-    events.use_redactor(Redactor.for_credentials(credentials(username="identity")))
+    events.use_mask(redact.for_credentials(credentials(username="identity")))
     try:
         events.emit("test", name="tempest.api.identity.v3.T.test_x", uuid=None, status="fail",
                     reason=f"401 for identity with {PASSWORD}")
         events.emit("phase", name="run", message="running")
     finally:
-        events.use_redactor(Redactor({}))
+        events.use_mask(Mask())
     test, phase = (contract.parse_event(line) for line in capsys.readouterr().out.splitlines())
     assert test["name"] == "tempest.api.identity.v3.T.test_x"
     assert test["reason"] == "401 for <username> with ***"

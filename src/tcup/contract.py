@@ -1,7 +1,7 @@
 """The contract between the launcher (host) and the runner (container).
 
-This module is the only code both sides import, besides ``tcup.__version__``.
-It holds plain data and the wire format, nothing else, and it must stay
+This module is the interface between the two sides; besides it they share
+only ``tcup.__version__``, ``tcup.masking`` and ``tcup.private_files``. It holds plain data and the wire format, nothing else, and it must stay
 importable with the standard library alone.
 
 Going in (launcher -> runner): one JSON line on the container's stdin, a
@@ -13,6 +13,10 @@ Coming out (runner -> launcher):
     (``{"event": NAME, ...}``); anything the runner logs goes to stderr;
   * result files, written into ``RESULTS_DIR`` (a host directory mounted there).
 
+Both sides also share two rules about what they let out, each written once
+beside this module: ``tcup.masking`` (no secret in any spelling) and
+``tcup.private_files`` (result files whole, owner-only, never through a link).
+
 Bump ``VERSION`` whenever a field changes meaning; the runner refuses settings
 of another version rather than guessing.
 """
@@ -21,7 +25,7 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from typing import Dict, List, Optional
 
-VERSION = 1
+VERSION = 2
 
 # Where the launcher mounts the run's results directory inside the container.
 RESULTS_DIR = "/results"
@@ -88,10 +92,16 @@ class Credentials:
 
 @dataclass
 class Cloud:
-    """Facts the launcher learned while checking the credentials."""
+    """Facts the launcher learned while checking the credentials. The ids and
+    hosts are there to be masked: the user may have named only the project,
+    yet its id shows in every Swift URL (AUTH_<id>)."""
 
     cpid: str  # RefStack's cloud provider id: the identity service's catalog id
     admin: bool  # the token carries the admin role
+    user_id: Optional[str] = None
+    project_id: Optional[str] = None
+    domain_ids: List[str] = field(default_factory=list)  # the user's and the project's
+    hosts: List[str] = field(default_factory=list)  # every endpoint host of the catalog
 
 
 @dataclass
@@ -136,7 +146,8 @@ class Settings:
 
 
 # Events: the runner prints ``event(NAME, **fields)`` lines; the launcher reads
-# them with ``parse_event``. Names and their fields:
+# them with ``parse_event``. Names and their fields (TEXT_FIELDS are free
+# text, masked on both sides; every other field is the protocol's own):
 #   phase     name ("config"|"select"|"run"|"results"), message
 #   selected  count, missing (uuids of the list that this Tempest lacks)
 #   mode      credentials ("dynamic"|"preprovisioned"), concurrency
@@ -146,6 +157,9 @@ class Settings:
 #   done      passed, failed, skipped, admin_skipped, duration_seconds
 #   error     kind ("input"|"infra"), message
 EVENTS = ("phase", "selected", "mode", "test", "ready", "done", "error")
+# Masking is for these alone: a password such as "fail", "done" or "0" must
+# not turn a status, a name or the JSON itself into "***".
+TEXT_FIELDS = ("message", "reason")
 
 
 def event(name: str, /, **payload) -> str:

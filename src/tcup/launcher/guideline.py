@@ -20,6 +20,7 @@ URL is fetched.
 
 import json
 import re
+import time
 from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
@@ -40,8 +41,13 @@ PLATFORM_TARGETS = {
 }
 ADDON_TARGETS = {"dns": "DNS", "orchestration": "Orchestration"}
 
-# Seconds to wait for a guideline or test-list URL; a stalled server must not hang a run.
+# Bounds on a guideline or test-list URL, so that a stalled, slow or hostile
+# server cannot hang a run or fill the memory: seconds per read, seconds in
+# all (a server dripping a byte at a time never trips a per-read timeout),
+# and bytes (the largest guideline is 200 kB).
 FETCH_TIMEOUT = 30
+FETCH_TOTAL = 120
+FETCH_BYTES = 16 * 1024 * 1024
 
 _UUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 _UUID_RE = re.compile(rf"^(?:id-)?({_UUID})$")
@@ -406,13 +412,45 @@ def load_url(url: str, target: Optional[str] = "platform") -> TestList:
 
 
 def _fetch(url: str) -> str:
-    """The body of ``url``; any failure becomes a GuidelineError naming the URL."""
+    """The body of ``url``, within FETCH_TOTAL seconds and FETCH_BYTES; any
+    failure becomes a GuidelineError naming the URL. A redirect is refused,
+    as the upload does: it names where to, for the user to give instead."""
     import requests  # only here: the launcher must import without it
+    import urllib3
 
+    deadline = time.monotonic() + FETCH_TOTAL
     try:
-        response = requests.get(url, timeout=FETCH_TIMEOUT)
-    except requests.RequestException as error:
+        # identity: a compressed body could unpack to far more than its size.
+        with requests.get(url, timeout=(FETCH_TIMEOUT, min(FETCH_TIMEOUT, FETCH_TOTAL)), stream=True,
+                          allow_redirects=False, headers={"Accept-Encoding": "identity"}) as response:
+            if response.is_redirect:
+                where = response.headers.get("Location", "elsewhere")
+                raise GuidelineError(f"{url} redirects (HTTP {response.status_code}) to {where:.200}; "
+                                     "give that URL instead")
+            if response.status_code != 200:
+                raise GuidelineError(f"{url} answered HTTP {response.status_code}; check the URL")
+            body = _read_bounded(response, url, deadline)
+            return body.decode(response.encoding or "utf-8", errors="replace")
+    except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as error:
+        # The body is read from urllib3 directly: its errors arrive unwrapped.
         raise GuidelineError(f"cannot fetch {url}: {error}; check the URL or download the file and give its path") from None
-    if response.status_code != 200:
-        raise GuidelineError(f"{url} answered HTTP {response.status_code}; check the URL")
-    return response.text
+
+
+def _read_bounded(response, url: str, deadline: float) -> bytes:
+    """The body, refused once it passes FETCH_BYTES or the deadline."""
+    too_big = GuidelineError(f"{url} is larger than {FETCH_BYTES // (1024 * 1024)} MiB; it is not a guideline")
+    if int(response.headers.get("Content-Length") or 0) > FETCH_BYTES:
+        raise too_big
+    # read1 returns what one read brings, so the deadline is checked as the
+    # bytes come, however slowly they come.
+    read = getattr(response.raw, "read1", response.raw.read)
+    body = bytearray()
+    while True:
+        chunk = read(65536, decode_content=True)
+        if not chunk:
+            return bytes(body)
+        body += chunk
+        if len(body) > FETCH_BYTES:
+            raise too_big
+        if time.monotonic() > deadline:
+            raise GuidelineError(f"{url} did not arrive within {FETCH_TOTAL} s; download it and give its path")

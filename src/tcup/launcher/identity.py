@@ -9,6 +9,8 @@ import os
 import re
 import tempfile
 from contextlib import contextmanager
+from typing import List
+from urllib.parse import urlsplit
 
 from tcup.contract import Cloud, Credentials
 from tcup.launcher.errors import BadInput, Infrastructure
@@ -55,6 +57,37 @@ def _domain(credentials: Credentials, owner: str) -> dict:
     return {"id": domain_id} if domain_id else {"name": getattr(credentials, f"{owner}_domain_name") or "Default"}
 
 
+def catalog_hosts(catalog: list) -> List[str]:
+    """Every host name the catalog's endpoints name, lower-case, sorted."""
+    hosts = set()
+    for service in catalog or []:
+        for endpoint in (service.get("endpoints") or []) if isinstance(service, dict) else []:
+            try:
+                host = urlsplit(endpoint.get("url") or "").hostname
+            except (AttributeError, ValueError):
+                continue
+            if host:
+                hosts.add(host.lower())
+    return sorted(hosts)
+
+
+def cloud_facts(token: dict, auth_url: str) -> Cloud:
+    """What the run needs from Keystone's token: the cpid, whether the user is
+    an admin, and the ids and hosts the runner must mask (the user may have
+    given only names)."""
+    roles = {role.get("name", "").lower() for role in token.get("roles", [])}
+    user, project = token.get("user") or {}, token.get("project") or {}
+    domains = {(owner.get("domain") or {}).get("id") for owner in (user, project)}
+    return Cloud(
+        cpid=cpid_from_catalog(token.get("catalog"), auth_url),
+        admin="admin" in roles,
+        user_id=user.get("id"),
+        project_id=project.get("id"),
+        domain_ids=sorted(d for d in domains if d),
+        hosts=catalog_hosts(token.get("catalog")),
+    )
+
+
 def cpid_from_catalog(catalog: list, auth_url: str) -> str:
     """RefStack's cloud provider id, computed as RefStack clients do: the
     identity service's id in the catalog, else an MD5 of the auth URL."""
@@ -90,7 +123,10 @@ def check(credentials: Credentials) -> Cloud:
     url = v3_root(credentials.auth_url) + "/auth/tokens"
     with _verify(credentials) as verify:
         def post(scoped=True):
-            return requests.post(url, json=token_request(credentials, scoped), timeout=TIMEOUT, verify=verify)
+            # No redirects: the body holds the password, and a redirect could
+            # send it to another host, or over plain http.
+            return requests.post(url, json=token_request(credentials, scoped), timeout=TIMEOUT, verify=verify,
+                                 allow_redirects=False)
 
         try:
             answer = post()
@@ -115,6 +151,10 @@ def check(credentials: Credentials) -> Cloud:
         except requests.exceptions.RequestException as error:
             raise BadInput(f"cannot ask Keystone at {credentials.auth_url} for a token ({type(error).__name__}); check OS_AUTH_URL")
 
+    if 300 <= answer.status_code < 400:
+        where = answer.headers.get("Location", "elsewhere")
+        raise BadInput(f"Keystone at {credentials.auth_url} redirects (HTTP {answer.status_code} to {where:.200}); "
+                       "TCUP does not send the password after a redirect: set OS_AUTH_URL to Keystone's own URL")
     if answer.status_code == 401:
         what = "application credential" if credentials.auth_type == "v3applicationcredential" else "user name or password"
         raise BadInput(f"Keystone rejected the {what} (HTTP 401); check your credentials")
@@ -126,7 +166,6 @@ def check(credentials: Credentials) -> Cloud:
         token = answer.json()["token"]
     except (ValueError, KeyError):
         raise BadInput(f"{credentials.auth_url} answered, but not as Keystone does; check OS_AUTH_URL")
-    if "project" not in token:
+    if not isinstance(token, dict) or "project" not in token:
         raise BadInput("the token Keystone issued is not scoped to a project; set OS_PROJECT_NAME or OS_PROJECT_ID")
-    roles = {role.get("name", "").lower() for role in token.get("roles", [])}
-    return Cloud(cpid=cpid_from_catalog(token.get("catalog"), credentials.auth_url), admin="admin" in roles)
+    return cloud_facts(token, credentials.auth_url)

@@ -16,8 +16,9 @@ from tcup.launcher.errors import (
     BadInput,
     Infrastructure,
     TcupError,
+    printable,
 )
-from tcup.launcher.progress import Progress, Redactor
+from tcup.launcher.progress import Progress, secret_mask
 from tcup.launcher.version import version
 
 PROXY_VARIABLES = ("http_proxy", "https_proxy", "no_proxy")
@@ -28,7 +29,7 @@ def run(args) -> int:
     # 1. Read what the user gave us and refuse early what cannot work.
     test_list, selection = choose_tests(args)
     credentials = credentials_.load(use_keyring=args.keyring)
-    redact = Redactor(credentials)
+    redact = secret_mask(credentials)
     # 2. Ask Keystone for a token before any container exists.
     from tcup.launcher import identity
 
@@ -140,14 +141,14 @@ def debug_shell(engine, tag, settings, redact) -> int:
             if event and event["event"] == "ready":
                 break
             if event and event["event"] == "error":
-                raise TcupError(redact(event["message"]), contract.EXIT_BAD_INPUT if event.get("kind") == "input" else EXIT_INFRA)
+                raise TcupError(redact.text(event["message"]), contract.EXIT_BAD_INPUT if event.get("kind") == "input" else EXIT_INFRA)
             if stream == 2:
-                print(redact(line.decode(errors="replace")), file=sys.stderr)
+                print(printable(redact.text(line.decode(errors="replace"))), file=sys.stderr)
         else:
             raise Infrastructure("the runner stopped before Tempest was configured; run with -v to see its log")
         print(
             "tcup: Tempest is configured; your directory is at /workspace. Start the tests by hand with:\n"
-            f"    {event.get('command', 'tempest run')}\n"
+            f"    {printable(event.get('command', 'tempest run'))}\n"
             "Leave the shell (exit) and the container is gone.",
             flush=True,
         )

@@ -1,4 +1,9 @@
-"""Showing the runner's progress on the user's terminal, and what it ended with."""
+"""Showing the runner's progress on the user's terminal, and what it ended with.
+
+What the runner says is masked again here (its secrets, in every spelling,
+behind the runner's own mask) and stripped of terminal control sequences:
+reasons and messages quote the cloud.
+"""
 
 import sys
 from dataclasses import dataclass
@@ -7,23 +12,19 @@ from typing import Optional
 
 from tcup import contract
 from tcup.contract import Credentials
-from tcup.launcher.errors import EXIT_BAD_INPUT, EXIT_INFRA, EXIT_OK, EXIT_TESTS_FAILED
+from tcup.masking import Mask
+from tcup.launcher.errors import EXIT_BAD_INPUT, EXIT_INFRA, EXIT_OK, EXIT_TESTS_FAILED, printable
 
 
 FINISHED = {"success": "passed", "fail": "failed", "skip": "skipped"}
 
 
-class Redactor:
-    """Masks the secrets in any text before TCUP prints it: defence in depth
-    behind the runner's own redaction."""
-
-    def __init__(self, credentials: Credentials):
-        self.secrets = sorted(credentials.secrets(), key=len, reverse=True)
-
-    def __call__(self, text: str) -> str:
-        for secret in self.secrets:
-            text = text.replace(secret, "***")
-        return text
+def secret_mask(credentials: Credentials) -> Mask:
+    """The mask for what TCUP prints: the credentials' secrets."""
+    mask = Mask()
+    for secret in credentials.secrets():
+        mask.secret(secret)
+    return mask
 
 
 @dataclass
@@ -36,8 +37,8 @@ class Progress:
     """Consumes the runner's output: events drive a live status, stderr is
     the runner's log (shown with --verbose, kept briefly for errors)."""
 
-    def __init__(self, redact: Redactor, verbose: bool = False, out=sys.stderr):
-        self.redact = redact
+    def __init__(self, mask: Mask, verbose: bool = False, out=sys.stderr):
+        self.mask = mask
         self.verbose = verbose
         self.out = out
         self.live = out.isatty()
@@ -52,19 +53,26 @@ class Progress:
         self.compliance = None
 
     def feed(self, stream: int, raw: bytes) -> None:
-        line = self.redact(raw.decode("utf-8", errors="replace"))
+        """One line of the runner's output. An event is parsed first and only
+        its text fields are masked: masking the raw line would let a password
+        such as "done", "0" or "e" break the JSON or a status."""
+        line = raw.decode("utf-8", errors="replace")
         event = contract.parse_event(line) if stream == 1 else None
         if event is None:
+            line = self.mask.text(line)
             self.log_tail = (self.log_tail + [line])[-20:]
             if self.verbose:
                 self._print(f"  | {line}")
             return
+        for key in contract.TEXT_FIELDS:
+            if isinstance(event.get(key), str):
+                event[key] = self.mask.text(event[key])
         getattr(self, "_on_" + event["event"], lambda e: None)(event)
 
     def _print(self, text: str) -> None:
         if self.live:
             self.out.write("\r\033[K")
-        print(text, file=self.out, flush=True)
+        print(printable(text), file=self.out, flush=True)
 
     def _status(self, event) -> None:
         """A terminal gets one status line, rewritten in place; a log (CI,
@@ -76,7 +84,7 @@ class Progress:
                            f"passed {c['passed']}, failed {c['failed']}, skipped {c['skipped']}")
             self.out.flush()
         elif event["status"] in FINISHED:
-            print(f"tcup: [{finished}/{self.selected}] {FINISHED[event['status']]} {event['name']}",
+            print(printable(f"tcup: [{finished}/{self.selected}] {FINISHED[event['status']]} {event['name']}"),
                   file=self.out, flush=True)
 
     def _on_phase(self, event) -> None:
@@ -137,4 +145,4 @@ class Progress:
         if self.compliance:
             parts.append(self.compliance.rstrip())
         parts.append(f"Results saved in {path}")
-        return "\n\n".join(parts)
+        return printable("\n\n".join(parts))

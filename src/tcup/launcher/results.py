@@ -3,18 +3,22 @@
 A run is written into ``<name>.incomplete`` and renamed to ``<name>`` in one
 step once every file is there, so a run directory is either complete or
 plainly marked incomplete (a killed run keeps what it had). Directories are
-0700 and files 0600: results say things about a private cloud.
+0700 and files 0600 from their first byte: results say things about a private
+cloud. Every file is written by ``private_files.write_atomically``, which never
+follows a link, under a root that no one else owns or can write to.
 """
 
 import json
 import os
 import secrets
+import stat
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional
 
-from tcup.launcher.errors import BadInput
+from tcup import contract, private_files
+from tcup.launcher.errors import BadInput, printable
 
 RUN_FILE = "run.json"
 UPLOADS_FILE = "uploads.json"
@@ -28,12 +32,7 @@ def default_root() -> Path:
 
 
 def write_file(path: Path, content: str) -> None:
-    """Write crash-safe (temp file, then rename) with owner-only access."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as file:
-        file.write(content)
-    os.replace(tmp, path)
+    private_files.write_atomically(path, content.encode())
 
 
 def write_json(path: Path, data) -> None:
@@ -64,6 +63,10 @@ class Run:
             root.mkdir(parents=True, exist_ok=True, mode=0o700)
             if not os.access(root, os.W_OK | os.X_OK):
                 raise PermissionError
+        except OSError:
+            raise BadInput(f"results directory {root} is not writable; choose another with --output DIR")
+        check_private(root)
+        try:
             name = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + secrets.token_hex(3)
             run = cls(root, name)
             run.incomplete.mkdir(mode=0o700)
@@ -72,9 +75,11 @@ class Run:
         return run
 
     def complete(self, metadata: dict) -> Path:
-        """Record the run's metadata and mark the directory complete."""
+        """Record the run's metadata and mark the directory complete. The
+        runner wrote its files 0600 already; this makes sure of it without
+        following a link (the container could have planted one)."""
         for child in self.incomplete.iterdir():
-            child.chmod(0o600)
+            _make_private(child)
         write_json(self.incomplete / RUN_FILE, {**metadata, "complete": True})
         os.replace(self.incomplete, self.path)
         return self.path
@@ -85,6 +90,30 @@ class Run:
             self.incomplete.rmdir()
         except OSError:
             pass  # not empty: whatever is there is the user's
+
+
+def check_private(root: Path) -> None:
+    """Refuse a results root that another user owns or can write to: they
+    could plant links there, or swap the run directories."""
+    info = root.stat()
+    if info.st_uid != os.getuid():
+        raise BadInput(f"results directory {root} belongs to another user; choose your own with --output DIR")
+    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise BadInput(f"results directory {root} is writable by other users; "
+                       f"run `chmod go-w {root}` or choose another with --output DIR")
+
+
+def _make_private(path: Path) -> None:
+    """chmod 0600 a regular file, never through a link."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return  # a link (or gone): not ours to touch
+    try:
+        if stat.S_ISREG(os.fstat(fd).st_mode):
+            os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
 
 
 def list_runs(root: Optional[Path] = None) -> List[dict]:
@@ -125,5 +154,6 @@ def render_runs(runs: List[dict]) -> str:
             f"{run['name']:<26} {str(run.get('cpid', '?')):<32} {str(run.get('label', '?')):<20} "
             f"{run.get('passed', 0):>5} {run.get('failed', 0):>5} {run.get('skipped', 0):>5}  {where}"
         )
-    return "\n".join(lines)
+    # run.json and uploads.json quote a server (the result URL).
+    return printable("\n".join(lines))
 

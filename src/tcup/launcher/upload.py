@@ -20,7 +20,6 @@ import os
 import random
 import re
 import shlex
-import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -29,8 +28,8 @@ from pathlib import Path
 from typing import Callable, List, Mapping, Optional, Tuple
 from urllib.parse import urlsplit
 
-from tcup import __version__, contract
-from tcup.launcher.errors import EXIT_BAD_INPUT, EXIT_UPLOAD_FAILED, TcupError
+from tcup import __version__, contract, private_files
+from tcup.launcher.errors import EXIT_BAD_INPUT, EXIT_UPLOAD_FAILED, TcupError, printable
 
 DEFAULT_URL = "https://refstack.openstack.org/api"
 URL_VARIABLE = "REFSTACK_URL"
@@ -38,6 +37,8 @@ RESULTS_PATH = "/v1/results"
 # The launcher's metadata file in a run directory (see the launcher's run module).
 RUN_FILE = "run.json"
 UPLOADS_FILE = "uploads.json"
+# The launcher's name for a run directory it has not finished (see results).
+INCOMPLETE = ".incomplete"
 # The only keys a RefStack upload carries; anything else stays home.
 BODY_KEYS = ("cpid", "duration_seconds", "results")
 TEST_KEYS = ("name", "uuid")
@@ -147,6 +148,7 @@ def upload(
     """
     run = Path(run)
     base_url = check_url(base_url)
+    log = _printable_log(log)
     resume = resume_command(run, base_url, sign_key)
     # Which file holds the results, and where successes are noted.
     results_file, record_file = locate(run, force, log)
@@ -169,6 +171,11 @@ def upload(
     return url
 
 
+def _printable_log(log: Callable[[str], None]) -> Callable[[str], None]:
+    """log, with each line made safe for a terminal: lines quote the server."""
+    return lambda message: log(printable(message))
+
+
 def locate(run: Path, force: bool = False, log: Callable[[str], None] = print) -> Tuple[Path, Path]:
     """(results file, uploads record) for a run directory or a bare refstack JSON file."""
     if run.is_dir():
@@ -183,18 +190,22 @@ def locate(run: Path, force: bool = False, log: Callable[[str], None] = print) -
 
 
 def _check_complete(run: Path, force: bool, log: Callable[[str], None]) -> None:
-    """Refuse a run its launcher marked incomplete: partial results would misstate the cloud."""
+    """Refuse a run the launcher did not finish: partial results would misstate
+    the cloud. A finished run has a run.json saying so; an unfinished one is
+    still named NAME.incomplete and has none."""
     try:
         meta = json.loads((run / RUN_FILE).read_text())
     except (OSError, ValueError):
-        return  # no readable metadata: judge the results file alone
-    if isinstance(meta, dict) and meta.get("complete") is False:
-        if not force:
-            raise UploadError(
-                f"{run} is marked incomplete in {RUN_FILE}; its results are partial (--force uploads them anyway)",
-                EXIT_BAD_INPUT,
-            )
-        log(f"warning: {run} is marked incomplete; uploading its partial results as asked")
+        meta = None
+    if run.name.endswith(INCOMPLETE) or not isinstance(meta, dict):
+        why = f"is an incomplete run (no readable {RUN_FILE})"
+    elif meta.get("complete") is not True:
+        why = f"is marked incomplete in {RUN_FILE}"
+    else:
+        return
+    if not force:
+        raise UploadError(f"{run} {why}; its results are partial (--force uploads them anyway)", EXIT_BAD_INPUT)
+    log(f"warning: {run} {why}; uploading its partial results as asked")
 
 
 def read_json(path: Path):
@@ -405,7 +416,7 @@ def judge(response) -> Answer:
             return Answer(result=result)
         return Answer(reason=f"HTTP {status} without a result id: {server_message(response)}")
     if 300 <= status < 400:
-        where = response.headers.get("Location", "elsewhere")
+        where = _one_line(response.headers.get("Location", "elsewhere"))
         return Answer(reason=f"HTTP {status}: it redirects to {where}; give that as --upload-url")
     shown = f"HTTP {status}: {server_message(response)}"
     if status == 429 or status >= 500:
@@ -464,8 +475,8 @@ def _seconds(value: float) -> str:
 
 
 def _one_line(text: str) -> str:
-    """``text`` on one line, trimmed to MESSAGE_CHARS."""
-    text = " ".join(text.split())
+    """``text`` (a server's words) on one line, printable, trimmed to MESSAGE_CHARS."""
+    text = " ".join(printable(text).split())
     return text if len(text) <= MESSAGE_CHARS else text[: MESSAGE_CHARS - 3] + "..."
 
 
@@ -473,8 +484,8 @@ def result_url(result: dict, base_url: str) -> str:
     """Where people see the upload: the server's url, else the API's own address for it."""
     url = result.get("url")
     if isinstance(url, str) and url:
-        return url
-    return f"{base_url}{RESULTS_PATH}/{result['test_id']}"
+        return printable(url)  # printed, and kept in uploads.json
+    return printable(f"{base_url}{RESULTS_PATH}/{result['test_id']}")
 
 
 def note_upload(record_file: Path, base_url: str, result: dict, signed: bool, digest: str, log) -> None:
@@ -488,25 +499,8 @@ def note_upload(record_file: Path, base_url: str, result: dict, signed: bool, di
         "uploaded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     try:
-        write_json_atomic(record_file, read_uploads(record_file) + [entry])
+        uploads = read_uploads(record_file) + [entry]
+        private_files.write_atomically(record_file, (json.dumps(uploads, indent=2) + "\n").encode())
     except (OSError, UploadError) as error:
         log(f"warning: uploaded, but cannot note it in {record_file}: {getattr(error, 'strerror', None) or error}")
 
-
-def write_json_atomic(path: Path, doc) -> None:
-    """Write ``doc`` to ``path`` (mode 0600) so that a crash leaves the old file or the new, never half of one."""
-    path = Path(path)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")  # mode 0600
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as file:
-            json.dump(doc, file, indent=2)
-            file.write("\n")
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        try:
-            os.unlink(temporary)
-        except OSError:
-            pass
-        raise

@@ -11,6 +11,7 @@ import os
 import select
 import signal
 import sys
+import threading
 import time
 import traceback
 from importlib import metadata
@@ -18,10 +19,9 @@ from pathlib import Path
 
 from tcup import contract
 from tcup.contract import Settings
-from tcup.runner import config, events, results, run, selection
+from tcup.runner import config, events, redact, results, run, selection
 from tcup.runner.errors import InfraError, InputError, RunnerError, Stopped
 from tcup.runner.events import emit, log
-from tcup.runner.redact import Redactor
 
 SETTINGS_TIMEOUT = 60
 # The debug shell is for a person at a terminal; a day is long enough.
@@ -35,8 +35,9 @@ def main() -> int:
         signal.signal(sig, on_stop_signal)
     try:
         settings = read_settings()
+        stop_when_stdin_closes()
         use_proxy(settings.proxy)
-        events.use_redactor(Redactor.for_credentials(settings.credentials))
+        events.use_mask(redact.for_settings(settings))
         return serve(settings)
     except RunnerError as error:
         return report(error)
@@ -76,7 +77,7 @@ def serve(settings: Settings) -> int:
     results_dir = Path(contract.RESULTS_DIR)
     partial = results_dir / (contract.SUBUNIT_FILE + ".partial")
     outcome = run.run_tests(workspace, chosen.tests, LOAD_LIST, concurrency, partial,
-                            events.redactor(), on_test)
+                            events.mask(), on_test)
     os.replace(partial, results_dir / contract.SUBUNIT_FILE)
 
     # results: refstack.json, tests.json, junit.xml, summary.txt.
@@ -117,6 +118,23 @@ def read_settings() -> Settings:
     except (ValueError, TypeError, KeyError) as error:
         # The message names a field or a position, never a value.
         raise InputError(f"the settings line is not valid: {type(error).__name__}: {error}")
+
+
+def stop_when_stdin_closes() -> None:
+    """The launcher holds stdin open until it lets the container go. When
+    stdin closes early, the launcher is gone (a SIGKILL, a crash) and
+    nobody will read the results: stop, as on SIGTERM, so the container
+    ends and is removed instead of running Tempest for hours."""
+
+    def wait_for_eof() -> None:
+        try:
+            while os.read(sys.stdin.fileno(), 65536):
+                pass  # nothing more is said on stdin; anything that comes is ignored
+        except OSError:
+            pass
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=wait_for_eof, name="stdin-watch", daemon=True).start()
 
 
 def use_proxy(proxy: dict) -> None:
@@ -183,8 +201,9 @@ def on_stop_signal(signum, frame) -> None:
 
 
 def report(error: RunnerError) -> int:
-    """The error event: one line, the kind, no traceback."""
-    message = " ".join(str(error).split()) or type(error).__name__
+    """The error event: one line, the kind, no traceback. Masked before it
+    is put on one line: a secret with two spaces would match no more."""
+    message = events.mask().one_line(str(error)) or type(error).__name__
     log(f"error ({error.kind}): {message}")
     emit("error", kind=error.kind, message=message)
     return error.exit_code

@@ -1,34 +1,31 @@
 """The runner's two outputs besides result files: contract events on stdout,
-and a log on stderr. Both pass through the redactor first."""
+and a log on stderr. Both pass through the mask first."""
 
 import sys
 
 from tcup import contract
-from tcup.runner.redact import Redactor
+from tcup.masking import Mask
 
-# Replaced by ``use_redactor`` as soon as the settings are read; until then
+# Replaced by ``use_mask`` as soon as the settings are read; until then
 # there is nothing secret to mask.
-_redactor = Redactor({})
+_mask = Mask()
 
 
-def use_redactor(redactor: Redactor) -> None:
+def use_mask(mask: Mask) -> None:
     """Mask these secrets in every event and log line from now on."""
-    global _redactor
-    _redactor = redactor
+    global _mask
+    _mask = mask
 
 
-def redactor() -> Redactor:
-    return _redactor
-
-
-# Fields that hold Tempest's own test names, masked nowhere: a user called
-# "identity" must not turn tempest.api.identity into tempest.api.<username>.
-VERBATIM_FIELDS = ("name", "uuid")
+def mask() -> Mask:
+    return _mask
 
 
 def emit(name: str, /, **payload) -> None:
-    """One event line on stdout, flushed so the launcher sees it at once."""
-    clean = {key: _redactor.text(value) if isinstance(value, str) and key not in VERBATIM_FIELDS else value
+    """One event line on stdout, flushed so that the launcher sees it at once.
+    Only the free-text fields are masked: names, statuses and counts are the
+    protocol's (a password "fail" must not turn a failure into "***")."""
+    clean = {key: _mask.text(value) if key in contract.TEXT_FIELDS and isinstance(value, str) else value
              for key, value in payload.items()}
     sys.stdout.write(contract.event(name, **clean) + "\n")
     sys.stdout.flush()
@@ -36,5 +33,5 @@ def emit(name: str, /, **payload) -> None:
 
 def log(message: str) -> None:
     """One line (or block) of log on stderr, never on stdout."""
-    sys.stderr.write(_redactor.text(message.rstrip("\n")) + "\n")
+    sys.stderr.write(_mask.text(message).rstrip("\n") + "\n")
     sys.stderr.flush()

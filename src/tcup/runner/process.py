@@ -1,6 +1,6 @@
 """Running Tempest's commands as bounded, logged subprocesses.
 
-Their output goes to our stderr line by line, redacted; never to our stdout,
+Their output goes to our stderr line by line, masked; never to our stdout,
 which carries only events. Each runs in its own session so that a timeout or
 SIGTERM can end it together with the workers it started.
 """
@@ -54,11 +54,13 @@ def _signal_session(process: subprocess.Popen, sig: int) -> bool:
 
 
 def log_lines(stream, tail: List[str], prefix: str) -> threading.Thread:
-    """Copy a byte stream to our log in a thread, keeping its last lines."""
+    """Copy a byte stream to our log in a thread, keeping its last lines,
+    masked (before they are stripped: a secret ending in a space would no
+    longer match)."""
 
     def pump() -> None:
         for raw in iter(stream.readline, b""):
-            line = raw.decode("utf-8", errors="replace").rstrip()
+            line = events.mask().text(raw.decode("utf-8", errors="replace")).rstrip()
             if line:
                 tail[:] = (tail + [line])[-20:]
                 events.log(f"{prefix}: {line}")
@@ -88,9 +90,15 @@ def run(argv: List[str], *, env: Dict[str, str], cwd: str, timeout: float, what:
         for pump in pumps:
             pump.join(5)
     if process.returncode != 0:
-        last = last_error_line(tail) or "no output"
-        raise InfraError(f"{what} failed (exit {process.returncode}): {last}"[:MESSAGE_CHARS])
+        raise InfraError(failure(what, process.returncode, tail))
     return b"".join(out).decode("utf-8", errors="replace") if capture else None
+
+
+def failure(what: str, returncode: int, tail: List[str]) -> str:
+    """The one-line error of a failed command, quoting the line of its output
+    that says why: masked first, then cut (a cut secret would not match)."""
+    last = last_error_line(tail) or "no output"
+    return events.mask().one_line(f"{what} failed (exit {returncode}): {last}", MESSAGE_CHARS)
 
 
 def collect(stream, chunks: List[bytes]) -> threading.Thread:

@@ -1,4 +1,5 @@
-"""The result files in RESULTS_DIR, each written whole or not at all.
+"""The result files in RESULTS_DIR, each written whole or not at all, and
+readable by the user alone from the first byte (``private_files.write_atomically``).
 
 refstack.json is what RefStack takes: the passed tests only. tests.json
 keeps every selected test's status and reason; junit.xml is the same for CI
@@ -7,15 +8,13 @@ project or the cloud: reasons come from the redacted stream.
 """
 
 import json
-import os
 import re
-import tempfile
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Iterable, List, Tuple
 
-from tcup import contract
+from tcup import contract, private_files
 from tcup.runner.run import Outcome
 
 # The skip Tempest gives a test class that needs admin credentials it lacks.
@@ -121,23 +120,6 @@ def summary_text(report: Report) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_atomically(path: Path, data: bytes) -> None:
-    """Write a sibling temporary file, then rename it over path: a reader
-    (or a crash) never sees half a file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def write_all(results_dir: Path, report: Report) -> None:
     """refstack.json, tests.json, junit.xml and summary.txt (the subunit
     stream is already in place, written during the run). Their reasons come
@@ -145,7 +127,7 @@ def write_all(results_dir: Path, report: Report) -> None:
     def as_json(document: dict) -> bytes:
         return (json.dumps(document, indent=2) + "\n").encode()
 
-    write_atomically(results_dir / contract.REFSTACK_FILE, as_json(refstack_json(report)))
-    write_atomically(results_dir / contract.TESTS_FILE, as_json(tests_json(report)))
-    write_atomically(results_dir / contract.JUNIT_FILE, junit_xml(report))
-    write_atomically(results_dir / contract.SUMMARY_FILE, summary_text(report).encode())
+    private_files.write_atomically(results_dir / contract.REFSTACK_FILE, as_json(refstack_json(report)))
+    private_files.write_atomically(results_dir / contract.TESTS_FILE, as_json(tests_json(report)))
+    private_files.write_atomically(results_dir / contract.JUNIT_FILE, junit_xml(report))
+    private_files.write_atomically(results_dir / contract.SUMMARY_FILE, summary_text(report).encode())

@@ -2,10 +2,10 @@
 
 `tempest run --subunit` writes the stream on its stdout. We parse it as it
 comes (python-subunit), mask secrets in every attachment, re-encode it into
-the result file, and turn each test's end into a ``test`` event. The parsing
-pieces are plain classes speaking testtools' StreamResult protocol, so they
-can be tested without Tempest; subunit and testtools are imported only where
-the stream is actually read.
+the result file (owner-only from its first byte), and turn each test's end
+into a ``test`` event. The parsing pieces are plain classes speaking
+testtools' StreamResult protocol, so they can be tested without Tempest;
+subunit and testtools are imported only where the stream is actually read.
 """
 
 import re
@@ -16,9 +16,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple
 
+from tcup import contract, private_files
+from tcup.masking import Mask
 from tcup.runner import process
 from tcup.runner.errors import InfraError
-from tcup.runner.redact import Redactor
 from tcup.runner.selection import Test
 
 # A whole run of a large guideline takes hours on a slow cloud; this is the
@@ -26,6 +27,9 @@ from tcup.runner.selection import Test
 RUN_TIMEOUT = 8 * 3600
 EXIT_TIMEOUT = 60
 REASON_CHARS = 300
+# A subunit v2 packet holds at most 4 MiB; a masked attachment is sent on in
+# pieces of this size.
+PACKET_BYTES = 1 << 20
 
 # Subunit's final statuses, as the contract's three.
 STATUS = {"success": "success", "xfail": "success", "fail": "fail", "uxsuccess": "fail", "skip": "skip"}
@@ -147,11 +151,12 @@ class Collector:
 class RedactingStream:
     """Masks secrets in attachments before passing the stream on. A file
     arrives in chunks (a traceback line by line), and a secret may straddle
-    two, so chunks are joined until the file ends."""
+    two, so chunks are joined until the file ends, masked whole, and passed
+    on in packets subunit can encode."""
 
-    def __init__(self, target, redactor: Redactor):
+    def __init__(self, target, mask: Mask):
         self.target = target
-        self.redactor = redactor
+        self.mask = mask
         self.pending: Dict[tuple, bytearray] = {}
         self.mime_types: Dict[tuple, Optional[str]] = {}
 
@@ -178,8 +183,16 @@ class RedactingStream:
                         route_code=route_code, eof=eof, **kwargs)
 
     def _flush(self, key: tuple, **status) -> None:
-        data = self.redactor.bytes(bytes(self.pending.pop(key)))
-        self.target.status(file_bytes=data, mime_type=self.mime_types.pop(key, None), **status)
+        data = self.mask.bytes(bytes(self.pending.pop(key)))
+        mime_type = self.mime_types.pop(key, None)
+        pieces = [data[start:start + PACKET_BYTES] for start in range(0, len(data), PACKET_BYTES)] or [b""]
+        # All but the last piece carry the file alone: the test's status (and
+        # the end of the file) come with the last, as they came.
+        for piece in pieces[:-1]:
+            self.target.status(test_id=status.get("test_id"), file_name=status.get("file_name"), file_bytes=piece,
+                               mime_type=mime_type, route_code=status.get("route_code"), eof=False,
+                               timestamp=status.get("timestamp"))
+        self.target.status(file_bytes=pieces[-1], mime_type=mime_type, **status)
 
 
 def tempest_command(load_list: Path, concurrency: int) -> List[str]:
@@ -187,9 +200,9 @@ def tempest_command(load_list: Path, concurrency: int) -> List[str]:
 
 
 def run_tests(workspace, tests: List[Test], load_list: Path, concurrency: int, stream_path: Path,
-              redactor: Redactor, on_test: Callable[[Test, str, Optional[str]], None]) -> RunResult:
-    """Run the load list, writing the redacted stream to stream_path, and
-    return every selected test's outcome."""
+              mask: Mask, on_test: Callable[[Test, str, Optional[str]], None]) -> RunResult:
+    """Run the load list, writing the masked stream to stream_path (a new
+    file), and return every selected test's outcome."""
     import subunit
     import testtools
 
@@ -208,9 +221,9 @@ def run_tests(workspace, tests: List[Test], load_list: Path, concurrency: int, s
     watchdog.start()
     started = time.monotonic()
     try:
-        with open(stream_path, "wb") as out:
+        with private_files.create_private(stream_path) as out:
             stream = RedactingStream(testtools.CopyStreamResult([subunit.StreamResultToBytes(out), collector]),
-                                     redactor)
+                                     mask)
             stream.startTestRun()
             try:
                 subunit.ByteStreamToStreamResult(tempest.stdout, non_subunit_name="stdout").run(stream)
@@ -224,7 +237,6 @@ def run_tests(workspace, tests: List[Test], load_list: Path, concurrency: int, s
         pump.join(5)
     duration = time.monotonic() - started
     if not collector.outcomes and not timed_out.is_set() and tempest.returncode:
-        last = process.last_error_line(tail) or "no output"
-        raise InfraError(f"tempest run failed (exit {tempest.returncode}): {last}"[:process.MESSAGE_CHARS])
+        raise InfraError(process.failure("tempest run", tempest.returncode, tail))
     reason = f"Tempest did not finish within {RUN_TIMEOUT // 3600} h" if timed_out.is_set() else NO_RESULT
     return RunResult(collector.finish(reason), collector.fixture_failures, duration)
