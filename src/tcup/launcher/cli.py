@@ -121,7 +121,7 @@ def run_parser() -> argparse.ArgumentParser:
 def upload_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tcup upload", description="Upload a saved run to a RefStack server.")
     parser.add_argument("run", metavar="RUN", type=Path, help="a run directory, or a RefStack JSON file")
-    parser.add_argument("--force", action="store_true", help="upload even if this run is already on that server")
+    parser.add_argument("--force", action="store_true", help="upload even if this run is incomplete or already on that server")
     _upload_options(parser)
     return parser
 
