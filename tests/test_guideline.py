@@ -21,6 +21,7 @@ from tcup.launcher.errors import BadInput  # noqa: E402
 from tcup.launcher.guideline import GuidelineError  # noqa: E402
 
 DATA = REPO / "tests" / "data" / "interop"
+SCS = REPO / "tests" / "data" / "scs-0128"
 
 # Required, unflagged tests per shipped list, counted from the interop data.
 EXPECTED_COUNTS = {
@@ -79,7 +80,7 @@ def test_default_is_newest_approved_platform_list():
     index = guideline.shipped_index()
     assert index["default"] == "2020.06"
     assert {e["status"] for e in index["lists"] if e["version"] == "next"} == {"draft"}
-    assert guideline.shipped_versions() == ["2020.06", "2019.11", "next"]
+    assert guideline.shipped_versions() == ["2020.06", "2019.11", "next", "scs-0128"]
 
 
 def test_platform_list_contents():
@@ -120,6 +121,29 @@ def test_addons_by_version_and_by_id():
     assert all(t["name"].startswith("heat_tempest_plugin.") for t in orchestration.tests)
 
 
+def test_scs_0128_is_shipped_per_service():
+    tests = guideline.load("scs-0128", None)
+    assert tests.label == "scs-0128 iaas" and len(tests.tests) == 258
+    assert guideline.load("SCS-0128", "iaas").tests == tests.tests
+    by_service = {}
+    for test in tests.tests:
+        by_service[test["capability"]] = by_service.get(test["capability"], 0) + 1
+    assert by_service == {"compute": 88, "network": 66, "volume": 65, "image": 23, "identity": 16}
+    # The same tests, by id, as the list SCS publishes.
+    published = guideline.parse_test_list((SCS / "tempest-tests-non-admin.lst").read_text(), "scs")
+    assert {t["uuid"] for t in published.tests} == set(tests.uuids())
+    assert "SovereignCloudStack/standards@077174d9" in tests.source
+
+
+def test_tcup_guidelines_lists_every_shipped_list():
+    text = guideline.render_shipped()
+    rows = [line for line in text.splitlines()[1:] if line and not line.startswith("Run one")]
+    assert len(rows) == len(guideline.shipped_index()["lists"]) == 12
+    scs = next(row for row in rows if row.startswith("scs-0128 iaas"))
+    assert "2026-08-06" in scs and " 258 " in scs and "CC BY-SA 4.0" in scs
+    assert any(row.startswith("2020.06 platform (default)") and " 273 " in row for row in rows)
+
+
 def test_selection_for_runner():
     selection = guideline.load("2020.06", "object").selection()
     assert selection.label == "2020.06 object" and len(selection.tests) == 58
@@ -128,17 +152,18 @@ def test_selection_for_runner():
 
 def test_committed_lists_match_generator():
     done = subprocess.run(
-        [sys.executable, str(REPO / "tools" / "make_guidelines.py"), "--check", "--source", str(DATA)],
+        [sys.executable, str(REPO / "tools" / "make_guidelines.py"), "--check", "--source", str(DATA), "--scs", str(SCS)],
         capture_output=True, text=True, timeout=60,
     )
     assert done.returncode == 0, done.stderr
-    assert "12 files up to date" in done.stdout
+    assert "13 files up to date" in done.stdout
 
 
 def test_generator_check_reports_drift(tmp_path):
-    script = [sys.executable, str(REPO / "tools" / "make_guidelines.py"), "--source", str(DATA), "--output", str(tmp_path)]
+    script = [sys.executable, str(REPO / "tools" / "make_guidelines.py"), "--source", str(DATA), "--scs", str(SCS),
+              "--output", str(tmp_path)]
     assert subprocess.run(script, capture_output=True, timeout=60).returncode == 0
-    assert len(list(tmp_path.glob("*.json"))) == 12
+    assert len(list(tmp_path.glob("*.json"))) == 13
     (tmp_path / "2020.06-object.json").write_text("{}\n")
     (tmp_path / "old-platform.json").write_text("{}\n")
     done = subprocess.run(script + ["--check"], capture_output=True, text=True, timeout=60)

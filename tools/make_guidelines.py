@@ -1,17 +1,20 @@
 #!/usr/bin/env python3
-"""Generate TCUP's shipped test lists from the Interop WG guideline files.
+"""Generate TCUP's shipped test lists from the Interop WG guideline files
+and from SovereignCloudStack's SCS-0128 list, which carries them on.
 
 Reads every schema-2.0 guideline in a source directory (``*.json`` and
 ``add-ons/*.json``, as laid out in the openstack/interop repository) and
 writes, into ``src/tcup/guidelines/``, one JSON file per guideline and target
-holding its required, unflagged tests, plus ``index.json``, which names the
-lists and the default guideline (the newest approved one; drafts such as
-``next`` never are).
+holding its required, unflagged tests; then ``scs-0128.json`` from SCS-0128's
+test list (each test under its service, as a capability); then
+``index.json``, which names the lists, their dates and sources, and the
+default guideline (the newest approved interop one; drafts such as ``next``
+never are).
 
 The output is committed; ``--check`` exits 1 when the committed files differ
 from what this script would write now (tests/test_guideline.py runs it).
 
-    python3 tools/make_guidelines.py [--source DIR] [--output DIR] [--check]
+    python3 tools/make_guidelines.py [--source DIR] [--scs DIR] [--output DIR] [--check]
 """
 
 import argparse
@@ -25,6 +28,18 @@ sys.path.insert(0, str(REPO / "src"))  # the selection logic is the launcher's o
 from tcup.launcher import guideline  # noqa: E402
 
 DEFAULT_SOURCE = REPO.parent / "shared" / "interop"
+DEFAULT_SCS = REPO.parent / "shared" / "scs-0128"
+SCS_FILE = "tempest-tests-non-admin.lst"
+# Where SCS-0128's list comes from (its README beside the list says the same,
+# with the license: CC BY-SA 4.0, attribution kept in src/tcup/guidelines/README.md).
+SCS = {
+    "guideline": "scs-0128",
+    "target": "iaas",  # SCS's layer: the standard lives under Tests/iaas/
+    "status": "stable",
+    "date": "2026-08-06",  # the list's last change
+    "source": "github.com/SovereignCloudStack/standards@077174d9 "
+              "Tests/iaas/scs_0128_e2e_testing/tempest-tests-non-admin.lst (CC BY-SA 4.0)",
+}
 DEFAULT_OUTPUT = REPO / "src" / "tcup" / "guidelines"
 
 
@@ -59,7 +74,27 @@ def render_list(tests: guideline.TestList) -> str:
     return "\n".join(lines) + "\n"
 
 
-def build(source: Path) -> dict:
+def scs_list(directory: Path) -> guideline.TestList:
+    """SCS-0128's tests, each under its service (tempest.api.<service>...) as
+    its capability, so the compliance report reads per service."""
+    path = directory / SCS_FILE
+    if not path.is_file():
+        raise SystemExit(f"make_guidelines: no {SCS_FILE} in {directory}; give --scs DIR")
+    parsed = guideline.parse_test_list(path.read_text(encoding="utf-8"), SCS_FILE)
+    tests = []
+    for test in sorted(parsed.tests, key=lambda t: t["name"]):
+        service = test["name"].split(".")[2] if test["name"].startswith("tempest.api.") else "other"
+        tests.append({"name": test["name"], "uuid": test["uuid"], "capability": service})
+    return guideline.TestList(label=guideline.list_label(SCS["guideline"], SCS["target"]), guideline=SCS["guideline"],
+                              target=SCS["target"], tests=tests, source=SCS["source"])
+
+
+def dated(version: str) -> str:
+    """An interop guideline's date from its id: "2020.06" -> "2020-06"; a draft has none."""
+    return version.replace(".", "-") if version[:1].isdigit() else "draft"
+
+
+def build(source: Path, scs: Path) -> dict:
     """File name -> text of every list and the index, as they should be committed."""
     outputs, entries = {}, []
     for path in guideline_files(source):
@@ -74,9 +109,16 @@ def build(source: Path) -> dict:
                 "version": version_of(tests.guideline),
                 "target": tests.target,
                 "status": guideline.guideline_status(doc),
+                "date": dated(version_of(tests.guideline)),
+                "source": origin,
                 "file": name,
                 "tests": len(tests.tests),
             })
+    carried_on = scs_list(scs)
+    outputs["scs-0128.json"] = render_list(carried_on)
+    entries.append({"guideline": SCS["guideline"], "version": SCS["guideline"], "target": SCS["target"],
+                     "status": SCS["status"], "date": SCS["date"], "source": SCS["source"], "file": "scs-0128.json",
+                     "tests": len(carried_on.tests)})
     entries.sort(key=lambda e: e["file"])
     approved = [e["version"] for e in entries if e["status"] == "approved" and e["version"][:1].isdigit()]
     if not approved:
@@ -114,10 +156,11 @@ def write(outputs: dict, output: Path) -> None:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--source", type=Path, default=DEFAULT_SOURCE, help="interop guideline directory (default: %(default)s)")
+    parser.add_argument("--scs", type=Path, default=DEFAULT_SCS, help="directory of SCS-0128's test list (default: %(default)s)")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="where the lists go (default: %(default)s)")
     parser.add_argument("--check", action="store_true", help="change nothing; exit 1 if the committed lists are out of date")
     args = parser.parse_args(argv)
-    outputs = build(args.source)
+    outputs = build(args.source, args.scs)
     if args.check:
         problems = check(outputs, args.output)
         for line in problems:

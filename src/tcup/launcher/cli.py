@@ -13,8 +13,8 @@ from pathlib import Path
 
 from tcup.launcher.errors import EXIT_INTERRUPTED, TcupError
 
-TARGETS = ("platform", "compute", "object", "dns", "orchestration")
-COMMANDS = ("run", "upload", "results", "pubkey", "image")
+TARGETS = ("platform", "compute", "object", "dns", "orchestration", "iaas")
+COMMANDS = ("run", "upload", "results", "pubkey", "image", "guidelines")
 
 DESCRIPTION = """\
 Run OpenStack's interop tests (Tempest) against your cloud from a container,
@@ -28,6 +28,7 @@ EPILOG = """\
 other commands:
   tcup upload RUN      upload a saved run (a run directory or a RefStack JSON file)
   tcup results         list saved runs
+  tcup guidelines      list the shipped test lists: interop guidelines and SCS-0128
   tcup pubkey --sign-key KEY
                        print a key's public line and self-signature for RefStack
   tcup image           build the image now (or find it) and print its tag;
@@ -96,7 +97,7 @@ def run_parser() -> argparse.ArgumentParser:
                         help="open a shell in the container with Tempest configured and this directory at /workspace; run no tests")
     tests = parser.add_argument_group("which tests")
     tests.add_argument("--guideline", metavar="VERSION|FILE|URL",
-                       help="interop guideline: a shipped version (2020.06, 2019.11, next), a guideline JSON file or URL, "
+                       help="interop guideline: a shipped list (2020.06, 2019.11, next, scs-0128; see `tcup guidelines`), a guideline JSON file or URL, "
                             "or a RefStack test-list URL (default: the newest, 2020.06)")
     tests.add_argument("--target", choices=TARGETS,
                        help="guideline target (default: platform, or the add-on's own target)")
@@ -130,6 +131,11 @@ def results_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tcup results", description="List saved runs.")
     parser.add_argument("--output", metavar="DIR", type=Path, help="where the runs are (default: $XDG_DATA_HOME/tcup/runs)")
     return parser
+
+
+def guidelines_parser() -> argparse.ArgumentParser:
+    return argparse.ArgumentParser(prog="tcup guidelines",
+                                   description="List the test lists shipped with TCUP: date, status, tests, source.")
 
 
 def pubkey_parser() -> argparse.ArgumentParser:
@@ -170,7 +176,7 @@ def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = argv.pop(0) if argv and argv[0] in COMMANDS else "run"
     parser = {"run": run_parser, "upload": upload_parser, "results": results_parser, "pubkey": pubkey_parser,
-              "image": image_parser}[command]()
+              "image": image_parser, "guidelines": guidelines_parser}[command]()
     args = parser.parse_args(argv)
     for name in ENDING_SIGNALS:
         number = getattr(signal, name)
@@ -188,6 +194,11 @@ def main(argv=None) -> int:
             from tcup.launcher import launch
 
             return launch.upload_saved(args)
+        if command == "guidelines":
+            from tcup.launcher import guideline
+
+            print(guideline.render_shipped())
+            return 0
         if command == "results":
             from tcup.launcher import results
 

@@ -296,6 +296,25 @@ def shipped_versions() -> List[str]:
     return sorted(versions, key=lambda v: (not v[:1].isdigit(), [-int(p) for p in v.split(".") if p.isdigit()], v))
 
 
+def render_shipped() -> str:
+    """`tcup guidelines`: every shipped list, its date, test count and source."""
+    index = shipped_index()
+    rows = [(list_label(e["guideline"], e["target"]) + (" (default)" if e["version"] == index["default"]
+                                                          and e["target"] == "platform" else ""),
+             e.get("date", ""), e.get("status", ""), str(e["tests"]), e.get("source", ""))
+            for e in index["lists"]]
+    rows.sort(key=lambda row: row[0])
+    header = ("LIST", "DATE", "STATUS", "TESTS", "SOURCE")
+    widths = [max(len(row[i]) for row in rows + [header]) for i in range(4)]
+    lines = []
+    for row in [header] + rows:
+        lines.append("  ".join(cell.ljust(widths[i]) if i != 3 else cell.rjust(widths[i])
+                               for i, cell in enumerate(row[:4])) + "  " + row[4])
+    lines.append("")
+    lines.append("Run one with --guideline VERSION [--target TARGET], e.g. --guideline scs-0128.")
+    return "\n".join(line.rstrip() for line in lines)
+
+
 def load_shipped(version: Optional[str], target: Optional[str] = None) -> TestList:
     """A shipped list; ``version`` None is the newest approved guideline."""
     index = shipped_index()
@@ -330,7 +349,9 @@ def load(guideline: Optional[str], target: Optional[str] = "platform") -> TestLi
     """
     if guideline and re.match(r"^https?://", guideline, re.IGNORECASE):
         return load_url(guideline, target)
-    if not guideline or _looks_like_version(guideline):
+    if guideline and guideline.lower() in shipped_versions():
+        guideline = guideline.lower()  # "SCS-0128" as its standard writes it
+    if not guideline or _looks_like_version(guideline) or guideline in shipped_versions():
         return load_shipped(guideline, target)
     path = Path(guideline).expanduser()
     if not path.exists():
