@@ -44,7 +44,8 @@ image: engine venv
 demo: engine pyz
 	$(PYTHON) tools/keystone_cloud.py start --dir $(DEMO)
 	. $(DEMO)/member-openrc && ./dist/tcup.pyz --no-upload; rc=$$?; \
-	  $(PYTHON) tools/keystone_cloud.py stop --dir $(DEMO); exit $$rc
+	  $(PYTHON) tools/keystone_cloud.py stop --dir $(DEMO); \
+	  case $$rc in 0|1|5) exit 0;; *) exit $$rc;; esac  # a run with a verdict is a demo that worked
 
 test: engine venv
 	$(PY) -m pytest

@@ -37,7 +37,7 @@ def server_dump(server) -> str:
 def test_a_real_run_is_uploaded_and_reads_back_unchanged(image, keystone, refstack, watch, tmp_path):
     output = tmp_path / "runs"
     done = tcup(["--output", str(output), "--upload-url", refstack.base_url], openrc(keystone, "member", tmp_path))
-    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.returncode == 5, done.stderr[-2000:]  # uploaded; not compliant: most of the list skipped
     run = only_run(output)
     # Saved before the upload, recorded after it.
     uploads = json.loads((run / "uploads.json").read_text())
@@ -113,7 +113,7 @@ def test_signed_upload_from_the_cli(image, keystone, refstack, tmp_path):
     output = tmp_path / "runs"
     done = tcup(["--output", str(output), "--upload-url", refstack.base_url, "--sign-key", str(key_path),
                  "--regex", r"test_tokens"], env)
-    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.returncode == 5, done.stderr[-2000:]  # uploaded; the admin token tests skip for a member
     uploads = json.loads((only_run(output) / "uploads.json").read_text())
     assert uploads[0]["signed"] is True
     result_url = f"{refstack.base_url}/v1/results/{uploads[0]['test_id']}"

@@ -9,6 +9,7 @@ that round-trips a real subunit v2 stream is skipped when they are missing
 import json
 import os
 import subprocess
+import threading
 import sys
 import xml.etree.ElementTree as ET
 from datetime import datetime, timedelta, timezone
@@ -446,14 +447,35 @@ def test_events_are_contract_lines_with_reasons_masked_and_names_whole(capsys):
     assert phase == {"event": "phase", "name": "run", "message": "running"}
 
 
-def run_runner(line: bytes):
+def run_runner(line: bytes, hold_stdin: bool = True):
+    """The runner fed as the launcher feeds it: the line, then stdin held
+    open until the runner ends (stdin closing means the launcher is gone)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    return subprocess.run([sys.executable, "-m", "tcup.runner"], input=line, capture_output=True, env=env,
-                          timeout=60)
+    process = subprocess.Popen([sys.executable, "-m", "tcup.runner"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, env=env)
+    output = {}
+    readers = [threading.Thread(target=lambda name=name: output.update({name: getattr(process, name).read()}))
+               for name in ("stdout", "stderr")]
+    for reader in readers:
+        reader.start()
+    process.stdin.write(line)
+    process.stdin.flush()
+    if not hold_stdin:
+        process.stdin.close()
+    try:
+        process.wait(timeout=60)
+    finally:
+        process.kill()
+        if not process.stdin.closed:
+            process.stdin.close()
+        for reader in readers:
+            reader.join(10)
+    return subprocess.CompletedProcess(process.args, process.returncode, output.get("stdout", b""),
+                                       output.get("stderr", b""))
 
 
 def test_bad_settings_give_one_error_event_and_exit_2():
-    done = run_runner(b'{"contract": 1, "credentials": {"password": "' + PASSWORD.encode()[:5] + b"\n")
+    done = run_runner(b'{"contract": 1, "credentials": {"password": "' + PASSWORD.encode()[:5] + b"\n", hold_stdin=False)
     lines = done.stdout.decode().splitlines()
     assert done.returncode == contract.EXIT_BAD_INPUT and len(lines) == 1
     event = contract.parse_event(lines[0])

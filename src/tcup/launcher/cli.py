@@ -34,9 +34,11 @@ other commands:
   tcup image           build the image now (or find it) and print its tag;
                        --save FILE / --load FILE carry it to an air-gapped machine
 
-exit codes: 0 all selected tests passed, 1 some failed, 2 bad input,
-3 container engine/image/cloud infrastructure error, 4 upload failed
-(results saved; the message says how to resume), 130 interrupted.
+exit codes: 0 compliant (every selected test passed), 1 some failed,
+5 not compliant (none failed, but some were skipped or are missing),
+2 bad input, 3 could not run (container engine, image, cloud, runner),
+4 upload failed (results saved; the message says how to resume),
+130 interrupted.
 """
 
 

@@ -10,6 +10,9 @@ EXIT_TESTS_FAILED = contract.EXIT_TESTS_FAILED
 EXIT_BAD_INPUT = contract.EXIT_BAD_INPUT  # also argparse's own code for a bad flag
 EXIT_INFRA = contract.EXIT_INFRA
 EXIT_UPLOAD_FAILED = 4  # results are saved; `tcup upload RUN` resumes
+# The run finished and none failed, but some were skipped or are missing from
+# this Tempest: not compliant, which CI must not take for a pass.
+EXIT_NOT_COMPLIANT = 5
 EXIT_INTERRUPTED = 130  # Ctrl-C or SIGTERM, as shells report it
 
 # Terminal control: escape sequences (CSI, OSC and string commands up to their

@@ -174,6 +174,9 @@ def save(run_dir, test_list, selection, cloud, progress, started) -> Path:
         "failed": done.get("failed", 0),
         "skipped": done.get("skipped", 0),
         "admin_skipped": done.get("admin_skipped", 0),
+        "missing": len(progress.missing),
+        # compliant, failed, or not compliant (skipped or missing tests)
+        "verdict": progress.outcome(0).verdict,
     }
     tests_file = run_dir.incomplete / contract.TESTS_FILE
     if test_list is not None and tests_file.exists():

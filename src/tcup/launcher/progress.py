@@ -13,7 +13,7 @@ from typing import Optional
 from tcup import contract
 from tcup.contract import Credentials
 from tcup.masking import Mask
-from tcup.launcher.errors import EXIT_BAD_INPUT, EXIT_INFRA, EXIT_OK, EXIT_TESTS_FAILED, printable
+from tcup.launcher.errors import EXIT_BAD_INPUT, EXIT_INFRA, EXIT_NOT_COMPLIANT, EXIT_OK, EXIT_TESTS_FAILED, printable
 
 
 FINISHED = {"success": "passed", "fail": "failed", "skip": "skipped"}
@@ -31,6 +31,28 @@ def secret_mask(credentials: Credentials) -> Mask:
 class Outcome:
     exit_code: int
     message: Optional[str] = None
+    verdict: Optional[str] = None  # "compliant", "failed" or "not compliant"
+    verdict_words: str = ""
+
+
+def verdict(selected: int, passed: int, failed: int, skipped: int, missing: int) -> Outcome:
+    """A run is compliant only when every selected test passed: a skip or a
+    test this Tempest lacks is not a pass, however many others passed."""
+    if failed:
+        return Outcome(EXIT_TESTS_FAILED, verdict="failed",
+                       verdict_words=f"NOT COMPLIANT: {plural(failed, 'test')} failed")
+    if skipped or missing or passed < selected or not passed:
+        reasons = [f"{plural(skipped, 'test')} skipped"] if skipped else []
+        reasons += [f"{plural(missing, 'test')} missing from this Tempest"] if missing else []
+        reasons += [] if reasons else [f"{passed} of {selected} passed"]
+        return Outcome(EXIT_NOT_COMPLIANT, verdict="not compliant",
+                       verdict_words=f"NOT COMPLIANT: none failed, but {' and '.join(reasons)}; "
+                                     "compliance needs every selected test to pass")
+    return Outcome(EXIT_OK, verdict="compliant", verdict_words=f"COMPLIANT: all {plural(passed, 'selected test')} passed")
+
+
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" + ("" if count == 1 else "s")
 
 
 class Progress:
@@ -133,7 +155,9 @@ class Progress:
             tail = "; ".join(self.log_tail[-3:]) or "no output"
             self.error = f"the runner ended without results (exit {exit_code}): {tail}"
             return Outcome(EXIT_INFRA, self.error)
-        return Outcome(EXIT_TESTS_FAILED if self.done.get("failed") else EXIT_OK)
+        done = self.done
+        return verdict(self.selected, done.get("passed", 0), done.get("failed", 0), done.get("skipped", 0),
+                       len(self.missing))
 
     def summary_text(self, path: Path) -> str:
         """What the user reads at the end: the runner's summary, the
@@ -144,5 +168,7 @@ class Progress:
             parts.append(summary.read_text().rstrip())
         if self.compliance:
             parts.append(self.compliance.rstrip())
+        if self.done is not None:
+            parts.append("Verdict: " + self.outcome(0).verdict_words)
         parts.append(f"Results saved in {path}")
         return printable("\n\n".join(parts))

@@ -197,12 +197,19 @@ def wait_for_shell(command: str) -> int:
 
 
 def on_stop_signal(signum, frame) -> None:
+    ignore_stop_signals()  # once: the unwinding and its report must not be cut short
     raise Stopped("stopped by a signal before the run finished")
+
+
+def ignore_stop_signals() -> None:
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, signal.SIG_IGN)
 
 
 def report(error: RunnerError) -> int:
     """The error event: one line, the kind, no traceback. Masked before it
     is put on one line: a secret with two spaces would match no more."""
+    ignore_stop_signals()  # the runner is ending; a late SIGTERM must not cut the report short
     message = events.mask().one_line(str(error)) or type(error).__name__
     log(f"error ({error.kind}): {message}")
     emit("error", kind=error.kind, message=message)
