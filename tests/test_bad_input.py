@@ -200,7 +200,15 @@ def test_image_build_failure_leaves_no_container(keystone, engine, watch, tmp_pa
     done = tcup(["--no-upload", "--output", str(tmp_path / "runs")], env, timeout=900)
     assert done.returncode == EXIT_INFRA, done.stderr[-2000:]
     last = done.stderr.strip().splitlines()[-1]
-    assert last.startswith("tcup: error: image build failed")
+    assert last.startswith("tcup: error: image build failed at step ")
+    # Why a build, what failed, what to do, and where the whole log is.
+    assert "other CA certificates than --ca-cert" in done.stderr
+    assert "behind a TLS-inspecting proxy? give its CA with --ca-cert FILE" in last
+    log = Path(last.rsplit("full log: ", 1)[1])
+    assert log.is_file() and "CERTIFICATE_VERIFY_FAILED" in log.read_text()
+    # Quiet: a line per step and the log's last relevant lines, not pip's whole output.
+    assert len(done.stderr.splitlines()) < 30, done.stderr
+    assert "tcup: building image: step 1/" in done.stderr
     assert "Traceback" not in done.stderr
     assert not engine.containers.list(all=True, filters={"status": "exited"}), "the failed build left a container"
     assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").iterdir())

@@ -58,11 +58,12 @@ def _loopback(host: str) -> bool:
 class Engine:
     """A connection to Docker or Podman through the docker SDK."""
 
-    def __init__(self, client, name: str, rootless: bool = False):
+    def __init__(self, client, name: str, rootless: bool = False, host: str = ""):
         self.client = client
         self.api = client.api
         self.name = name  # "docker" or "podman"
         self.rootless = rootless
+        self.host = host  # as find_host() named it, for messages
 
     @classmethod
     def connect(cls) -> "Engine":
@@ -90,6 +91,7 @@ class Engine:
             # Podman 4 says Rootless; Docker (and Podman 5) list "name=rootless".
             rootless=info.get("Rootless") is True
             or any("rootless" in option for option in info.get("SecurityOptions") or []),
+            host=host,
         )
 
     def image_labels(self, tag: str) -> Optional[Dict[str, str]]:
@@ -122,11 +124,12 @@ class Engine:
                            "give the file `tcup image --save` wrote")
         return [tag for image in images for tag in image.tags]
 
-    def build(self, context: bytes, tag: str, proxies: Dict[str, str], out, fresh: bool = False,
+    def build(self, context: bytes, tag: str, proxies: Dict[str, str], on_line, fresh: bool = False,
               labels: Optional[Dict[str, str]] = None) -> None:
-        """Build ``tag`` from a context tar, streaming the build log to ``out``.
-        Intermediate containers are removed even when the build fails.
-        ``fresh`` ignores cached layers, so Debian's and PyPI's files are fetched anew."""
+        """Build ``tag`` from a context tar, passing each line of the build
+        log to ``on_line``. Intermediate containers are removed even when the
+        build fails. ``fresh`` ignores cached layers, so Debian's and PyPI's
+        files are fetched anew."""
         import io
 
         from docker.errors import APIError
@@ -148,10 +151,9 @@ class Engine:
             for chunk in stream:
                 if "error" in chunk:
                     raise Infrastructure(f"image build failed: {chunk['error'].strip().splitlines()[-1]}")
-                text = chunk.get("stream", "")
-                if text.strip():
-                    out.write(text if text.endswith("\n") else text + "\n")
-                    out.flush()
+                for line in chunk.get("stream", "").splitlines():
+                    if line.strip():
+                        on_line(line)
         except APIError as error:
             raise Infrastructure(f"image build failed: {error.explanation or error}")
 
@@ -165,6 +167,20 @@ class Engine:
         one of the user's subordinate ids. Rootful Podman and Docker map
         nothing (rootful Podman refuses keep-id)."""
         return "keep-id" if self.name == "podman" and self.rootless else None
+
+
+def answers(engine) -> bool:
+    """Whether the engine still answers: it may have stopped mid-run."""
+    try:
+        return bool(engine.api.ping())
+    except Exception:  # noqa: BLE001 - a stopped engine fails in many ways
+        return False
+
+
+def describe(engine) -> str:
+    """'the container engine at unix:///...', for messages."""
+    host = getattr(engine, "host", "")
+    return "the container engine" + (f" at {host}" if host else "")
 
 
 def _explain(error, host: str) -> str:
@@ -192,6 +208,7 @@ class Container:
         self._socket = None
         self._exit_code: Optional[int] = None
         self._waiter: Optional[threading.Thread] = None
+        self.removed = False  # known gone after the with block (else a warning or error said so)
 
     def __enter__(self) -> "Container":
         api = self.engine.api
@@ -317,12 +334,16 @@ class Container:
             except NotFound:
                 pass  # auto-remove was first
             except Exception as error:  # noqa: BLE001 - an engine that died mid-run answers anything
+                if not answers(self.engine):
+                    problems.append(f"{describe(self.engine)} does not answer")
+                    break  # asking it again says no more
                 text = getattr(error, "explanation", None) or str(error)
                 # Gone already (auto-remove was first), said each engine's way.
                 if not any(gone in text.lower() for gone in ("is already in progress", "no such container")):
                     problems.append(text.splitlines()[0][:200] if text else type(error).__name__)
         if self._waiter is not None:
             self._waiter.join(STOP_TIMEOUT + 5)
+        self.removed = not problems
         if problems:
             message = (f"could not remove container {self.id[:12]} ({'; '.join(problems)}); "
                        f"remove it with `{self.engine.name} rm -f {self.id[:12]}`")

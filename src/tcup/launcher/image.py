@@ -9,12 +9,13 @@ import io
 import os
 import re
 import sys
+import time
 import tarfile
 from pathlib import Path
 from typing import Dict, Optional
 
 import tcup
-from tcup.launcher.errors import BadInput, Infrastructure
+from tcup.launcher.errors import BadInput, Infrastructure, printable
 
 REPOSITORY = "tcup"
 # The sha256 of the extra CA certificates an image was built with ("none").
@@ -126,7 +127,9 @@ class Image:
             return self.tag
         print(f"tcup: building image {self.tag} ({reason})", file=out, flush=True)
         files = dict(self.files, **({"ca/extra.crt": self.ca} if self.ca else {}))
-        engine.build(context_tar(files), self.tag, proxies or {}, out, fresh=rebuild, labels={CA_LABEL: self.ca_digest})
+        with BuildLog(self.tag, out) as log:
+            engine.build(context_tar(files), self.tag, proxies or {}, log.line, fresh=rebuild,
+                         labels={CA_LABEL: self.ca_digest})
         return self.tag
 
     def save(self, engine, path: Path) -> None:
@@ -161,3 +164,103 @@ class Image:
                 f"{path} holds {found}, not {self.tag}, the image this TCUP drives; "
                 "save the image with the same TCUP version (`tcup --version` shows its image)"
             )
+
+
+STEP = re.compile(r"^(?:Step|STEP) (\d+)/(\d+) ?: ?(.*)$")
+# What a Dockerfile step does, in words, by what it runs (first match wins).
+STEP_WORDS = (
+    ("apt-get", "installing Debian's python3"),
+    ("update-ca-certificates", "adding the CA certificates"),
+    ("pip install", "installing Tempest and its dependencies"),
+    ("COPY tcup/", "adding the runner"),
+    ("COPY requirements", "adding the lock file"),
+    ("COPY ca/", "adding the CA certificates"),
+    ("FROM ", "starting from Debian"),
+    ("ENV ", "setting the environment"),
+    ("profile.d", "setting the debug shell's PATH"),
+    ("LABEL ", "labelling the image"),
+)
+# Docker's and Podman's words for a failed RUN step, which quote the whole command.
+FAILED_COMMAND = re.compile(r"The command '.*' returned a non-zero code: (\d+)|building at STEP \".*\": "
+                            r"while running runtime: exit status (\d+)", re.S)
+# What a failed build's log says, and what to tell the user (first match wins).
+HINTS = (
+    (("CERTIFICATE_VERIFY_FAILED", "certificate verify failed"),
+     "behind a TLS-inspecting proxy? give its CA with --ca-cert FILE (or TCUP_CA_CERT)"),
+    (("No space left on device",), "the container engine's disk is full; free space (e.g. `docker system prune`)"),
+    (("Temporary failure in name resolution", "Could not resolve", "Network is unreachable",
+      "Failed to establish a new connection", "Could not find a version that satisfies", "ProxyError"),
+     "the build could not reach Debian's mirror or PyPI; behind a proxy, set HTTPS_PROXY/HTTP_PROXY; "
+     "with no network at all, build on another machine and carry it over (tcup image --save/--load)"),
+)
+RELEVANT = re.compile(r"error|fail|denied|refused|unable|cannot|could not", re.I)
+
+
+def log_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "tcup"
+
+
+class BuildLog:
+    """What a user sees of an image build: on a terminal one line, rewritten
+    in place (the step, what it does, the time so far); in a log, a line per
+    step. Every line goes to a file in the cache, named on failure with the
+    last relevant lines and a hint from what failed."""
+
+    def __init__(self, tag: str, out=sys.stderr):
+        self.out = out
+        self.live = out.isatty()
+        self.path = log_dir() / f"build-{tag.split(':')[-1]}.log"
+        self.started = time.monotonic()
+        self.step = ""
+        self.shown = ""
+        self.tail = []
+        self.file = None
+
+    def __enter__(self) -> "BuildLog":
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+            self.file = os.fdopen(fd, "w", encoding="utf-8", errors="replace")
+        except OSError:
+            self.path = None  # no cache to write to: the build still runs, its log is only shown in part
+        return self
+
+    def line(self, text: str) -> None:
+        text = printable(text.rstrip())
+        if self.file is not None:
+            self.file.write(text + "\n")
+        self.tail = (self.tail + [text])[-200:]
+        step = STEP.match(text.strip())
+        if step:
+            number, total, instruction = step.groups()
+            words = next((w for key, w in STEP_WORDS if key in instruction), instruction.split(" ", 1)[0].lower())
+            self.step = f"step {number}/{total}, {words}"
+            if not self.live:
+                print(f"tcup: building image: {self.step}", file=self.out, flush=True)
+        if self.live and self.step:
+            shown = f"tcup: building image: {self.step} ({int(time.monotonic() - self.started)} s)"
+            if shown != self.shown:  # rewritten when it changes, not for every line of the log
+                self.out.write(f"\r\033[K{shown}")
+                self.out.flush()
+                self.shown = shown
+
+    def __exit__(self, exc_type, exc, traceback) -> None:
+        if self.file is not None:
+            self.file.close()
+        if self.live:
+            self.out.write("\r\033[K")
+        if exc_type is None:
+            print(f"tcup: image built in {int(time.monotonic() - self.started)} s", file=self.out, flush=True)
+            return
+        if isinstance(exc, Infrastructure):
+            relevant = [line for line in self.tail if RELEVANT.search(line)][-5:] or self.tail[-5:]
+            if relevant:
+                print("tcup: the build log ends:\n" + "\n".join("    " + line[:300] for line in relevant),
+                      file=self.out, flush=True)
+            text = "\n".join(self.tail) + "\n" + str(exc)
+            hint = next((h for needles, h in HINTS if any(n in text for n in needles)), None)
+            where = f" at {self.step}" if self.step else ""
+            message = FAILED_COMMAND.sub(lambda m: f"the step exited with code {m.group(1) or m.group(2)}", exc.args[0])
+            exc.args = (f"{message.replace('image build failed', 'image build failed' + where, 1)}"
+                        + (f"; {hint}" if hint else "") + (f"; full log: {self.path}" if self.path else ""),)
