@@ -2,6 +2,7 @@
 program, the pyz is reproducible, and both name the same image."""
 
 import hashlib
+from pathlib import Path
 import subprocess
 import sys
 
@@ -61,12 +62,67 @@ def test_results_lists_saved_runs_and_marks_incomplete_ones(tmp_path):
     complete = tmp_path / "20260101T000000Z-aaaaaa"
     complete.mkdir()
     (complete / "run.json").write_text(json.dumps({"complete": True, "cpid": "c0ffee", "label": "2020.06 platform",
-                                                   "passed": 7, "failed": 1, "skipped": 265}))
+                                                   "verdict": "failed", "passed": 7, "failed": 1, "skipped": 265}))
     (tmp_path / "20260102T000000Z-bbbbbb.incomplete").mkdir()
     done = subprocess.run([sys.executable, "-m", "tcup", "results", "--output", str(tmp_path)], env=base_env(tmp_path),
                           capture_output=True, text=True, timeout=60)
     lines = done.stdout.splitlines()
     assert len(lines) == 3
-    assert lines[1].split()[:7] == ["20260101T000000Z-aaaaaa", "c0ffee", "2020.06", "platform", "7", "1", "265"]
+    assert lines[1].split()[:8] == ["20260101T000000Z-aaaaaa", "c0ffee", "2020.06", "platform", "failed", "7", "1", "265"]
     assert lines[1].endswith("not uploaded")
     assert "incomplete" in lines[2]
+
+
+@pytest.mark.parametrize("argv, suggestion", [
+    (["--no-uplaod"], "(did you mean --no-upload?)"),
+    (["upload", "RUN", "--forse"], "(did you mean --force?)"),
+    (["--regx", "x"], "(did you mean --regex?)"),
+])
+def test_a_mistyped_option_gets_a_suggestion(argv, suggestion, tmp_path):
+    done = subprocess.run([sys.executable, "-m", "tcup", *argv], env=base_env(tmp_path), capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 2 and done.stderr.strip().splitlines()[-1].endswith(suggestion), done.stderr
+
+
+@pytest.mark.parametrize("argv0, shown", [
+    ("./tcup.pyz", "./tcup.pyz"), ("tcup.pyz", "./tcup.pyz"), ("/opt/bin/tcup.pyz", "/opt/bin/tcup.pyz"),
+    ("/src/tcup/__main__.py", "-m tcup"), ("/usr/local/bin/tcup", "tcup"),
+])
+def test_commands_are_printed_back_as_the_user_started_tcup(monkeypatch, argv0, shown):
+    from tcup.launcher import upload
+    from tcup.launcher.version import invoked_as
+
+    monkeypatch.setattr(sys, "argv", [argv0])
+    assert invoked_as().endswith(shown)
+    assert upload.resume_command(Path("/runs/r1"), "https://r.example/api", None).startswith(f"{invoked_as()} upload /runs/r1 ")
+
+
+def test_plurals_say_one_test():
+    import io
+
+    from tcup.launcher.progress import Progress
+    from tcup.masking import Mask
+
+    out = io.StringIO()
+    Progress(Mask(), out=out).feed(1, b'{"event": "selected", "count": 1, "missing": []}')
+    assert out.getvalue() == "tcup: 1 test selected\n"
+
+
+def test_tcup_results_keeps_its_columns_with_long_labels():
+    from tcup.launcher.results import render_runs
+
+    runs = [
+        {"name": "20261125T210546Z-2ba21f", "complete": True, "cpid": "c1", "label": "2020.06 platform",
+         "verdict": "not compliant", "passed": 7, "failed": 0, "skipped": 266},
+        {"name": "20261125T210715Z-6d2fd4", "complete": True, "cpid": "c1",
+         "label": "regex tempest.api.identity.v3.test_tokens|test_api_discovery", "verdict": "compliant",
+         "passed": 1234, "failed": 0, "skipped": 0, "uploads": [{"url": "https://r.example/#/results/1"}]},
+        {"name": "20261125T220000Z-abcdef.incomplete", "complete": False},
+    ]
+    lines = render_runs(runs).splitlines()
+    assert len(lines) == 4
+    # Every column starts where its header does.
+    for column in ("cpid", "list", "verdict", "upload"):
+        start = lines[0].index(column)
+        assert all(line[start - 2:start] == "  " and line[start] != " " for line in lines[1:3]), column
+    assert lines[2].endswith("https://r.example/#/results/1") and "(incomplete" in lines[3]

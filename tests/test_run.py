@@ -91,6 +91,10 @@ def test_member_runs_the_interop_guideline_through_the_pyz(pyz, image, keystone,
     assert report["totals"]["passed"] == IDENTITY_2020_06
     assert all(c["status"] == "pass" for n, c in report["capabilities"].items() if n.startswith("identity-"))
     assert "Compliance with 2020.06 platform" in done.stdout
+    # summary.txt holds what the terminal showed: compliance table and verdict too.
+    summary = (run / "summary.txt").read_text()
+    assert "Compliance with 2020.06 platform" in summary and "Verdict: NOT COMPLIANT" in summary
+    assert summary.strip() in done.stdout
     assert f"Results saved in {run}" in done.stdout
 
     # Nothing secret or identifying anywhere TCUP wrote or showed.

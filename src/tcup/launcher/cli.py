@@ -62,6 +62,23 @@ def _image_options(parser: argparse.ArgumentParser) -> None:
                             "TLS-inspecting proxy (default: $TCUP_CA_CERT)")
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, plus "did you mean --no-upload?" for a mistyped option."""
+
+    def error(self, message):
+        import difflib
+        import re
+
+        unknown = re.findall(r"(?<![\w-])(--?[\w-]+)", message.partition("unrecognized arguments:")[2])
+        known = [option for action in self._actions for option in action.option_strings]
+        for word in unknown:
+            close = difflib.get_close_matches(word.split("=", 1)[0], known, n=1, cutoff=0.6)
+            if close:
+                message += f" (did you mean {close[0]}?)"
+                break
+        super().error(message)
+
+
 class _Version(argparse.Action):
     """argparse's own version action, but the line (which hashes the image's
     build context) is made only when asked for."""
@@ -91,7 +108,7 @@ def _positive_float(text: str) -> float:
 
 
 def run_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="tcup", description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--version", action=_Version, help="print TCUP's version and the image it drives, and exit")
@@ -122,7 +139,7 @@ def run_parser() -> argparse.ArgumentParser:
 
 
 def upload_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tcup upload", description="Upload a saved run to a RefStack server.")
+    parser = Parser(prog="tcup upload", description="Upload a saved run to a RefStack server.")
     parser.add_argument("run", metavar="RUN", type=Path, help="a run directory, or a RefStack JSON file")
     parser.add_argument("--force", action="store_true", help="upload even if this run is incomplete or already on that server")
     _upload_options(parser)
@@ -130,18 +147,18 @@ def upload_parser() -> argparse.ArgumentParser:
 
 
 def results_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tcup results", description="List saved runs.")
+    parser = Parser(prog="tcup results", description="List saved runs.")
     parser.add_argument("--output", metavar="DIR", type=Path, help="where the runs are (default: $XDG_DATA_HOME/tcup/runs)")
     return parser
 
 
 def guidelines_parser() -> argparse.ArgumentParser:
-    return argparse.ArgumentParser(prog="tcup guidelines",
+    return Parser(prog="tcup guidelines",
                                    description="List the test lists shipped with TCUP: date, status, tests, source.")
 
 
 def pubkey_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="tcup pubkey", description="Print a signing key's public key and self-signature, to register it with RefStack."
     )
     parser.add_argument("--sign-key", metavar="KEY", type=Path, required=True, help="RSA private key (PEM or OpenSSH)")
@@ -149,7 +166,7 @@ def pubkey_parser() -> argparse.ArgumentParser:
 
 
 def image_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="tcup image",
         description="Build the TCUP image unless it exists and print its tag; or carry it to a machine "
                     "with no PyPI or Debian mirror in reach: --save FILE here, --load FILE there.",
@@ -212,9 +229,12 @@ def main(argv=None) -> int:
     except TcupError as error:
         print(f"tcup: error: {error}", file=sys.stderr)
         return error.exit_code
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as interrupt:
+        # A command that knows says what it interrupted and what is left
+        # (launch.Interrupted); claim nothing it did not say.
+        said = f" {interrupt}" if str(interrupt) else ""
         try:
-            print("\ntcup: interrupted; the container is gone, and saved results are kept", file=sys.stderr)
+            print(f"\ntcup: interrupted{said}", file=sys.stderr)
         except OSError:
             pass  # the terminal that would show it is gone (SIGHUP)
         return EXIT_INTERRUPTED

@@ -5,7 +5,6 @@ costs an image start and a confusing Tempest error.
 """
 
 import hashlib
-import os
 import re
 import tempfile
 from contextlib import contextmanager
@@ -106,13 +105,12 @@ def _verify(credentials: Credentials):
     if not credentials.cacert:
         yield True
         return
-    handle, path = tempfile.mkstemp(prefix="tcup-ca-", suffix=".pem")
-    try:
-        with os.fdopen(handle, "w") as file:
-            file.write(credentials.cacert)
-        yield path
-    finally:
-        os.unlink(path)
+    # A file without a name (O_TMPFILE, or unlinked at once), read through
+    # /proc: even a SIGKILL of TCUP leaves nothing in $TMPDIR.
+    with tempfile.TemporaryFile("w+", prefix="tcup-ca-", suffix=".pem") as file:
+        file.write(credentials.cacert)
+        file.flush()
+        yield f"/proc/self/fd/{file.fileno()}"
 
 
 def check(credentials: Credentials) -> Cloud:

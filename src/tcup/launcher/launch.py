@@ -4,8 +4,10 @@ Data flows one way: credentials -> checked -> container -> results -> upload.
 """
 
 import os
+import shlex
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from tcup import contract
@@ -19,9 +21,26 @@ from tcup.launcher.errors import (
     printable,
 )
 from tcup.launcher.progress import Progress, secret_mask
-from tcup.launcher.version import version
+from tcup.launcher.version import invoked_as, version
 
 PROXY_VARIABLES = ("http_proxy", "https_proxy", "no_proxy")
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C or an ending signal (cli.ENDING_SIGNALS), with what it
+    interrupted and what is left, in words the CLI prints as they are."""
+
+
+@contextmanager
+def interrupted(what_is_left):
+    """Say what an interrupt stopped: ``what_is_left()`` is asked when it
+    comes, so it tells what is true then."""
+    try:
+        yield
+    except Interrupted:
+        raise
+    except KeyboardInterrupt:
+        raise Interrupted(what_is_left()) from None
 
 
 def run(args) -> int:
@@ -33,7 +52,8 @@ def run(args) -> int:
     # 2. Ask Keystone for a token before any container exists.
     from tcup.launcher import identity
 
-    cloud = identity.check(credentials)
+    with interrupted(lambda: "while asking Keystone for a token; no container was started and nothing was saved"):
+        cloud = identity.check(credentials)
     if credentials.auth_type == credentials_.APP_CREDENTIAL:
         # Tempest's credential classes and accounts.yaml hold users and
         # passwords only; discover-tempest-config fails on anything else.
@@ -41,16 +61,19 @@ def run(args) -> int:
             "Keystone accepts this application credential, but Tempest 47 can only test as a user with a password; "
             "set OS_USERNAME, OS_PASSWORD and OS_PROJECT_NAME instead"
         )
-    # 3. Make sure the results have a place before the tests start.
+    # 3. Make sure the results have a place before the tests start (the
+    #    directory itself is made when the container starts).
     run_dir = None if args.debug else _results_run(args)
+    container = None
     try:
         # 4. The image: reused when present, built when missing.
-        from tcup.launcher.container import Container, Engine
+        from tcup.launcher.container import Container, Engine, answers, describe
         from tcup.launcher.image import Image
 
-        engine = Engine.connect()
-        host_proxies = proxies()
-        tag = Image(args.ca_cert).ensure(engine, rebuild=args.rebuild, proxies=host_proxies)
+        with interrupted(lambda: "while preparing the image; no test ran and nothing was saved"):
+            engine = Engine.connect()
+            host_proxies = proxies()
+            tag = Image(args.ca_cert).ensure(engine, rebuild=args.rebuild, proxies=host_proxies)
         settings = contract.Settings(
             credentials=credentials,
             cloud=cloud,
@@ -60,31 +83,41 @@ def run(args) -> int:
             proxy={name.lower(): value for name, value in host_proxies.items()},
         )
         if args.debug:
-            return debug_shell(engine, tag, settings, redact)
+            container = Container(engine, tag, workspace=Path.cwd())
+            return debug_shell(container, settings, redact)
         # 5. The container runs the tests and dissolves.
         started = time.time()
         progress = Progress(redact, verbose=args.verbose)
-        with Container(engine, tag, results=run_dir.incomplete) as container:
+        run_dir.begin()
+        container = Container(engine, tag, results=run_dir.incomplete)
+        with container:
             container.send(settings.to_line())
             for stream, line in container.output():
                 progress.feed(stream, line)
             code = container.exit_code()
-        outcome = progress.outcome(code)
+            outcome = progress.outcome(code)
+            if outcome.message and not answers(engine):
+                # The runner's output ended because the engine went (stopped, crashed).
+                raise Infrastructure(f"{describe(engine)} stopped answering during the run")
         if outcome.message:
-            # The runner did not finish: what it wrote stays, marked incomplete.
-            if any(run_dir.incomplete.iterdir()):
-                outcome.message += f"; what it wrote is kept in {run_dir.incomplete}"
             raise TcupError(outcome.message, outcome.exit_code)
-    except BaseException:
+    except BaseException as error:
         if run_dir is not None:
             run_dir.discard_if_empty()
+        if isinstance(error, KeyboardInterrupt) and not isinstance(error, Interrupted):
+            raise Interrupted(_left_after_interrupt(container, run_dir)) from None
+        if run_dir is not None:
+            if isinstance(error, TcupError) and run_dir.incomplete.exists():
+                # The runner did not finish: what it wrote stays, marked incomplete.
+                raise TcupError(f"{error}; what it wrote is kept, marked incomplete, in {run_dir.incomplete}",
+                                error.exit_code) from None
         raise
     # 6. Save: compliance report and metadata, then mark the run complete.
     path = save(run_dir, test_list, selection, cloud, progress, started)
     print(progress.summary_text(path), flush=True)
     # 7. Upload, only after everything is on disk.
     if args.no_upload:
-        print("tcup: not uploaded (--no-upload); upload later with: tcup upload " + str(path))
+        print(f"tcup: not uploaded (--no-upload); upload later with: {invoked_as()} upload {shlex.quote(str(path))}")
         return outcome.exit_code
     return upload_run(path, args) or outcome.exit_code
 
@@ -114,7 +147,20 @@ def choose_tests(args):
 def _results_run(args):
     from tcup.launcher.results import Run
 
-    return Run.create(args.output)
+    return Run.plan(args.output)
+
+
+def _left_after_interrupt(container, run_dir) -> str:
+    """What an interrupt of the container's part of a run left, as it is now."""
+    if container is None or container.id is None:
+        gone = "before any container was started"
+    elif container.removed:
+        gone = "while the container ran; the container is stopped and removed"
+    else:
+        gone = "while the container ran; the container may be left (see the warning above)"
+    if run_dir is not None and run_dir.incomplete.exists():
+        return f"{gone}; the results of the tests that finished are kept, marked incomplete, in {run_dir.incomplete}"
+    return f"{gone}; nothing was saved"
 
 
 def proxies() -> dict:
@@ -127,14 +173,12 @@ def proxies() -> dict:
     return found
 
 
-def debug_shell(engine, tag, settings, redact) -> int:
+def debug_shell(container, settings, redact) -> int:
     """`tcup --debug`: Tempest configured, the user's directory at
     /workspace, an interactive shell; no tests start."""
-    from tcup.launcher.container import Container
-
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         raise BadInput("--debug opens an interactive shell and needs a terminal; run it from one")
-    with Container(engine, tag, workspace=Path.cwd()) as container:
+    with container:
         container.send(settings.to_line())
         for stream, line in container.output():
             event = contract.parse_event(line.decode(errors="replace")) if stream == 1 else None
@@ -191,6 +235,13 @@ def save(run_dir, test_list, selection, cloud, progress, started) -> Path:
         progress.compliance = compliance.render(report, skips=False)
         if report["totals"]["skipped"]:
             progress.compliance += "(why each test was skipped: compliance.txt in the run directory)\n"
+    # summary.txt holds what the terminal showed: the runner's summary, the
+    # compliance table and the verdict.
+    summary_file = run_dir.incomplete / contract.SUMMARY_FILE
+    if summary_file.exists():
+        parts = [summary_file.read_text().rstrip(), (progress.compliance or "").rstrip(),
+                 "Verdict: " + progress.outcome(0).verdict_words]
+        results.write_file(summary_file, "\n\n".join(part for part in parts if part) + "\n")
     return run_dir.complete(metadata)
 
 
@@ -228,6 +279,9 @@ def upload_run(path: Path, args, force: bool = False) -> int:
     except upload.UploadError as error:
         print(f"tcup: error: {error}", file=sys.stderr)
         return error.exit_code
+    except KeyboardInterrupt:
+        raise Interrupted(f"while uploading to {base_url}; the upload did not finish, and {path} is kept as it was; "
+                          f"to upload it: {upload.resume_command(path, base_url, args.sign_key)}") from None
     print(f"tcup: uploaded: {url}", flush=True)
     return EXIT_OK
 
@@ -268,7 +322,8 @@ def build_image(args) -> int:
     if args.load:
         image.load(engine, args.load)
     else:
-        image.ensure(engine, rebuild=args.rebuild, proxies=proxies())
+        with interrupted(lambda: "while preparing the image; a build that had not finished tagged nothing"):
+            image.ensure(engine, rebuild=args.rebuild, proxies=proxies())
     if args.save:
         image.save(engine, args.save)
         print(f"tcup: saved {image.tag} to {args.save}; on the other machine: tcup image --load {args.save.name}",

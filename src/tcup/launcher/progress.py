@@ -116,7 +116,7 @@ class Progress:
         self.selected = event["count"]
         self.missing = event.get("missing") or []
         extra = f" ({len(self.missing)} of the list are not in this Tempest)" if self.missing else ""
-        self._print(f"tcup: {self.selected} tests selected{extra}")
+        self._print(f"tcup: {plural(self.selected, 'test')} selected{extra}")
 
     def _on_mode(self, event) -> None:
         self.mode = event
@@ -164,11 +164,10 @@ class Progress:
         compliance report, and where the results are."""
         parts = []
         summary = path / contract.SUMMARY_FILE
-        if summary.exists():
+        if summary.exists():  # the launcher added the compliance table and the verdict to it
             parts.append(summary.read_text().rstrip())
-        if self.compliance:
-            parts.append(self.compliance.rstrip())
-        if self.done is not None:
-            parts.append("Verdict: " + self.outcome(0).verdict_words)
+        else:
+            parts += [self.compliance.rstrip()] if self.compliance else []
+            parts += ["Verdict: " + self.outcome(0).verdict_words] if self.done is not None else []
         parts.append(f"Results saved in {path}")
         return printable("\n\n".join(parts))

@@ -58,6 +58,15 @@ class Run:
     def create(cls, root: Optional[Path] = None) -> "Run":
         """A new, empty, incomplete run directory under ``root``; fails early
         with a clear line when it cannot be written."""
+        run = cls.plan(root)
+        run.begin()
+        return run
+
+    @classmethod
+    def plan(cls, root: Optional[Path] = None) -> "Run":
+        """A run's place under ``root``, checked (writable, ours alone) but not
+        made yet: a run stopped before its container starts, even by SIGKILL,
+        leaves no empty run directory behind."""
         root = Path(root or default_root()).expanduser().absolute()
         try:
             root.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -66,13 +75,14 @@ class Run:
         except OSError:
             raise BadInput(f"results directory {root} is not writable; choose another with --output DIR")
         check_private(root)
+        return cls(root, time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + secrets.token_hex(3))
+
+    def begin(self) -> None:
+        """Make the run's directory, marked incomplete."""
         try:
-            name = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + secrets.token_hex(3)
-            run = cls(root, name)
-            run.incomplete.mkdir(mode=0o700)
+            self.incomplete.mkdir(mode=0o700)
         except OSError:
-            raise BadInput(f"results directory {root} is not writable; choose another with --output DIR")
-        return run
+            raise BadInput(f"results directory {self.root} is not writable; choose another with --output DIR")
 
     def complete(self, metadata: dict) -> Path:
         """Record the run's metadata and mark the directory complete. The
@@ -140,20 +150,29 @@ def list_runs(root: Optional[Path] = None) -> List[dict]:
 
 
 def render_runs(runs: List[dict]) -> str:
-    """`tcup results`: one line per run."""
+    """`tcup results`: one line per run, in columns as wide as their widest cell."""
     if not runs:
         return "no saved runs"
-    lines = [f"{'run':<26} {'cpid':<32} {'guideline':<20} {'pass':>5} {'fail':>5} {'skip':>5}  upload"]
+    header = ("run", "cpid", "list", "verdict", "pass", "fail", "skip", "upload")
+    rows = []
     for run in runs:
         if not run.get("complete"):
-            lines.append(f"{run['name']:<26} (incomplete: kept as it was left)")
+            rows.append((run["name"], "(incomplete: kept as it was left)"))
             continue
         uploads = run.get("uploads") or []
-        where = uploads[-1]["url"] if uploads else "not uploaded"
-        lines.append(
-            f"{run['name']:<26} {str(run.get('cpid', '?')):<32} {str(run.get('label', '?')):<20} "
-            f"{run.get('passed', 0):>5} {run.get('failed', 0):>5} {run.get('skipped', 0):>5}  {where}"
-        )
+        rows.append((run["name"], str(run.get("cpid", "?")), str(run.get("label", "?")), str(run.get("verdict") or "-"),
+                     str(run.get("passed", 0)), str(run.get("failed", 0)), str(run.get("skipped", 0)),
+                     uploads[-1]["url"] if uploads else "not uploaded"))
+    full = [header] + [row for row in rows if len(row) == len(header)]
+    widths = [max(len(row[i]) for row in full) for i in range(len(header) - 1)]
+    numbers = {"pass", "fail", "skip"}
+    lines = []
+    for row in [header] + rows:
+        if len(row) != len(header):
+            lines.append(f"{row[0]:<{widths[0]}}  {row[1]}")
+            continue
+        cells = [cell.rjust(widths[i]) if header[i] in numbers else cell.ljust(widths[i]) for i, cell in enumerate(row[:-1])]
+        lines.append("  ".join(cells) + "  " + row[-1])
     # run.json and uploads.json quote a server (the result URL).
     return printable("\n".join(lines))
 

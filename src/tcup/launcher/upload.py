@@ -278,10 +278,12 @@ def encode(body: dict) -> bytes:
 
 def resume_command(run: Path, base_url: str, sign_key: Optional[Path]) -> str:
     """The command line that tries this upload again, with absolute paths."""
-    words = ["tcup", "upload", os.path.abspath(run), "--upload-url", base_url]
+    from tcup.launcher.version import invoked_as
+
+    words = ["upload", os.path.abspath(run), "--upload-url", base_url]
     if sign_key:
         words += ["--sign-key", os.path.abspath(sign_key)]
-    return " ".join(shlex.quote(word) for word in words)
+    return " ".join([invoked_as()] + [shlex.quote(word) for word in words])
 
 
 def read_uploads(record_file: Path) -> list:

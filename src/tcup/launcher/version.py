@@ -6,6 +6,7 @@ checkout asks git itself. Both name the image the same way (image.py), so
 """
 
 import subprocess
+import sys
 from pathlib import Path
 
 import tcup
@@ -54,3 +55,14 @@ def describe() -> str:
     except Exception as error:  # noqa: BLE001 - a broken install still says its version
         tag = f"unknown ({error})"
     return f"tcup {version()} (image {tag})"
+
+
+def invoked_as() -> str:
+    """How the user started TCUP, for the commands it prints back to them:
+    ``./tcup.pyz`` as typed, ``python3 -m tcup`` from a checkout, or ``tcup``."""
+    first = sys.argv[0] if sys.argv and sys.argv[0] else "tcup"
+    if first.endswith("__main__.py"):
+        return f"{Path(sys.executable).name} -m tcup"
+    if first.endswith(".pyz"):
+        return first if "/" in first else "./" + first
+    return "tcup"  # the installed script, or TCUP called from other Python code

@@ -73,7 +73,8 @@ def serve(settings: Settings) -> int:
         return wait_for_shell(config.debug_command(workspace, LOAD_LIST, concurrency))
 
     # run: Tempest, its stream redacted into the results as it comes.
-    emit("phase", name="run", message=f"running {len(chosen.tests)} tests, concurrency {concurrency}")
+    emit("phase", name="run", message=f"running {len(chosen.tests)} test{'' if len(chosen.tests) == 1 else 's'}, "
+                                                 f"concurrency {concurrency}")
     results_dir = Path(contract.RESULTS_DIR)
     partial = results_dir / (contract.SUBUNIT_FILE + ".partial")
     outcome = run.run_tests(workspace, chosen.tests, LOAD_LIST, concurrency, partial,

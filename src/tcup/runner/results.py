@@ -104,7 +104,7 @@ def summary_text(report: Report) -> str:
     lines = [
         f"TCUP run: {report.label}",
         f"Tempest {report.tempest_version}, {how}, concurrency {report.concurrency}",
-        f"Selected: {len(report.outcomes)} tests"
+        f"Selected: {len(report.outcomes)} test{'' if len(report.outcomes) == 1 else 's'}"
         + (f" ({len(report.missing)} more on the list are not in this Tempest)" if report.missing else ""),
         f"Passed: {number['passed']}  Failed: {number['failed']}  Skipped: {number['skipped']}"
         f" ({number['admin_skipped']} for lack of admin credentials)",
