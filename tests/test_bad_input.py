@@ -107,12 +107,49 @@ def test_wrong_project(keystone, tmp_path):
 
 
 @pytest.mark.keystone
-def test_tls_verification_failure(keystone, tmp_path):
-    """TLS spoken to a plain-HTTP Keystone fails verification like a bad certificate."""
+def test_tls_to_a_plain_http_port_says_so(keystone, tmp_path):
+    """https:// to Keystone's plain-HTTP port: no CA would help, and the line says what would."""
     env = openrc(keystone, "member", tmp_path, OS_AUTH_URL=keystone.auth_url.replace("http://", "https://"),
                  TMPDIR=str(tmp_path / "tmp"))
     (tmp_path / "tmp").mkdir()
-    check_refusal(tcup(["--no-upload"], env), EXIT_BAD_INPUT, "TLS", "OS_CACERT", tmp_path=tmp_path)
+    done = tcup(["--no-upload"], env)
+    check_refusal(done, EXIT_BAD_INPUT, "does not speak TLS on that port", "use http://", tmp_path=tmp_path)
+    assert "OS_CACERT" not in done.stderr
+
+
+def test_tls_verification_failure(tmp_path, user_env):
+    """A TLS server whose certificate no trusted CA signed: set OS_CACERT."""
+    import datetime
+    import http.server
+    import ssl
+    import threading
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(x509.oid.NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now)
+            .not_valid_after(now + datetime.timedelta(days=1)).sign(key, hashes.SHA256()))
+    (tmp_path / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                         serialization.NoEncryption()))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
+    server = http.server.HTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        user_env.update(OS_AUTH_URL=f"https://127.0.0.1:{server.server_address[1]}/v3", OS_USERNAME="u",
+                        OS_PASSWORD="p", OS_PROJECT_NAME="p")
+        check_refusal(tcup(["--no-upload", "--output", str(tmp_path / "runs")], user_env), EXIT_BAD_INPUT,
+                      "TLS verification failed", "OS_CACERT", tmp_path=tmp_path)
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 @pytest.mark.keystone

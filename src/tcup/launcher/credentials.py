@@ -231,6 +231,15 @@ def prompt_secret(prompt: str) -> str:
     return getpass.getpass(prompt)
 
 
+def with_secret(credentials: Credentials, secret: str) -> Credentials:
+    """The same credentials with another secret (typed again after a typo)."""
+    import dataclasses
+
+    if not secret:
+        raise BadInput("an empty secret was given; try again")
+    return dataclasses.replace(credentials, **{secret_field(dataclasses.asdict(credentials)): secret})
+
+
 def load(
     environ: Mapping[str, str] = os.environ,
     *,

@@ -113,6 +113,10 @@ def _verify(credentials: Credentials):
         yield f"/proc/self/fd/{file.fileno()}"
 
 
+class Rejected(BadInput):
+    """Keystone said no to the secret itself (HTTP 401)."""
+
+
 def check(credentials: Credentials) -> Cloud:
     """Ask Keystone for a token; return what the run needs to know, or raise
     one clear error saying why the credentials will not work."""
@@ -136,7 +140,13 @@ def check(credentials: Credentials) -> Cloud:
                         "Keystone accepted the user but not the project: check OS_PROJECT_NAME/OS_PROJECT_ID "
                         "and OS_PROJECT_DOMAIN_NAME (the user needs a role on that project)"
                     )
-        except requests.exceptions.SSLError:
+        except requests.exceptions.SSLError as error:
+            if "WRONG_VERSION_NUMBER" in str(error) or "wrong version number" in str(error):
+                # An https:// URL whose port answers in plain HTTP: no CA would help.
+                raise BadInput(
+                    f"{credentials.auth_url} does not speak TLS on that port (it answers in plain HTTP); "
+                    "use http:// in OS_AUTH_URL, or Keystone's TLS port"
+                )
             raise BadInput(
                 f"TLS verification failed for {credentials.auth_url}; set OS_CACERT to your CA's PEM file "
                 "(or OS_INSECURE=true to skip verification)"
@@ -155,7 +165,7 @@ def check(credentials: Credentials) -> Cloud:
                        "TCUP does not send the password after a redirect: set OS_AUTH_URL to Keystone's own URL")
     if answer.status_code == 401:
         what = "application credential" if credentials.auth_type == "v3applicationcredential" else "user name or password"
-        raise BadInput(f"Keystone rejected the {what} (HTTP 401); check your credentials")
+        raise Rejected(f"Keystone rejected the {what} (HTTP 401); check your credentials")
     if answer.status_code == 404:
         raise BadInput(f"no Keystone v3 API answers at {credentials.auth_url} (HTTP 404); check OS_AUTH_URL")
     if answer.status_code != 201:

@@ -24,6 +24,7 @@ from tcup.launcher.progress import Progress, secret_mask
 from tcup.launcher.version import invoked_as, version
 
 PROXY_VARIABLES = ("http_proxy", "https_proxy", "no_proxy")
+PROMPT_TRIES = 3  # a secret typed at the terminal is asked for this many times
 
 
 class Interrupted(KeyboardInterrupt):
@@ -47,13 +48,29 @@ def run(args) -> int:
     """`tcup`: check, run in a container, save, report, upload."""
     # 1. Read what the user gave us and refuse early what cannot work.
     test_list, selection = choose_tests(args)
-    credentials = credentials_.load(use_keyring=args.keyring)
-    redact = secret_mask(credentials)
+    prompts = []  # what the user was asked at the terminal, to ask again after a typo
+
+    def ask(question: str) -> str:
+        prompts.append(question)
+        return credentials_.prompt_secret(question)
+
+    credentials = credentials_.load(use_keyring=args.keyring, prompt=ask)
     # 2. Ask Keystone for a token before any container exists.
     from tcup.launcher import identity
 
     with interrupted(lambda: "while asking Keystone for a token; no container was started and nothing was saved"):
-        cloud = identity.check(credentials)
+        for attempt in range(1, PROMPT_TRIES + 1):
+            try:
+                cloud = identity.check(credentials)
+                break
+            except identity.Rejected as error:
+                # A secret typed at the prompt may be a typo: ask again, as
+                # sudo and ssh do; one from the environment or keyring is final.
+                if not prompts or attempt == PROMPT_TRIES:
+                    raise
+                print(f"tcup: {error}; try again", file=sys.stderr, flush=True)
+                credentials = credentials_.with_secret(credentials, ask(prompts[0]))
+    redact = secret_mask(credentials)
     if credentials.auth_type == credentials_.APP_CREDENTIAL:
         # Tempest's credential classes and accounts.yaml hold users and
         # passwords only; discover-tempest-config fails on anything else.
@@ -113,8 +130,15 @@ def run(args) -> int:
                                 error.exit_code) from None
         raise
     # 6. Save: compliance report and metadata, then mark the run complete.
-    path = save(run_dir, test_list, selection, cloud, progress, started)
-    print(progress.summary_text(path), flush=True)
+    with interrupted(lambda: "while saving the results; they are kept, not uploaded, in "
+                             f"{run_dir.path if run_dir.path.exists() else run_dir.incomplete}"):
+        try:
+            path = save(run_dir, test_list, selection, cloud, progress, started)
+        except OSError as error:
+            # A full disk, say: every write is atomic, so what the runner wrote is whole.
+            raise Infrastructure(f"cannot finish saving the results ({error.strerror or error}); the tests' results "
+                                 f"are kept, marked incomplete and not uploaded, in {run_dir.incomplete}") from None
+        print(progress.summary_text(path), flush=True)
     # 7. Upload, only after everything is on disk.
     if args.no_upload:
         print(f"tcup: not uploaded (--no-upload); upload later with: {invoked_as()} upload {shlex.quote(str(path))}")
