@@ -158,6 +158,10 @@ def check(credentials: Credentials) -> Cloud:
             )
         except requests.exceptions.RequestException as error:
             raise BadInput(f"cannot ask Keystone at {credentials.auth_url} for a token ({type(error).__name__}); check OS_AUTH_URL")
+        except UnicodeError:
+            # requests sends proxy credentials as Latin-1; its error would quote the character.
+            raise BadInput("a user name or password in https_proxy/http_proxy has characters HTTP cannot carry; "
+                           "percent-encode them in the proxy URL (e.g. %C3%A9 for é)")
 
     if 300 <= answer.status_code < 400:
         where = answer.headers.get("Location", "elsewhere")

@@ -401,6 +401,10 @@ def post_once(url: str, body: bytes, headers: dict, timeout: float) -> Answer:
         return Answer(reason=f"no answer within {_seconds(timeout)}", retry=True, maybe_stored=True)
     except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as error:
         return Answer(reason=f"cannot reach the server ({_network_reason(error)})", retry=True)
+    except (requests.exceptions.InvalidURL, requests.exceptions.InvalidProxyURL) as error:
+        # Its message quotes the URL, and the one at fault may be a proxy's with its password.
+        return Answer(reason=f"a URL could not be used ({type(error).__name__}); check --upload-url and the "
+                             "https_proxy/http_proxy settings")
     except requests.RequestException as error:
         return Answer(reason=_one_line(str(error)))
     return judge(response)

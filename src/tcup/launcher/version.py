@@ -61,7 +61,7 @@ def invoked_as() -> str:
     """How the user started TCUP, for the commands it prints back to them:
     ``./tcup.pyz`` as typed, ``python3 -m tcup`` from a checkout, or ``tcup``."""
     first = sys.argv[0] if sys.argv and sys.argv[0] else "tcup"
-    if first.endswith("__main__.py"):
+    if first.endswith(("tcup/__main__.py", "tcup\\__main__.py")):
         return f"{Path(sys.executable).name} -m tcup"
     if first.endswith(".pyz"):
         return first if "/" in first else "./" + first

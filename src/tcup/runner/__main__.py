@@ -36,7 +36,6 @@ def main() -> int:
     try:
         settings = read_settings()
         stop_when_stdin_closes()
-        use_proxy(settings.proxy)
         events.use_mask(redact.for_settings(settings))
         return serve(settings)
     except RunnerError as error:
@@ -136,13 +135,6 @@ def stop_when_stdin_closes() -> None:
         os.kill(os.getpid(), signal.SIGTERM)
 
     threading.Thread(target=wait_for_eof, name="stdin-watch", daemon=True).start()
-
-
-def use_proxy(proxy: dict) -> None:
-    """The host's proxy settings, for every command the runner starts; they
-    came in the settings so that `docker inspect` does not show them."""
-    for name, value in proxy.items():
-        os.environ[name.lower()] = os.environ[name.upper()] = value
 
 
 def check_settings(settings: Settings) -> None:

@@ -28,6 +28,11 @@ WORKSPACE_NAME = "tcup"
 REGISTRY = HOME / ".tempest" / "workspace.yaml"
 CONFIG_FILE = WORKSPACE / "etc" / "tempest.conf"
 ACCOUNTS_FILE = SECRET / "accounts.yaml"
+# The OS_* and proxy variables discover-tempest-config needs, handed over in a
+# file only this uid reads (tcup.runner.discover loads and deletes it), never
+# in an environment, which /proc/PID/environ shows for the process's life.
+DISCOVER_ENV = SECRET / "discover-env.json"
+DISCOVER_ENV_VARIABLE = "TCUP_DISCOVER_ENV"
 CACERT_FILE = SECRET / "cacert.pem"
 
 # The role Tempest looks for in accounts.yaml to hand out "primary" credentials.
@@ -69,8 +74,13 @@ def configure(settings: Settings, env: Dict[str, str]) -> Workspace:
     cacert = write_cacert(credentials.cacert) if credentials.cacert else None
     accounts = None if settings.cloud.admin else write_accounts(credentials)
     argv = discover_command(credentials, accounts, cacert)
-    process.run(argv, env={**env, **cloud_env(credentials, cacert)}, cwd=str(WORKSPACE),
-                timeout=DISCOVER_TIMEOUT, what="discover-tempest-config")
+    proxies = {name: value for key, value in settings.proxy.items() for name in (key.lower(), key.upper())}
+    write_secret(DISCOVER_ENV, json.dumps({**proxies, **cloud_env(credentials, cacert)}))
+    try:
+        process.run(argv, env={**env, DISCOVER_ENV_VARIABLE: str(DISCOVER_ENV)}, cwd=str(WORKSPACE),
+                    timeout=DISCOVER_TIMEOUT, what="discover-tempest-config")
+    finally:
+        DISCOVER_ENV.unlink(missing_ok=True)
     if settings.cloud.admin:
         return Workspace(WORKSPACE, env, "dynamic", None)
     return Workspace(WORKSPACE, env, "preprovisioned", 1)

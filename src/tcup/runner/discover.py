@@ -57,7 +57,21 @@ def use_existing_images() -> None:
     ImageService.create_tempest_images = choose_images
 
 
+def load_secret_environment() -> None:
+    """The credentials and proxies, from the file the runner wrote for this
+    process alone; set after the start, they never show in /proc/PID/environ."""
+    import json
+    import os
+
+    path = os.environ.pop("TCUP_DISCOVER_ENV", None)
+    if path:
+        with open(path) as file:
+            os.environ.update(json.load(file))
+        os.unlink(path)
+
+
 def main() -> int:
+    load_secret_environment()
     guard_rest_clients()
     use_existing_images()
     from config_tempest.main import main as discover_tempest_config
