@@ -9,7 +9,7 @@ export TCUP_CA_CERT ?= $(PIP_CERT)
 
 SOURCES := $(shell find src image -type f -not -path '*/__pycache__/*') build_zipapp.py launcher-requirements.txt
 
-.PHONY: engine venv lock pyz release image demo test bench clean
+.PHONY: engine venv lock pyz release image demo test test-cloud bench clean
 
 # A running Docker engine with the base image; installs and starts what is missing.
 engine:
@@ -49,6 +49,10 @@ demo: engine pyz
 
 test: engine venv
 	$(PY) -m pytest
+
+# The full OpenStack test cloud (tools/cloud.py; docs/TEST-CLOUD.md): slow, not part of `make test`.
+test-cloud: engine venv
+	$(PY) -m pytest -m cloud tests/test_cloud.py
 
 bench: engine pyz
 	$(PY) -m pytest benchmarks --benchmark-only --benchmark-columns=median,min,max,rounds --benchmark-json=.cache/bench.json

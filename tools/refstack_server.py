@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """A real RefStack API server on loopback, for TCUP's upload tests.
 
-It installs PyPI ``refstack`` (pinned in ``tools/refstack-requirements.txt``)
-into a venv of its own, cached under ``${XDG_CACHE_HOME:-~/.cache}/tcup-dev/``,
+It installs PyPI ``refstack`` (pinned in ``tools/testcloud/locks/refstack.txt``)
+into a venv of its own, cached under ``${XDG_CACHE_HOME:-~/.cache}/tcup-dev/``
+by the helper every local server shares (``tools/testcloud/common.py``),
 and serves refstack's own pecan application on 127.0.0.1 with a sqlite
 database, so uploads meet the server's real validation, signature checks and
 storage. Guideline endpoints are served offline: refstack fetches guideline
@@ -25,8 +26,6 @@ import argparse
 import base64
 import contextlib
 import datetime
-import errno
-import fcntl
 import hashlib
 import http.server
 import json
@@ -44,9 +43,10 @@ import uuid
 from pathlib import Path
 from typing import Dict, List, Optional
 
+from testcloud import common
+
 REFSTACK_VERSION = "2.1.0"
 REPO_ROOT = Path(__file__).resolve().parent.parent
-REQUIREMENTS_FILE = REPO_ROOT / "tools" / "refstack-requirements.txt"
 DEFAULT_INTEROP_DIR = REPO_ROOT / "tests" / "data" / "interop"
 # Where the public server mounts the API; kept so tests exercise the same
 # URL joining a user's base URL needs.
@@ -57,7 +57,6 @@ SESSION_COOKIE = "refstack"
 # server answers the same paths so the config reads like the real one.
 GUIDELINE_REPO_PATH = "/api/v1/repos/openinfra/interop"
 
-VENV_INSTALL_TIMEOUT = 900.0
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 10.0
 # Bounds one request to the single-threaded API server: a client that opens
@@ -68,87 +67,12 @@ REQUEST_TIMEOUT = 30
 # --------------------------------------------------------------------------
 # The venv
 
-
-def cache_root() -> Path:
-    """Return TCUP's developer cache directory (XDG_CACHE_HOME aware)."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "tcup-dev"
-
-
-def _requirements_digest() -> str:
-    """Hash the pinned requirements, so a changed pin rebuilds the venv."""
-    return hashlib.sha256(REQUIREMENTS_FILE.read_bytes()).hexdigest()
-
-
-def _venv_ready(venv: Path, digest: str) -> bool:
-    """Tell whether ``venv`` is a finished install of the current pins."""
-    marker = venv / "tcup-ready"
-    return marker.is_file() and marker.read_text().strip() == digest
-
-
-@contextlib.contextmanager
-def _file_lock(path: Path, timeout: float):
-    """Hold an exclusive flock on ``path``, waiting at most ``timeout``.
-
-    Two pytest sessions may start at once on a cold cache; the lock makes the
-    second one wait for the first install instead of racing it.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as handle:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except OSError as exc:
-                if exc.errno not in (errno.EAGAIN, errno.EACCES):
-                    raise
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"waited {timeout:.0f}s for {path}")
-                time.sleep(0.5)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+VENV = common.VenvSpec("refstack", REFSTACK_VERSION, common.LOCKS_DIR / "refstack.txt")
 
 
 def ensure_venv() -> Path:
-    """Return the refstack venv, installing it first if it is missing.
-
-    The venv is built in a ``.tmp`` sibling and renamed into place, so an
-    interrupted install never looks finished. Only ``bin/python`` is used
-    afterwards: the scripts pip wrote carry the ``.tmp`` path in their
-    shebangs and are not meant to be run.
-    """
-    venv = cache_root() / f"refstack-{REFSTACK_VERSION}"
-    digest = _requirements_digest()
-    if _venv_ready(venv, digest):
-        return venv
-    with _file_lock(venv.with_name(venv.name + ".lock"), VENV_INSTALL_TIMEOUT):
-        if _venv_ready(venv, digest):  # another process built it meanwhile
-            return venv
-        building = venv.with_name(venv.name + ".tmp")
-        shutil.rmtree(building, ignore_errors=True)
-        _build_venv(building, digest)
-        shutil.rmtree(venv, ignore_errors=True)
-        building.rename(venv)
-    return venv
-
-
-def _build_venv(target: Path, digest: str) -> None:
-    """Create a venv at ``target`` and pip-install the pinned requirements."""
-    subprocess.run([sys.executable, "-m", "venv", str(target)], check=True,
-                   timeout=120)
-    log = target / "pip-install.log"
-    with open(log, "w") as out:
-        done = subprocess.run(
-            [str(target / "bin" / "python"), "-m", "pip", "install",
-             "--disable-pip-version-check", "-r", str(REQUIREMENTS_FILE)],
-            stdout=out, stderr=subprocess.STDOUT, timeout=VENV_INSTALL_TIMEOUT)
-    if done.returncode != 0:
-        tail = log.read_text()[-3000:]
-        raise RuntimeError(f"installing refstack failed:\n{tail}")
-    (target / "tcup-ready").write_text(digest + "\n")
+    """Return the refstack venv, installing it first if it is missing."""
+    return common.ensure_venv(VENV, "refstack_server")
 
 
 # --------------------------------------------------------------------------
@@ -485,13 +409,7 @@ class RefStackServer:
         """
         process, self._process = self._process, None
         if process is not None:
-            _signal_group(process.pid, signal.SIGTERM)
-            _signal_group(process.pid, signal.SIGCONT)
-            try:
-                process.wait(timeout=STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                _signal_group(process.pid, signal.SIGKILL)
-                process.wait(timeout=STOP_TIMEOUT)
+            common.terminate_group(process.pid, process, timeout=STOP_TIMEOUT)
         if self._log_handle is not None:
             self._log_handle.close()
             self._log_handle = None
@@ -499,11 +417,11 @@ class RefStackServer:
 
     def pause(self) -> None:
         """Freeze the API server (SIGSTOP): connections open, nothing answers."""
-        _signal_group(self.pid, signal.SIGSTOP)
+        common.kill_group(self.pid, signal.SIGSTOP)
 
     def resume(self) -> None:
         """Let a paused API server go on (SIGCONT)."""
-        _signal_group(self.pid, signal.SIGCONT)
+        common.kill_group(self.pid, signal.SIGCONT)
 
     def __enter__(self) -> "RefStackServer":
         return self.start()
@@ -651,12 +569,6 @@ class RefStackServer:
             return self.log_path.read_text(errors="replace")[-size:]
         except OSError:
             return "(no log)"
-
-
-def _signal_group(pgid: int, sig: int) -> None:
-    """Send ``sig`` to a process group that may already be gone."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pgid, sig)
 
 
 def _db_timestamp() -> str:

@@ -1,0 +1,148 @@
+"""The test cloud (tools/testcloud): a member uses a real OpenStack.
+
+One cloud for the session (Keystone, Placement, Glance, Neutron, Cinder,
+Swift and Nova on fake drivers, MariaDB and RabbitMQ), started the way
+``tools/cloud.py start`` starts it. A member boots a server, creates volumes
+and stores an object; a stop and second start reuse everything; the last stop
+leaves no process and no port.
+
+It takes minutes (the first time it installs seven venvs), so it runs only
+when asked for: ``pytest -m cloud tests/test_cloud.py`` (or TCUP_TEST_CLOUD=1).
+"""
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO / "tools") not in sys.path:
+    sys.path.insert(0, str(REPO / "tools"))
+
+from testcloud.cloud import FLAVORS, IMAGE_NAME, IMAGES, SERVICES, Cloud  # noqa: E402
+from testcloud.common import http, port_open, processes_under  # noqa: E402
+from testcloud.keystone import issue_token  # noqa: E402
+
+pytestmark = pytest.mark.cloud
+
+BUILD_TIMEOUT = 120
+
+
+@pytest.fixture(autouse=True, scope="module")
+def only_when_asked(request):
+    """Keep this slow module out of a plain ``pytest`` run."""
+    if "cloud" not in (request.config.option.markexpr or "") and not os.environ.get("TCUP_TEST_CLOUD"):
+        pytest.skip("the test cloud runs with -m cloud (or TCUP_TEST_CLOUD=1)")
+
+
+@pytest.fixture(scope="module")
+def cloud(only_when_asked, tmp_path_factory):
+    """The whole cloud; its teardown checks that stop leaves nothing."""
+    started = Cloud(tmp_path_factory.mktemp("cloud")).start()
+    ports = started.site.ports
+    yield started
+    assert started.stop() == [], "stop had to kill stragglers"
+    assert processes_under(started.root) == []
+    assert [name for name, port in ports.items() if port_open(port)] == []
+
+
+class Member:
+    """A member's REST session: token and public endpoints by service type."""
+
+    def __init__(self, cloud):
+        env = cloud.openrc("member")
+        self.token, body = issue_token(env["OS_AUTH_URL"], env["OS_USERNAME"], env["OS_PASSWORD"],
+                                       env["OS_PROJECT_NAME"])
+        self.project_id = body["project"]["id"]
+        self.endpoints = {service["type"]: next(e["url"] for e in service["endpoints"]
+                                                if e["interface"] == "public")
+                          for service in body["catalog"]}
+
+    def call(self, method, service, path, wanted, **kwargs):
+        status, _, payload = http(method, self.endpoints[service] + path, token=self.token, **kwargs)
+        assert status == wanted, f"{method} {service}{path}: HTTP {status}: {payload!r:.500}"
+        return payload
+
+    def wait(self, service, path, field, until, timeout=BUILD_TIMEOUT):
+        """Poll a resource until its ``field`` leaves the transient states;
+        returns the resource (None once it is gone, 404)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            status, _, payload = http("GET", self.endpoints[service] + path, token=self.token)
+            if status == 404:
+                return None
+            resource = next(iter(payload.values()))
+            if resource[field] not in until or time.monotonic() > deadline:
+                return resource
+            time.sleep(0.5)
+
+
+@pytest.fixture(scope="module")
+def member(cloud):
+    return Member(cloud)
+
+
+def test_member_sees_a_public_cloud(member):
+    assert set(member.endpoints) == {"identity", "compute", "placement", "image", "network",
+                                     "volumev3", "block-storage", "object-store"}
+    images = member.call("GET", "image", "/v2/images", 200)["images"]
+    assert sorted((i["name"], i["size"], i["disk_format"], i["visibility"], i["status"])
+                  for i in images) == [(name, size, "raw", "public", "active") for name, size in IMAGES]
+    flavors = member.call("GET", "compute", "/flavors", 200)["flavors"]
+    assert sorted(f["name"] for f in flavors) == sorted(f[0] for f in FLAVORS)
+    networks = member.call("GET", "network", "/v2.0/networks", 200)["networks"]
+    assert {(n["name"], n["router:external"]) for n in networks} == {("public", True), ("private", False)}
+
+
+def test_member_boots_a_server_to_active_and_deletes_it(member):
+    image = member.call("GET", "image", f"/v2/images?name={IMAGE_NAME}", 200)["images"][0]
+    network = member.call("GET", "network", "/v2.0/networks?name=private", 200)["networks"][0]
+    server = member.call("POST", "compute", "/servers", 202, body={"server": {
+        "name": "tcup-test", "imageRef": image["id"], "flavorRef": "42",
+        "networks": [{"uuid": network["id"]}]}})["server"]
+    path = f"/servers/{server['id']}"
+    booted = member.wait("compute", path, "status", {"BUILD"})
+    assert booted["status"] == "ACTIVE", booted.get("fault")
+    ports = member.call("GET", "network", f"/v2.0/ports?device_id={server['id']}", 200)["ports"]
+    assert [p["status"] for p in ports] == ["ACTIVE"]
+    assert list(booted["addresses"]) == ["private"]
+
+    member.call("DELETE", "compute", path, 204)
+    assert member.wait("compute", path, "status", {"ACTIVE", "DELETED"}) is None
+    assert member.call("GET", "network", f"/v2.0/ports?device_id={server['id']}", 200)["ports"] == []
+
+
+def test_member_creates_volumes_blank_and_from_the_image(member):
+    image = member.call("GET", "image", f"/v2/images?name={IMAGE_NAME}", 200)["images"][0]
+    for extra in ({}, {"imageRef": image["id"]}):
+        volume = member.call("POST", "volumev3", "/volumes", 202,
+                             body={"volume": dict({"size": 1, "name": "tcup-test"}, **extra)})["volume"]
+        path = f"/volumes/{volume['id']}"
+        created = member.wait("volumev3", path, "status", {"creating", "downloading"})
+        assert created["status"] == "available"
+        assert created["bootable"] == ("true" if extra else "false")
+        member.call("DELETE", "volumev3", path, 202)
+        assert member.wait("volumev3", path, "status", {"available", "deleting"}) is None
+
+
+def test_member_stores_an_object(member):
+    member.call("PUT", "object-store", "/tcup-test", 201)
+    member.call("PUT", "object-store", "/tcup-test/hello.txt", 201, data=b"hello, swift")
+    assert member.call("GET", "object-store", "/tcup-test/hello.txt", 200) == b"hello, swift"
+    member.call("DELETE", "object-store", "/tcup-test/hello.txt", 204)
+    member.call("DELETE", "object-store", "/tcup-test", 204)
+
+
+def test_stop_leaves_nothing_and_a_second_start_is_warm(cloud):
+    ports = cloud.site.ports
+    assert cloud.stop() == []
+    assert processes_under(cloud.root) == []
+    assert [name for name, port in ports.items() if port_open(port)] == []
+
+    again = Cloud(cloud.root, SERVICES).start()
+    assert again.timings["venvs"] < 10 and again.timings["seed"] < 5  # nothing rebuilt or reseeded
+    assert again.site.auth_url == cloud.site.auth_url
+    # The member's data and identity survived.
+    assert Member(again).call("GET", "image", f"/v2/images?name={IMAGE_NAME}", 200)["images"]

@@ -1,0 +1,592 @@
+"""Keystone: the local Identity service, alone (``KeystoneCloud``, for the
+tests and ``tools/keystone_cloud.py``) or as the full cloud's (``start``).
+
+Keystone comes from PyPI, pinned by ``locks/keystone.txt``, in a cached venv
+(see ``common``). It is served by gunicorn on 127.0.0.1 through a small WSGI
+shim, and set up with keystone-manage commands run by a script that imports
+keystone once. ``KeystoneCloud`` keeps everything in its work directory with
+a sqlite database and ONE worker (sqlite locks with two, and Tempest then
+sees HTTP 500s); the full cloud gives Keystone a MariaDB database instead.
+
+Two identities exist once started:
+  * admin: user ``admin`` in project ``admin`` (domain Default), role admin;
+  * member: user ``demo`` in project ``demo`` (domain Default), roles member
+    and reader only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import grp
+import json
+import os
+import pwd
+import shlex
+import shutil
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+from .common import (
+    HOST, LOCKS_DIR, REGION, CloudError, VenvSpec, clean_env, ensure_venv, expect,
+    free_port, http, port_in_use, proc_stat, run, tail, terminate_group, write_ini,
+    write_private,
+)
+from .site import Site
+
+VENV = VenvSpec("keystone", "30.0.0", LOCKS_DIR / "keystone.txt")
+WHO = "keystone_cloud"
+
+DOMAIN = "Default"
+ADMIN_USER = ADMIN_PROJECT = "admin"
+MEMBER_USER = MEMBER_PROJECT = "demo"
+MEMBER_ROLES = ("member", "reader")
+IDENTITIES = ("admin", "member")
+
+# Every wait is bounded; these are generous for a loaded 2-core machine.
+SETUP_TIMEOUT = 300
+READY_TIMEOUT = 120
+STOP_TIMEOUT = 15
+
+# Files inside a work directory.
+CONF_FILE = "keystone.conf"
+DB_FILE = "keystone.db"
+LOG_FILE = "keystone.log"
+MANAGE_LOG_FILE = "keystone-manage.log"
+PID_FILE = "keystone.pid"
+STATE_FILE = "keystone-state.json"
+WSGI_MODULE = "tcup_keystone_wsgi"
+SETUP_SCRIPT = "tcup_keystone_setup.py"
+KEY_DIRS = {
+    "fernet_tokens": "fernet-keys",
+    "fernet_receipts": "fernet-receipts",
+    "credential": "credential-keys",
+}
+
+# keystone parses sys.argv with oslo.config when the app is built, and would
+# reject gunicorn's own flags; so the app is imported through this shim.
+WSGI_SHIM_SOURCE = '''\
+"""gunicorn entry point for Keystone; written by tools/testcloud/keystone.py."""
+import sys
+
+sys.argv = sys.argv[:1]  # keystone's config parser must not see gunicorn's flags
+
+from keystone.wsgi.api import application  # noqa: E402,F401
+'''
+
+# Importing keystone costs ~3 s of CPU; keystone-manage would pay it once per
+# command. This runner pays it once and runs each command in a forked child, so
+# every command still starts from the fresh config state keystone-manage has.
+SETUP_SCRIPT_SOURCE = '''\
+"""Run keystone-manage commands, importing keystone once; written by tools/testcloud/keystone.py."""
+import json
+import os
+import sys
+import traceback
+
+from keystone.cmd import cli
+
+
+def exit_code(exc):
+    """The process exit status a SystemExit stands for."""
+    if exc.code is None:
+        return 0
+    return exc.code if isinstance(exc.code, int) else 1
+
+
+def run(argv):
+    """Run one keystone-manage command line in a child; return its exit status."""
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            cli.main(argv=argv)
+            code = 0
+        except SystemExit as exc:
+            code = exit_code(exc)
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)
+
+
+for argv in json.loads(sys.argv[1]):
+    print("+ " + " ".join(argv), flush=True)
+    code = run(argv)
+    if code:
+        print("keystone-manage failed with status %d" % code, flush=True)
+        sys.exit(code)
+'''
+
+
+class KeystoneError(CloudError):
+    """The local Keystone could not be installed, set up, started or reused."""
+
+
+# ---------------------------------------------------------------------------
+# Set up and serve (shared by KeystoneCloud and the full cloud)
+# ---------------------------------------------------------------------------
+
+
+def write_files(workdir: Path, database: str) -> None:
+    """keystone.conf, the WSGI shim and the set-up script, in ``workdir``."""
+    sections: dict[str, dict[str, Any]] = {
+        "database": {"connection": database},
+        "token": {"provider": "fernet"},
+        # bcrypt's minimum cost: this cloud guards nothing, and each
+        # password check then takes a millisecond, not a quarter second.
+        "identity": {"password_hash_rounds": "4"},
+    }
+    for section, dirname in KEY_DIRS.items():
+        sections[section] = {"key_repository": str(workdir / dirname)}
+    write_ini(workdir / CONF_FILE, sections)
+    (workdir / f"{WSGI_MODULE}.py").write_text(WSGI_SHIM_SOURCE)
+    (workdir / SETUP_SCRIPT).write_text(SETUP_SCRIPT_SOURCE)
+
+
+def set_up(venv: Path, workdir: Path, auth_url: str, admin_password: str) -> None:
+    """db_sync, fernet and credential keys, bootstrap of admin and catalog.
+
+    Each step is idempotent, so a work directory set up before is fine.
+    """
+    manage = ["keystone-manage", "--config-file", str(workdir / CONF_FILE)]
+    owner = [
+        "--keystone-user", pwd.getpwuid(os.getuid()).pw_name,
+        "--keystone-group", grp.getgrgid(os.getgid()).gr_name,
+    ]
+    commands = [
+        manage + ["db_sync"],
+        manage + ["fernet_setup"] + owner,
+        manage + ["credential_setup"] + owner,
+        manage + [
+            "bootstrap",
+            "--bootstrap-username", ADMIN_USER,
+            "--bootstrap-project-name", ADMIN_PROJECT,
+            "--bootstrap-role-name", "admin",
+            "--bootstrap-service-name", "keystone",
+            "--bootstrap-region-id", REGION,
+            "--bootstrap-admin-url", auth_url,
+            "--bootstrap-internal-url", auth_url,
+            "--bootstrap-public-url", auth_url,
+        ],
+    ]
+    # The password goes by environment, never on a command line.
+    env = clean_env(OS_BOOTSTRAP_PASSWORD=admin_password)
+    try:
+        run([str(venv / "bin" / "python"), SETUP_SCRIPT, json.dumps(commands)],
+            timeout=SETUP_TIMEOUT, log=workdir / MANAGE_LOG_FILE, append=False,
+            cwd=workdir, env=env)
+    except CloudError as exc:
+        raise KeystoneError(f"keystone-manage: {exc}") from None
+
+
+def serve_argv(venv: Path, workdir: Path, port: int, workers: int) -> list[str]:
+    """gunicorn serving Keystone from ``workdir`` on 127.0.0.1:``port``."""
+    return [
+        str(venv / "bin" / "python"), "-m", "gunicorn",
+        "--bind", f"{HOST}:{port}",
+        "--workers", str(workers), "--worker-class", "sync",
+        "--timeout", "120", "--graceful-timeout", "5",
+        # Its default control socket is one fixed path under ~: two clouds
+        # would fight over it.
+        "--no-control-socket",
+        "--chdir", str(workdir), "--pythonpath", str(workdir),
+        "--access-logfile", "-", "--error-logfile", "-",
+        f"{WSGI_MODULE}:application",
+    ]
+
+
+def serve_env(workdir: Path) -> dict[str, str]:
+    """The environment gunicorn serves Keystone with."""
+    return clean_env(OS_KEYSTONE_CONFIG_FILES=str(workdir / CONF_FILE))
+
+
+def issue_token(auth_url: str, username: str, password: str, project: str,
+                domain: str = DOMAIN) -> tuple[str, dict[str, Any]]:
+    """A project-scoped password token: (X-Subject-Token, token body)."""
+    status, headers, payload = http("POST", f"{auth_url}/auth/tokens", body={
+        "auth": {
+            "identity": {"methods": ["password"], "password": {"user": {
+                "name": username, "domain": {"name": domain}, "password": password}}},
+            "scope": {"project": {"name": project, "domain": {"name": domain}}},
+        }
+    })
+    if status != 201:
+        raise KeystoneError(f"token for {username!r}: HTTP {status}: {payload}")
+    return headers["X-Subject-Token"], payload["token"]
+
+
+def openrc_text(variables: dict[str, str]) -> str:
+    """An openrc file's lines exporting ``variables``, shell-quoted."""
+    return "".join(f"export {key}={shlex.quote(value)}\n" for key, value in variables.items())
+
+
+def openrc_variables(auth_url: str, user: str, password: str, project: str) -> dict[str, str]:
+    """The ``OS_*`` variables a person would source for an identity."""
+    return {
+        "OS_AUTH_URL": auth_url,
+        "OS_USERNAME": user,
+        "OS_PASSWORD": password,
+        "OS_PROJECT_NAME": project,
+        "OS_USER_DOMAIN_NAME": DOMAIN,
+        "OS_PROJECT_DOMAIN_NAME": DOMAIN,
+        "OS_REGION_NAME": REGION,
+        "OS_IDENTITY_API_VERSION": "3",
+        "OS_INTERFACE": "public",
+    }
+
+
+class IdentityAdmin:
+    """Keystone's REST API as the admin: find-or-create, so it can rerun."""
+
+    def __init__(self, auth_url: str, password: str) -> None:
+        self.auth_url = auth_url
+        self.token, _ = issue_token(auth_url, ADMIN_USER, password, ADMIN_PROJECT)
+
+    def call(self, method: str, path: str, wanted: Any, body: Any = None) -> Any:
+        """One admin request to Keystone; returns the decoded body."""
+        return expect(http(method, self.auth_url + path, body=body, token=self.token),
+                      wanted, f"{method} {path}")
+
+    def _find(self, kind: str, name: str) -> dict[str, Any] | None:
+        """The one ``kind`` (users, projects, roles, services) named ``name``."""
+        field = "type" if kind == "services" else "name"
+        found = self.call("GET", f"/{kind}?{field}={name}", 200)[kind]
+        return found[0] if found else None
+
+    def role(self, name: str) -> str:
+        """The id of role ``name``, created if missing."""
+        found = self._find("roles", name)
+        if found:
+            return found["id"]
+        return self.call("POST", "/roles", 201, {"role": {"name": name}})["role"]["id"]
+
+    def project(self, name: str, description: str = "") -> str:
+        """The id of project ``name`` (domain Default), created if missing."""
+        found = self._find("projects", name)
+        if found:
+            return found["id"]
+        return self.call("POST", "/projects", 201, {"project": {
+            "name": name, "domain_id": "default", "description": description}})["project"]["id"]
+
+    def user(self, name: str, password: str, project_id: str, roles: tuple[str, ...]) -> str:
+        """User ``name`` with ``password`` and ``roles`` on ``project_id``."""
+        found = self._find("users", name)
+        body = {"name": name, "domain_id": "default", "password": password,
+                "default_project_id": project_id}
+        if found:
+            user_id = found["id"]
+            self.call("PATCH", f"/users/{user_id}", 200, {"user": body})
+        else:
+            user_id = self.call("POST", "/users", 201, {"user": body})["user"]["id"]
+        for role in roles:
+            self.call("PUT", f"/projects/{project_id}/users/{user_id}/roles/{self.role(role)}", 204)
+        return user_id
+
+    def service(self, kind: str, name: str, url: str) -> None:
+        """Service ``kind`` with its three endpoints at ``url`` (updated)."""
+        found = self._find("services", kind)
+        service_id = found["id"] if found else self.call("POST", "/services", 201, {
+            "service": {"type": kind, "name": name}})["service"]["id"]
+        endpoints = self.call("GET", f"/endpoints?service_id={service_id}", 200)["endpoints"]
+        have = {e["interface"]: e for e in endpoints}
+        for interface in ("public", "internal", "admin"):
+            endpoint = {"service_id": service_id, "interface": interface, "url": url,
+                        "region_id": REGION}
+            if interface not in have:
+                self.call("POST", "/endpoints", 201, {"endpoint": endpoint})
+            elif have[interface]["url"] != url:
+                self.call("PATCH", f"/endpoints/{have[interface]['id']}", 200,
+                          {"endpoint": {"url": url}})
+
+
+# ---------------------------------------------------------------------------
+# Keystone alone
+# ---------------------------------------------------------------------------
+
+
+class KeystoneCloud:
+    """One local Keystone, its state in ``workdir``; a context manager."""
+
+    def __init__(self, workdir: Path, *, port: int | None = None,
+                 admin_password: str = "admin-secret",
+                 member_password: str = "demo-secret") -> None:
+        self.workdir = Path(workdir).resolve()
+        self.port = port
+        self.admin_password = admin_password
+        self.member_password = member_password
+        self.timings: dict[str, float] = {}  # seconds per start phase
+        self._process: subprocess.Popen | None = None
+
+    # -- public API --------------------------------------------------------
+
+    @property
+    def auth_url(self) -> str:
+        """``http://127.0.0.1:PORT/v3``; known once a port is chosen."""
+        if self.port is None:
+            raise KeystoneError("no port yet: call start() first")
+        return f"http://{HOST}:{self.port}/v3"
+
+    def start(self) -> KeystoneCloud:
+        """Serve Keystone, set up fresh, or reuse the one running in workdir."""
+        began = time.monotonic()
+        venv = ensure_venv(VENV, WHO)
+        self.timings["venv"] = time.monotonic() - began
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        if self._reuse_running_server():
+            self.timings["total"] = time.monotonic() - began
+            return self
+        self._stop_recorded_server()  # a hung or half-started leftover
+        self._choose_port()
+        self._reset_state()
+        self._write_config()
+        phase = time.monotonic()
+        self._set_up(venv)
+        self.timings["setup"] = time.monotonic() - phase
+        phase = time.monotonic()
+        self._serve(venv)
+        try:
+            self._wait_until_ready()
+            self.timings["serve"] = time.monotonic() - phase
+            phase = time.monotonic()
+            self._create_member()
+            self.timings["member"] = time.monotonic() - phase
+            self._write_run_files()
+        except BaseException:
+            self.stop()
+            raise
+        self.timings["total"] = time.monotonic() - began
+        return self
+
+    def stop(self) -> None:
+        """Stop the server's whole process group and wait for it; idempotent."""
+        if self._process is not None:
+            self._terminate_group(self._process.pid, self._process)
+            self._process = None
+        else:
+            self._stop_recorded_server()
+        for name in (PID_FILE, STATE_FILE):
+            with contextlib.suppress(FileNotFoundError):
+                (self.workdir / name).unlink()
+
+    def openrc(self, who: str = "member") -> dict[str, str]:
+        """The ``OS_*`` variables a person would source for ``who``."""
+        if who not in IDENTITIES:
+            raise ValueError(f"who must be one of {IDENTITIES}, not {who!r}")
+        return openrc_variables(self.auth_url, *self._identity(who))
+
+    def token(self, who: str = "member") -> tuple[str, dict[str, Any]]:
+        """A fresh project-scoped token for ``who``: (id, token body)."""
+        user, password, project = self._identity(who)
+        return issue_token(self.auth_url, user, password, project)
+
+    @property
+    def pid(self) -> int | None:
+        """The server's process id (its process group id too), if known."""
+        if self._process is not None:
+            return self._process.pid
+        return self._recorded_pid()
+
+    def __enter__(self) -> KeystoneCloud:
+        return self.start()
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.stop()
+
+    # -- identities --------------------------------------------------------
+
+    def _identity(self, who: str) -> tuple[str, str, str]:
+        """(user, password, project) of ``admin`` or ``member``."""
+        if who == "admin":
+            return ADMIN_USER, self.admin_password, ADMIN_PROJECT
+        if who == "member":
+            return MEMBER_USER, self.member_password, MEMBER_PROJECT
+        raise ValueError(f"who must be one of {IDENTITIES}, not {who!r}")
+
+    def _create_member(self) -> None:
+        """Create project and user ``demo`` with roles member and reader."""
+        admin = IdentityAdmin(self.auth_url, self.admin_password)
+        project = admin.project(MEMBER_PROJECT, "TCUP test project")
+        admin.user(MEMBER_USER, self.member_password, project, MEMBER_ROLES)
+
+    # -- set up ------------------------------------------------------------
+
+    def _choose_port(self) -> None:
+        """Take a free port, or check that the requested one is free."""
+        if self.port is None:
+            self.port = free_port()
+        elif port_in_use(self.port):
+            raise KeystoneError(f"port {self.port} on {HOST} is already in use")
+
+    def _reset_state(self) -> None:
+        """Remove what an earlier run left: database, keys, logs, run files."""
+        for name in (DB_FILE, f"{DB_FILE}-journal", LOG_FILE, MANAGE_LOG_FILE,
+                     PID_FILE, STATE_FILE, "admin-openrc", "member-openrc"):
+            with contextlib.suppress(FileNotFoundError):
+                (self.workdir / name).unlink()
+        for name in KEY_DIRS.values():
+            shutil.rmtree(self.workdir / name, ignore_errors=True)
+
+    def _write_config(self) -> None:
+        """keystone.conf and the scripts: everything inside workdir."""
+        write_files(self.workdir, f"sqlite:///{self.workdir / DB_FILE}")
+
+    def _set_up(self, venv: Path) -> None:
+        """db_sync, fernet and credential keys, bootstrap of admin and catalog."""
+        set_up(venv, self.workdir, self.auth_url, self.admin_password)
+
+    def _serve(self, venv: Path) -> None:
+        """Start gunicorn, one sync worker (sqlite), in a new process group."""
+        with open(self.workdir / LOG_FILE, "ab") as log:
+            self._process = subprocess.Popen(
+                serve_argv(venv, self.workdir, self.port, workers=1),
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                cwd=self.workdir, env=serve_env(self.workdir), start_new_session=True,
+            )
+
+    def _wait_until_ready(self, timeout: float = READY_TIMEOUT) -> None:
+        """Wait until GET /v3 answers 200, or fail with the log's tail."""
+        deadline = time.monotonic() + timeout
+        pid = self.pid
+        while True:
+            if not self._server_alive(pid):
+                raise KeystoneError(
+                    f"keystone exited while starting:\n{tail(self.workdir / LOG_FILE)}")
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise KeystoneError(
+                    f"keystone did not answer within {timeout} s:\n"
+                    f"{tail(self.workdir / LOG_FILE)}")
+            # gunicorn listens before its worker has loaded keystone, so one
+            # request may wait seconds in the backlog: that is fine.
+            with contextlib.suppress(OSError):
+                status, _, _ = http("GET", self.auth_url, timeout=min(remaining, 10))
+                if status == 200:
+                    return
+            time.sleep(0.2)
+
+    def _server_alive(self, pid: int | None) -> bool:
+        """True while the server process runs (and is not a zombie)."""
+        if self._process is not None:
+            return self._process.poll() is None
+        return pid is not None and self._is_our_server(pid)
+
+    def _write_run_files(self) -> None:
+        """keystone.pid, the state file, and the two openrc files (0600)."""
+        (self.workdir / PID_FILE).write_text(f"{self.pid}\n")
+        (self.workdir / STATE_FILE).write_text(json.dumps(
+            {"pid": self.pid, "port": self.port, "auth_url": self.auth_url}) + "\n")
+        for who in IDENTITIES:
+            write_private(self.workdir / f"{who}-openrc", openrc_text(self.openrc(who)))
+
+    # -- a server started earlier (e.g. by the CLI) ------------------------
+
+    def _recorded_pid(self) -> int | None:
+        """The pid in workdir/keystone.pid, if any."""
+        try:
+            return int((self.workdir / PID_FILE).read_text().strip())
+        except (OSError, ValueError):
+            return None
+
+    def _recorded_port(self) -> int | None:
+        """The port in workdir's state file, if any."""
+        try:
+            return int(json.loads((self.workdir / STATE_FILE).read_text())["port"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def _is_our_server(self, pid: int) -> bool:
+        """True when ``pid`` is a live gunicorn serving this workdir.
+
+        Checked on the command line, so a recycled pid is never killed.
+        """
+        stat = proc_stat(pid)
+        if stat is None or stat[0] == "Z":
+            return False
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            return False
+        return b"gunicorn" in argv and str(self.workdir).encode() in argv
+
+    def _reuse_running_server(self) -> bool:
+        """Adopt the server already serving workdir, if one answers."""
+        pid, port = self._recorded_pid(), self._recorded_port()
+        if pid is None or port is None or not self._is_our_server(pid):
+            return False
+        if self.port is not None and self.port != port:
+            raise KeystoneError(
+                f"a keystone already runs in {self.workdir} on port {port}, "
+                f"not {self.port}: stop it first")
+        self.port = port
+        try:
+            self._wait_until_ready(timeout=15)
+        except KeystoneError:
+            return False  # hung: start() replaces it
+        for who in IDENTITIES:
+            try:
+                self.token(who)
+            except KeystoneError as exc:
+                raise KeystoneError(
+                    f"the keystone running in {self.workdir} refuses the {who} "
+                    f"password given ({exc}): stop it first") from None
+        self._write_run_files()
+        return True
+
+    def _stop_recorded_server(self) -> None:
+        """Stop the server named by workdir/keystone.pid, if it is ours."""
+        pid = self._recorded_pid()
+        if pid is not None and self._is_our_server(pid):
+            self._terminate_group(pid, None)
+
+    def _terminate_group(self, pgid: int, process: subprocess.Popen | None) -> None:
+        """SIGTERM the group, SIGKILL it after STOP_TIMEOUT, wait until gone."""
+        terminate_group(pgid, process, timeout=STOP_TIMEOUT)
+
+
+
+
+# ---------------------------------------------------------------------------
+# Keystone in the full cloud (tools/testcloud/cloud.py)
+# ---------------------------------------------------------------------------
+
+NAME = "keystone"
+PROCESSES = (NAME,)
+
+
+def start(site: Site, venv: Path) -> None:
+    """Set Keystone up on MariaDB (first start only) and serve it."""
+    workdir = site.dir(NAME)
+    write_files(workdir, site.database(NAME))
+    if not site.flag(NAME):
+        set_up(venv, workdir, site.auth_url, site.password("admin"))
+        site.mark(NAME)
+    # Two workers: every service validates its users' tokens here.
+    site.spawn(NAME, serve_argv(venv, workdir, site.port(NAME), workers=2), cwd=workdir,
+               env=serve_env(workdir))
+
+
+def ready(site: Site) -> bool:
+    """True once Keystone answers GET /v3."""
+    return http("GET", site.auth_url, timeout=10)[0] == 200
+
+
+def register(site: Site, catalog: list[tuple[str, str, str]], users: list[str]) -> None:
+    """The member, the service project and users, and the catalog.
+
+    ``catalog`` holds (service type, name, URL); ``users`` the service users,
+    each given admin and service roles in project ``service``.
+    """
+    admin = IdentityAdmin(site.auth_url, site.password("admin"))
+    member_project = admin.project(MEMBER_PROJECT, "TCUP test project")
+    admin.user(MEMBER_USER, site.password(MEMBER_USER), member_project, MEMBER_ROLES)
+    service_project = admin.project("service", "OpenStack services")
+    for user in users:
+        admin.user(user, site.password(user), service_project, ("admin", "service"))
+    for kind, name, url in catalog:
+        admin.service(kind, name, url)
