@@ -164,7 +164,12 @@ def _start(args, env, tmp_path):
     # that; a user's terminal does not, so neither does this launcher.
     return subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                            preexec_fn=_as_a_terminal_starts_it)
+
+
+def _as_a_terminal_starts_it():
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
+        signal.signal(signum, signal.SIG_DFL)
 
 
 def _wait_for(process, pattern, timeout=300):

@@ -39,8 +39,10 @@ def main() -> int:
         events.use_mask(redact.for_settings(settings))
         return serve(settings)
     except RunnerError as error:
+        ignore_stop_signals()  # the runner is ending; a late SIGTERM must not cut the report short
         return report(error)
     except Exception as error:  # a bug: say where, without a traceback full of values
+        ignore_stop_signals()
         frame = traceback.extract_tb(error.__traceback__)[-1]
         log(f"unexpected {type(error).__name__} at {Path(frame.filename).name}:{frame.lineno}: {error}")
         return report(InfraError(f"the runner failed unexpectedly: {type(error).__name__}: {error}"))
@@ -202,7 +204,6 @@ def ignore_stop_signals() -> None:
 def report(error: RunnerError) -> int:
     """The error event: one line, the kind, no traceback. Masked before it
     is put on one line: a secret with two spaces would match no more."""
-    ignore_stop_signals()  # the runner is ending; a late SIGTERM must not cut the report short
     message = events.mask().one_line(str(error)) or type(error).__name__
     log(f"error ({error.kind}): {message}")
     emit("error", kind=error.kind, message=message)
