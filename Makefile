@@ -1,19 +1,26 @@
-# TCUP developer tasks. `make demo` runs TCUP against a local Keystone; `make test` runs the tests.
+# TCUP developer tasks. `make demo` runs TCUP against the local test cloud; `make test` runs the tests.
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 DEMO   := .cache/demo-cloud
+# The demo: a member runs SCS-0128 against the test cloud with four member
+# accounts (four workers); the test cloud is stopped afterwards.
+DEMO_ARGS ?= --guideline scs-0128 --accounts $(DEMO)/accounts.yaml
 # Behind a TLS-inspecting proxy the image build must trust its CA: TCUP's own
 # --ca-cert option, fed from $TCUP_CA_CERT, defaulting to the bundle pip uses here.
 export TCUP_CA_CERT ?= $(PIP_CERT)
 
 SOURCES := $(shell find src image -type f -not -path '*/__pycache__/*') build_zipapp.py launcher-requirements.txt
 
-.PHONY: engine venv lock pyz release image demo test test-cloud bench clean
+.PHONY: engine cloud-deps venv lock pyz release image demo test test-cloud bench clean
 
 # A running Docker engine with the base image; installs and starts what is missing.
 engine:
 	bash .ci/engine.sh
+
+# What the test cloud needs from Debian: MariaDB, RabbitMQ, qemu-img.
+cloud-deps:
+	bash .ci/cloud.sh
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml launcher-requirements.txt
@@ -41,18 +48,19 @@ release: $(VENV)/.installed $(SOURCES)
 image: engine venv
 	$(PY) -m tcup image
 
-demo: engine pyz
-	$(PYTHON) tools/keystone_cloud.py start --dir $(DEMO)
-	. $(DEMO)/member-openrc && ./dist/tcup.pyz --no-upload; rc=$$?; \
-	  $(PYTHON) tools/keystone_cloud.py stop --dir $(DEMO); \
+demo: engine cloud-deps pyz
+	$(PYTHON) tools/cloud.py start --dir $(DEMO)
+	. $(DEMO)/member-openrc && ./dist/tcup.pyz --no-upload $(DEMO_ARGS); rc=$$?; \
+	  $(PYTHON) tools/cloud.py stop --dir $(DEMO); \
 	  case $$rc in 0|1|5) exit 0;; *) exit $$rc;; esac  # a run with a verdict is a demo that worked
 
-test: engine venv
-	$(PY) -m pytest
+# Everything, the whole test cloud included (tests/test_cloud*.py start it once).
+test: engine cloud-deps venv
+	TCUP_TEST_CLOUD=1 $(PY) -m pytest
 
-# The full OpenStack test cloud (tools/cloud.py; docs/TEST-CLOUD.md): slow, not part of `make test`.
-test-cloud: engine venv
-	$(PY) -m pytest -m cloud tests/test_cloud.py
+# Only the test cloud's tests (docs/TEST-CLOUD.md).
+test-cloud: engine cloud-deps venv
+	$(PY) -m pytest -m cloud tests/test_cloud.py tests/test_cloud_runs.py
 
 bench: engine pyz
 	$(PY) -m pytest benchmarks --benchmark-only --benchmark-columns=median,min,max,rounds --benchmark-json=.cache/bench.json

@@ -22,7 +22,6 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 PACKAGE = HERE / "src" / "tcup"
-IMAGE = HERE / "image"
 REQUIREMENTS = HERE / "launcher-requirements.txt"
 ENTRY_POINT = "tcup.launcher.entry:main"
 # The shebang users' systems resolve: any Python 3 on PATH.
@@ -82,11 +81,10 @@ def merge(source: Path, site: Path) -> None:
 
 
 def copy_package(site: Path) -> None:
-    """tcup itself, with the image's build context inside it as tcup/_image,
-    where the launcher looks for it."""
+    """tcup itself; its image/ (a link to the repository's image/ directory)
+    is copied as files, so the pyz holds the build context as package data."""
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "VERSION")
     shutil.copytree(PACKAGE, site / "tcup", ignore=ignore)
-    shutil.copytree(IMAGE, site / "tcup" / "_image", ignore=ignore)
     # The pyz has no git to ask: stamp the version this checkout's git gives.
     (site / "tcup" / "launcher" / "VERSION").write_text(release_version() + "\n")
 

@@ -74,6 +74,25 @@ def keystone(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def full_cloud(tmp_path_factory):
+    """The whole test cloud (tools/testcloud), once for the session; its
+    teardown checks that stop leaves no process and no port.
+    TCUP_TEST_CLOUD_DIR=DIR uses a cloud started with `tools/cloud.py start
+    --dir DIR` (started if it is not running) and leaves it running."""
+    from testcloud.cloud import Cloud
+    from testcloud.common import port_open, processes_under
+
+    given = os.environ.get("TCUP_TEST_CLOUD_DIR")
+    started = Cloud(Path(given) if given else tmp_path_factory.mktemp("cloud")).start()
+    yield started
+    if not given:
+        ports = started.site.ports
+        assert started.stop() == [], "stop had to kill stragglers"
+        assert processes_under(started.root) == []
+        assert [name for name, port in ports.items() if port_open(port)] == []
+
+
+@pytest.fixture(scope="session")
 def pyz(tmp_path_factory):
     """dist/tcup.pyz as `make pyz` builds it, into a temporary place."""
     output = tmp_path_factory.mktemp("pyz") / "tcup.pyz"

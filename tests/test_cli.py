@@ -89,7 +89,7 @@ def test_a_mistyped_option_gets_a_suggestion(argv, suggestion, tmp_path):
     ("/src/tcup/__main__.py", "-m tcup"), ("/usr/local/bin/tcup", "tcup"),
 ])
 def test_commands_are_printed_back_as_the_user_started_tcup(monkeypatch, argv0, shown):
-    from tcup.launcher import upload
+    from tcup.launcher.upload import refstack as upload
     from tcup.launcher.version import invoked_as
 
     monkeypatch.setattr(sys, "argv", [argv0])
@@ -109,7 +109,7 @@ def test_plurals_say_one_test():
 
 
 def test_tcup_results_keeps_its_columns_with_long_labels():
-    from tcup.launcher.results import render_runs
+    from tcup.launcher.results.runs import render_runs
 
     runs = [
         {"name": "20261125T210546Z-2ba21f", "complete": True, "cpid": "c1", "label": "2020.06 platform",

@@ -8,7 +8,8 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO / "src") not in sys.path:
     sys.path.insert(0, str(REPO / "src"))
 
-from tcup.launcher import compliance, guideline  # noqa: E402
+from tcup.launcher import guideline
+from tcup.launcher.results import compliance  # noqa: E402
 
 DATA = REPO / "tests" / "data" / "interop"
 
@@ -148,7 +149,7 @@ def test_worst_result_wins_and_other_events_ignored():
 
 
 def test_plain_test_list_has_one_group():
-    tests = guideline.parse_test_list(
+    tests = guideline.parse_refstack_list(
         f"{VERSIONS}[id-6c0a0990-43b6-4529-9b61-5fd8daf7c55c]\n"
         "tempest.api.identity.v3.test_tokens.TokensV3Test.test_create_token[id-6f8e4436-fc96-4282-8122-e41df57197a9]\n",
         "list.txt",

@@ -2,7 +2,7 @@
 
 import pytest
 
-from tcup.launcher import credentials
+from tcup.launcher.cloud import credentials
 from tcup.launcher.errors import BadInput
 
 OPENRC = {

@@ -6,8 +6,8 @@ import os
 
 import pytest
 
-from tcup.launcher import container as container_
-from tcup.launcher import image as image_
+from tcup.launcher.engine import container as container_
+from tcup.launcher.engine import image as image_
 from tcup.launcher.errors import BadInput, Infrastructure
 
 CERT = b"-----BEGIN CERTIFICATE-----\nMIIBcert\n-----END CERTIFICATE-----\n"

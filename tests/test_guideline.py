@@ -69,7 +69,7 @@ def test_shipped_list_counts(version, target):
     uuids = [t["uuid"] for t in tests.tests]
     assert names == sorted(names)
     assert len(set(names)) == len(names) and len(set(uuids)) == len(uuids)
-    assert all(guideline.normalize_uuid(u) == u for u in uuids)  # bare lowercase, no id- prefix
+    assert all(guideline.valid_uuid(u) == u for u in uuids)  # bare lowercase, no id- prefix
     assert all(t["capability"] == t["capabilities"][0] for t in tests.tests)
 
 
@@ -130,7 +130,7 @@ def test_scs_0128_is_shipped_per_service():
         by_service[test["capability"]] = by_service.get(test["capability"], 0) + 1
     assert by_service == {"compute": 88, "network": 66, "volume": 65, "image": 23, "identity": 16}
     # The same tests, by id, as the list SCS publishes.
-    published = guideline.parse_test_list((SCS / "tempest-tests-non-admin.lst").read_text(), "scs")
+    published = guideline.parse_refstack_list((SCS / "tempest-tests-non-admin.lst").read_text(), "scs")
     assert {t["uuid"] for t in published.tests} == set(tests.uuids())
     assert "SovereignCloudStack/standards@077174d9" in tests.source
 
@@ -266,7 +266,7 @@ designate_tempest_plugin.tests.api.v2.test_zones.ZonesTest.test_create_zone[9d2e
 
 
 def test_parse_test_list():
-    tests = guideline.parse_test_list(TEST_LIST, "list.txt")
+    tests = guideline.parse_refstack_list(TEST_LIST, "list.txt")
     assert tests.label == "test list list.txt" and tests.source == "list.txt"
     assert [t["uuid"] for t in tests.tests] == [
         "6c0a0990-43b6-4529-9b61-5fd8daf7c55c",
@@ -283,14 +283,14 @@ def test_parse_test_list():
 def test_parse_test_list_line_without_id():
     text = TEST_LIST + "tempest.api.compute.servers.test_servers.ServersTestJSON.test_create_server\n"
     with pytest.raises(GuidelineError, match=r"list.txt line 7 has no idempotent id: 'tempest.api.compute.servers"):
-        guideline.parse_test_list(text, "list.txt")
+        guideline.parse_refstack_list(text, "list.txt")
     with pytest.raises(GuidelineError, match="line 1 has no idempotent id"):
-        guideline.parse_test_list("tempest.api.x.test_y[smoke]\n", "list.txt")
+        guideline.parse_refstack_list("tempest.api.x.test_y[smoke]\n", "list.txt")
 
 
 def test_parse_empty_test_list():
     with pytest.raises(GuidelineError, match="lists no tests"):
-        guideline.parse_test_list("\n# nothing\n\n", "empty.txt")
+        guideline.parse_refstack_list("\n# nothing\n\n", "empty.txt")
 
 
 def test_load_test_list_file(tmp_path):

@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from tcup.contract import Credentials
-from tcup.launcher import identity
+from tcup.launcher.cloud import identity
 from tcup.launcher.errors import EXIT_BAD_INPUT, BadInput
 
 PASSWORD = "canary-keystone-pw"

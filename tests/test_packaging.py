@@ -73,7 +73,7 @@ def test_every_supported_python_imports_the_whole_launcher(pyz, python, tmp_path
     """Beyond --version: the modules a run, an upload and signing load,
     with the compiled extensions this Python needs (cffi, cryptography)."""
     probe = ("import docker, requests, keyring, yaml, cryptography.hazmat.primitives.asymmetric.rsa, bcrypt, _cffi_backend\n"
-             "import tcup.launcher.launch, tcup.launcher.upload, tcup.launcher.signing, tcup.launcher.container\n"
+             "import tcup.launcher.launch, tcup.launcher.upload.refstack, tcup.launcher.upload.signing, tcup.launcher.engine.container\n"
              "from cryptography.hazmat.primitives import hashes\n"
              "from cryptography.hazmat.primitives.asymmetric import padding, rsa\n"
              "rsa.generate_private_key(65537, 2048).sign(b'body', padding.PKCS1v15(), hashes.SHA256())\n"

@@ -19,7 +19,7 @@ import pytest
 
 from tcup import contract
 from tcup.contract import Credentials
-from tcup.launcher import results as launcher_results
+from tcup.launcher.results import runs as launcher_results
 from tcup.launcher.errors import EXIT_BAD_INPUT, BadInput
 from tcup.runner import redact, results, run, selection
 

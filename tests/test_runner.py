@@ -24,7 +24,7 @@ from tcup.runner import config, redact, results
 from tcup.runner.errors import InputError
 from tcup.runner.run import Collector, RedactingStream, exception_line, one_line_reason
 from tcup.runner import selection
-from tcup.runner.selection import choose, parse_test_id, parse_test_list
+from tcup.runner.selection import choose, parse_test_id, parse_listed_tests
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = 'canary-pw-"q\\7f3e'
@@ -69,7 +69,7 @@ def test_a_test_id_gives_its_name_without_attributes_and_its_uuid():
 def test_the_test_list_keeps_test_ids_and_drops_log_lines():
     text = "\n".join(["2026-01-01 00:00:00.000 1 INFO tempest [-] Using tempest config file x",
                       CREATE_TOKEN, "", LIST_DOMAINS, "some noise"])
-    assert [t.id for t in parse_test_list(text)] == [CREATE_TOKEN, LIST_DOMAINS]
+    assert [t.id for t in parse_listed_tests(text)] == [CREATE_TOKEN, LIST_DOMAINS]
 
 
 def test_a_guideline_list_is_matched_by_uuid_and_reports_what_tempest_lacks():
@@ -210,6 +210,21 @@ def test_the_collector_reports_each_test_and_gives_class_skips_to_their_tests():
     assert outcomes[LIST_DOMAINS].reason == "Missing Identity Admin API credentials in configuration."
     assert outcomes[NEGATIVE].reason == "Tempest reported no result for this test"
     assert collector.fixture_failures == [(f"tearDownClass ({TOKENS})", "KeyError: 'cleanup'")]
+
+
+def test_a_class_short_of_accounts_is_skipped_with_what_to_do_not_failed():
+    tests = installed(CREATE_TOKEN, VALIDATE_TOKEN)
+    collector = Collector(tests, lambda *a: None)
+    collector.status(test_id=f"setUpClass ({TOKENS})", file_name="traceback",
+                     file_bytes=b"Traceback (most recent call last):\n  x\ntempest.lib.exceptions.InvalidCredentials: "
+                                b"Invalid Credentials\nDetails: Insufficient number of users provided. TokensV3Test "
+                                b"have allocated all the credentials for this allocation request\n", eof=True)
+    collector.status(test_id=f"setUpClass ({TOKENS})", test_status="fail")
+    outcomes = collector.finish()
+    assert {o.status for o in outcomes} == {"skip"} and len(outcomes) == 2
+    assert outcomes[0].reason.endswith("add accounts with --accounts FILE")
+    assert "Insufficient number of users provided. TokensV3Test" in outcomes[0].detail
+    assert collector.fixture_failures == []
 
 
 def test_attachments_reach_the_target_whole_and_masked():
@@ -399,12 +414,15 @@ def test_only_discover_tempest_config_gets_the_credentials_and_only_in_its_envir
     assert env["OS_PASSWORD"] == PASSWORD and env["OS_CACERT"] == "/tmp/tcup/cacert.pem"
     assert env["OS_INSECURE"] == "true" and env["OS_REGION_NAME"] == "RegionOne"
     assert not any(key.startswith("OS_") for key in config.tempest_env())
-    argv = config.discover_command(creds, Path("/tmp/tcup/accounts.yaml"), Path("/tmp/tcup/cacert.pem"))
+    options = {"validation.run_validation": "false", "compute-feature-enabled.resize": "true"}
+    argv = config.discover_command(creds, Path("/tmp/tcup/accounts.yaml"), Path("/tmp/tcup/cacert.pem"), options)
     assert PASSWORD not in " ".join(argv)
     assert argv[argv.index("--test-accounts") + 1] == "/tmp/tcup/accounts.yaml" and "--non-admin" in argv
     assert "--create" not in argv and "--insecure" in argv
     overrides = config.overrides(creds, Path("/tmp/tcup/cacert.pem"))
-    assert argv[-2 * len(overrides):] == [item for pair in overrides.items() for item in pair]
+    wanted = {**overrides, **options}
+    assert argv[-2 * len(wanted):] == [item for pair in wanted.items() for item in pair]
+    assert overrides["DEFAULT.record_resources"] == "true"
     assert overrides["identity.v3_endpoint_type"] == "internal" and overrides["compute.endpoint_type"] == "internal"
     assert overrides["identity.disable_ssl_certificate_validation"] == "true"
     assert overrides["identity.ca_certificates_file"] == "/tmp/tcup/cacert.pem"

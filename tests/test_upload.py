@@ -24,10 +24,11 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO / "src") not in sys.path:
     sys.path.insert(0, str(REPO / "src"))
 
-from tcup.launcher import signing, upload  # noqa: E402
+from tcup.launcher.upload import signing
+from tcup.launcher.upload import refstack as upload  # noqa: E402
 from tcup.launcher.errors import EXIT_BAD_INPUT, EXIT_UPLOAD_FAILED  # noqa: E402
-from tcup.launcher.signing import SigningError  # noqa: E402
-from tcup.launcher.upload import Retry, UploadError  # noqa: E402
+from tcup.launcher.upload.signing import SigningError  # noqa: E402
+from tcup.launcher.upload.refstack import Retry, UploadError  # noqa: E402
 
 try:
     import bcrypt  # noqa: F401  (cryptography needs it for encrypted OpenSSH keys)
@@ -693,7 +694,7 @@ def test_a_failed_signed_upload_names_the_key_in_the_resume_command(tmp_path):
 def test_importing_the_upload_module_loads_neither_requests_nor_cryptography():
     script = (
         "import sys; sys.path.insert(0, sys.argv[1])\n"
-        "import tcup.launcher.upload, tcup.launcher.signing\n"
+        "import tcup.launcher.upload.refstack, tcup.launcher.upload.signing\n"
         "print(sorted(m for m in ('requests', 'cryptography', 'urllib3') if m in sys.modules))\n"
     )
     done = subprocess.run([sys.executable, "-c", script, str(REPO / "src")], capture_output=True, text=True,

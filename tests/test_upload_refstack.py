@@ -24,9 +24,10 @@ for path in (REPO / "src", REPO / "tools"):
         sys.path.insert(0, str(path))
 
 from refstack_server import RefStackServer  # noqa: E402
-from tcup.launcher import signing, upload  # noqa: E402
+from tcup.launcher.upload import signing
+from tcup.launcher.upload import refstack as upload  # noqa: E402
 from tcup.launcher.errors import EXIT_UPLOAD_FAILED  # noqa: E402
-from tcup.launcher.upload import Retry, UploadError  # noqa: E402
+from tcup.launcher.upload.refstack import Retry, UploadError  # noqa: E402
 
 pytestmark = pytest.mark.refstack
 

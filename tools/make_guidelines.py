@@ -80,7 +80,7 @@ def scs_list(directory: Path) -> guideline.TestList:
     path = directory / SCS_FILE
     if not path.is_file():
         raise SystemExit(f"make_guidelines: no {SCS_FILE} in {directory}; give --scs DIR")
-    parsed = guideline.parse_test_list(path.read_text(encoding="utf-8"), SCS_FILE)
+    parsed = guideline.parse_refstack_list(path.read_text(encoding="utf-8"), SCS_FILE)
     tests = []
     for test in sorted(parsed.tests, key=lambda t: t["name"]):
         service = test["name"].split(".")[2] if test["name"].startswith("tempest.api.") else "other"

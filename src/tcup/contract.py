@@ -25,7 +25,7 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from typing import Dict, List, Optional
 
-VERSION = 2
+VERSION = 3
 
 # Where the launcher mounts the run's results directory inside the container.
 RESULTS_DIR = "/results"
@@ -43,6 +43,12 @@ REFSTACK_FILE = "refstack.json"
 TESTS_FILE = "tests.json"
 JUNIT_FILE = "junit.xml"
 SUMMARY_FILE = "summary.txt"
+# tempest.conf with its secrets, names, ids and hosts replaced by placeholders,
+# and the versions of what ran (Tempest, python-tempestconf, the image's OS):
+# what a support ticket needs (`tcup bundle`). The real tempest.conf never leaves the tmpfs.
+TEMPEST_CONF_FILE = "tempest.sanitised.conf"
+VERSIONS_FILE = "versions.json"
+CLEANUP_FILE = "cleanup.json"  # what the tests left in the cloud, and what TCUP removed
 
 # Runner exit codes, mirrored by the launcher's own (see README).
 EXIT_OK = 0
@@ -102,6 +108,8 @@ class Cloud:
     project_id: Optional[str] = None
     domain_ids: List[str] = field(default_factory=list)  # the user's and the project's
     hosts: List[str] = field(default_factory=list)  # every endpoint host of the catalog
+    # The catalog's endpoints: {"type", "interface", "region", "url"} each.
+    endpoints: List[dict] = field(default_factory=list)
 
 
 @dataclass
@@ -115,12 +123,34 @@ class Selection:
 
 
 @dataclass
+class Choices:
+    """What the user chose rather than let the runner discover: the cloud's
+    image, flavor and (as a member) network for the tests' servers, by name
+    or id, and tempest.conf values ("section.key" -> value) that override
+    discovery's."""
+
+    image: Optional[str] = None
+    flavor: Optional[str] = None
+    network: Optional[str] = None
+    tempest_options: Dict[str, str] = field(default_factory=dict)
+    # Catalog types to run without (--skip-service): discovery leaves them
+    # out, so their tests skip instead of failing on a dead endpoint.
+    skip_services: List[str] = field(default_factory=list)
+
+
+@dataclass
 class Settings:
     credentials: Credentials
     cloud: Cloud
     selection: Selection
-    mode: str = "run"  # or "debug": write tempest.conf, then wait for the shell
+    # "run"; "debug": write tempest.conf, then wait for the shell; "plan":
+    # select and discover, report what a run would do, run nothing.
+    mode: str = "run"
     concurrency: Optional[int] = None  # None: the container's CPU count
+    choices: Choices = field(default_factory=Choices)
+    # More member accounts (each a user with a password, checked by the
+    # launcher) for parallel workers; secrets like the main credentials.
+    accounts: List[Credentials] = field(default_factory=list)
     # http_proxy/https_proxy/no_proxy for the runner's own environment. They
     # travel here, not in the container's environment, because a proxy URL
     # may hold a password and `docker inspect` shows the environment.
@@ -141,22 +171,35 @@ class Settings:
             selection=Selection(**data["selection"]),
             mode=data["mode"],
             concurrency=data["concurrency"],
+            choices=Choices(**data["choices"]),
+            accounts=[Credentials(**account) for account in data["accounts"]],
             proxy=data.get("proxy") or {},
         )
+
+    def secrets(self) -> List[str]:
+        """Every secret these settings carry: the credentials' and the accounts'."""
+        return [secret for credentials in [self.credentials, *self.accounts] for secret in credentials.secrets()]
 
 
 # Events: the runner prints ``event(NAME, **fields)`` lines; the launcher reads
 # them with ``parse_event``. Names and their fields (TEXT_FIELDS are free
 # text, masked on both sides; every other field is the protocol's own):
-#   phase     name ("config"|"select"|"run"|"results"), message
+#   phase     name ("config"|"select"|"run"|"cleanup"|"results"), message
 #   selected  count, missing (uuids of the list that this Tempest lacks)
-#   mode      credentials ("dynamic"|"preprovisioned"), concurrency
+#   mode      credentials ("dynamic"|"preprovisioned"), concurrency, accounts
+#   choices   image, image_alt, flavor, flavor_alt, network: {"id", "name"} or
+#             null, what discovery chose for the tests' servers
+#   plan      services (catalog types), tests ({service: count}), skips
+#             ({service: count} of tests certain to skip, with reasons)
+#   cleanup   removed (how many resources the tests left and TCUP deleted),
+#             left: [{"kind", "id", "name", "remove_with"}] still in the cloud,
+#             error (why the cleanup could not run), if any
 #   test      name, uuid, status ("inprogress"|"success"|"fail"|"skip"), reason
 #   ready     (debug) tempest.conf is written; the runner waits for the shell;
 #             command: what to type in that shell to run the selected tests
 #   done      passed, failed, skipped, admin_skipped, duration_seconds
 #   error     kind ("input"|"infra"), message
-EVENTS = ("phase", "selected", "mode", "test", "ready", "done", "error")
+EVENTS = ("phase", "selected", "mode", "choices", "plan", "cleanup", "test", "ready", "done", "error")
 # Masking is for these alone: a password such as "fail", "done" or "0" must
 # not turn a status, a name or the JSON itself into "***".
 TEXT_FIELDS = ("message", "reason")

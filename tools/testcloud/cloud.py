@@ -324,6 +324,13 @@ class Cloud:
                 "      project_domain_name: Default",
             ]
         write_private(self.root / "clouds.yaml", "\n".join(lines) + "\n")
+        # Tempest's accounts.yaml form: the members besides demo, for --accounts.
+        accounts = ["# Written by tools/cloud.py: tcup --accounts FILE (members of project demo)"]
+        for user in keystone.EXTRA_MEMBERS:
+            accounts += [f"- username: '{user}'", f"  password: '{self.site.password(user)}'",
+                         f"  project_name: '{keystone.MEMBER_PROJECT}'", "  user_domain_name: Default",
+                         "  project_domain_name: Default"]
+        write_private(self.root / "accounts.yaml", "\n".join(accounts) + "\n")
 
     # -- stop --------------------------------------------------------------
 

@@ -42,6 +42,8 @@ DOMAIN = "Default"
 ADMIN_USER = ADMIN_PROJECT = "admin"
 MEMBER_USER = MEMBER_PROJECT = "demo"
 MEMBER_ROLES = ("member", "reader")
+# More members of project demo, for parallel runs (`tcup --accounts DIR/accounts.yaml`).
+EXTRA_MEMBERS = ("demo2", "demo3", "demo4")
 IDENTITIES = ("admin", "member")
 
 # Every wait is bounded; these are generous for a loaded 2-core machine.
@@ -585,6 +587,8 @@ def register(site: Site, catalog: list[tuple[str, str, str]], users: list[str]) 
     admin = IdentityAdmin(site.auth_url, site.password("admin"))
     member_project = admin.project(MEMBER_PROJECT, "TCUP test project")
     admin.user(MEMBER_USER, site.password(MEMBER_USER), member_project, MEMBER_ROLES)
+    for user in EXTRA_MEMBERS:
+        admin.user(user, site.password(user), member_project, MEMBER_ROLES)
     service_project = admin.project("service", "OpenStack services")
     for user in users:
         admin.user(user, site.password(user), service_project, ("admin", "service"))

@@ -14,7 +14,7 @@ from pathlib import Path
 from tcup.launcher.errors import EXIT_INTERRUPTED, TcupError
 
 TARGETS = ("platform", "compute", "object", "dns", "orchestration", "iaas")
-COMMANDS = ("run", "upload", "results", "pubkey", "image", "guidelines")
+COMMANDS = ("run", "plan", "upload", "results", "pubkey", "image", "guidelines", "report", "bundle", "diff")
 
 DESCRIPTION = """\
 Run OpenStack's interop tests (Tempest) against your cloud from a container,
@@ -26,8 +26,15 @@ Credentials come from your openrc (OS_AUTH_URL, OS_USERNAME, OS_PROJECT_NAME,
 
 EPILOG = """\
 other commands:
+  tcup plan [options]  what a run with these options would do: services, image, flavor,
+                       network, accounts, tests per service, expected duration; runs no test
   tcup upload RUN      upload a saved run (a run directory or a RefStack JSON file)
   tcup results         list saved runs
+  tcup diff RUN_A RUN_B
+                       what changed from run A to run B: newly failing, passing, skipped, missing
+  tcup report RUN      write the run's HTML report (report.html) again and print its path
+  tcup bundle RUN      write a support bundle (.tar.gz): results, a sanitised tempest.conf,
+                       services and versions; no secret, user, project or host in it
   tcup guidelines      list the shipped test lists: interop guidelines and SCS-0128
   tcup pubkey --sign-key KEY
                        print a key's public line and self-signature for RefStack
@@ -100,6 +107,14 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _tempest_option(text: str):
+    key, equals, value = text.partition("=")
+    section, dot, option = key.partition(".")
+    if not (equals and dot and section.strip() and option.strip()) or "\n" in text:
+        raise argparse.ArgumentTypeError(f"{text!r} is not SECTION.KEY=VALUE (e.g. compute-feature-enabled.resize=true)")
+    return key.strip(), value.strip()
+
+
 def _positive_float(text: str) -> float:
     value = float(text)
     if value <= 0:
@@ -124,15 +139,36 @@ def run_parser() -> argparse.ArgumentParser:
                        help="run the tests of a RefStack test list (name[id-<uuid>,...] per line), matched by id")
     tests.add_argument("--regex", metavar="REGEX", help="run the tests whose names match REGEX")
     tests.add_argument("--concurrency", metavar="N", type=_positive_int,
-                       help="parallel test workers (default: the CPU count; 1 for a member-only account)")
+                       help="parallel test workers (default: the CPU count; for a member, one per account)")
+    tests.add_argument("--dry-run", action="store_true", help="the same as `tcup plan`: show what would run, run nothing")
     creds = parser.add_argument_group("credentials")
     creds.add_argument("--keyring", action="store_true",
                        help="read a missing password or application-credential secret from the OS keyring (see README)")
+    creds.add_argument("--accounts", metavar="FILE", type=Path,
+                       help="more member accounts, one test worker each: Tempest's accounts.yaml form "
+                            "(username, password, project_name, ...) or a clouds.yaml")
+    cloud = parser.add_argument_group("the cloud's resources for the tests")
+    cloud.add_argument("--image", metavar="NAME|ID",
+                       help="the image the tests boot (default: a CirrOS the cloud has, else its smallest image); "
+                            "TCUP never uploads one")
+    cloud.add_argument("--flavor", metavar="NAME|ID", help="the flavor of the tests' servers (default: m1.nano, else the smallest)")
+    cloud.add_argument("--network", metavar="NAME|ID",
+                       help="as a member, the network the tests' servers use (default: your project's only network)")
+    cloud.add_argument("--skip-service", metavar="TYPE[,TYPE]", action="append", default=[],
+                       help="run as if the catalog lacked these service types (e.g. a service that is down): "
+                            "their tests skip")
+    cloud.add_argument("--set", metavar="SECTION.KEY=VALUE", action="append", default=[], dest="tempest_options",
+                       type=_tempest_option,
+                       help="a tempest.conf value over discovery's, e.g. compute-feature-enabled.resize=true "
+                            "(repeatable)")
     _image_options(parser)
     results = parser.add_argument_group("results")
     results.add_argument("--output", metavar="DIR", type=Path,
                          help="save runs under DIR (default: $XDG_DATA_HOME/tcup/runs)")
     results.add_argument("--no-upload", action="store_true", help="save the results only; upload nothing")
+    results.add_argument("--json", action="store_true",
+                         help="print the run's summary as one JSON object on stdout (verdict, counts, run directory, "
+                              "upload URL), and the rest on stderr")
     _upload_options(parser)
     parser.add_argument("-v", "--verbose", action="store_true", help="show the runner's log")
     return parser
@@ -146,9 +182,41 @@ def upload_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def diff_parser() -> argparse.ArgumentParser:
+    parser = Parser(prog="tcup diff", description="Compare two saved runs, test by test (matched by uuid): "
+                                                  "newly failing, newly passing, newly skipped, and missing from either.")
+    parser.add_argument("run_a", metavar="RUN_A", help="the earlier run: a run directory, or a run's name from `tcup results`")
+    parser.add_argument("run_b", metavar="RUN_B", help="the later run, the same way")
+    parser.add_argument("--output", metavar="DIR", type=Path, help="where runs given by name are (default: $XDG_DATA_HOME/tcup/runs)")
+    parser.add_argument("--json", action="store_true", help="print the diff as one JSON object")
+    return parser
+
+
 def results_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="tcup results", description="List saved runs.")
     parser.add_argument("--output", metavar="DIR", type=Path, help="where the runs are (default: $XDG_DATA_HOME/tcup/runs)")
+    return parser
+
+
+def report_parser() -> argparse.ArgumentParser:
+    parser = Parser(prog="tcup report",
+                    description="Write a saved run's HTML report (report.html in its directory) and print its path.")
+    parser.add_argument("run", metavar="RUN", type=Path, help="a run directory, or a run's name as `tcup results` lists it")
+    parser.add_argument("--output", metavar="DIR", type=Path,
+                        help="where runs named by name are (default: $XDG_DATA_HOME/tcup/runs)")
+    return parser
+
+
+def bundle_parser() -> argparse.ArgumentParser:
+    parser = Parser(prog="tcup bundle",
+                    description="Write a support bundle of a saved run (one .tar.gz) and print its path: the results, "
+                                "tempest.conf with every secret and identifier removed, the services and their "
+                                "versions, and TCUP's, Tempest's and the image's versions.")
+    parser.add_argument("run", metavar="RUN", type=Path, help="a run directory, or a run's name as `tcup results` lists it")
+    parser.add_argument("--output", metavar="DIR", type=Path,
+                        help="where runs named by name are (default: $XDG_DATA_HOME/tcup/runs)")
+    parser.add_argument("--file", metavar="FILE", type=Path,
+                        help="write the bundle here (default: tcup-bundle-RUN.tar.gz in the current directory)")
     return parser
 
 
@@ -194,9 +262,12 @@ def _on_ending_signal(signum, frame):
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = argv.pop(0) if argv and argv[0] in COMMANDS else "run"
-    parser = {"run": run_parser, "upload": upload_parser, "results": results_parser, "pubkey": pubkey_parser,
-              "image": image_parser, "guidelines": guidelines_parser}[command]()
+    parser = {"run": run_parser, "plan": run_parser, "upload": upload_parser, "results": results_parser, "pubkey": pubkey_parser,
+              "image": image_parser, "guidelines": guidelines_parser, "diff": diff_parser, "report": report_parser,
+              "bundle": bundle_parser}[command]()
     args = parser.parse_args(argv)
+    if command == "plan":
+        args.dry_run, command = True, "run"
     for name in ENDING_SIGNALS:
         number = getattr(signal, name)
         # One the parent chose to ignore (nohup) stays ignored.
@@ -208,7 +279,17 @@ def main(argv=None) -> int:
 
             if args.test_list and args.guideline:
                 parser.error("--test-list and --guideline both choose the tests; give one")
-            return launch.run(args)
+            if args.json and (args.debug or args.dry_run):
+                parser.error("--json summarises a run of the tests; drop it for --debug or plan")
+            return launch.run_json(args) if args.json else launch.run(args)
+        if command == "diff":
+            import json
+
+            from tcup.launcher.results import diff
+
+            compared = diff.diff(diff.find_run(args.run_a, args.output), diff.find_run(args.run_b, args.output))
+            print(json.dumps(compared, indent=2) if args.json else diff.render(compared))
+            return 0
         if command == "upload":
             from tcup.launcher import launch
 
@@ -218,8 +299,16 @@ def main(argv=None) -> int:
 
             print(guideline.render_shipped())
             return 0
+        if command == "report":
+            from tcup.launcher.results import report
+
+            return report.command(args)
+        if command == "bundle":
+            from tcup.launcher.results import bundle
+
+            return bundle.command(args)
         if command == "results":
-            from tcup.launcher import results
+            from tcup.launcher.results import runs as results
 
             print(results.render_runs(results.list_runs(args.output)))
             return 0

@@ -116,7 +116,7 @@ def list_label(guideline: str, target: str) -> str:
     return f"{guideline} {target}".strip()
 
 
-def normalize_uuid(value: str) -> Optional[str]:
+def valid_uuid(value: str) -> Optional[str]:
     """The bare lowercase uuid of an idempotent id (``id-<uuid>`` or ``<uuid>``), or None."""
     match = _UUID_RE.match((value or "").strip())
     return match.group(1).lower() if match else None
@@ -199,7 +199,7 @@ def required_tests(doc: dict, target: Optional[str], source: str) -> TestList:
         for name, details in _capability_tests(doc, capability, source).items():
             if details.get("flagged"):
                 continue  # the Interop WG excused it: not required
-            uuid = normalize_uuid(details.get("idempotent_id", ""))
+            uuid = valid_uuid(details.get("idempotent_id", ""))
             if uuid is None:
                 raise GuidelineError(
                     f"{source}: test {name} of {capability} has no valid idempotent_id "
@@ -242,7 +242,7 @@ def _capability_tests(doc: dict, capability: str, source: str) -> dict:
 # Plain test lists (RefStack's `name[id-<uuid>,...]` lines)
 
 
-def parse_test_list(text: str, source: str) -> TestList:
+def parse_refstack_list(text: str, source: str) -> TestList:
     """The tests of a RefStack test list: one ``name[id-<uuid>,...]`` per line.
 
     Blank lines and ``#`` comments are ignored. Several names for one uuid
@@ -256,7 +256,7 @@ def parse_test_list(text: str, source: str) -> TestList:
         if not line or line.startswith("#"):
             continue
         match = _LINE_RE.match(line)
-        uuids = [u for u in (normalize_uuid(a) for a in (match.group(2) or "").split(",")) if u] if match else []
+        uuids = [u for u in (valid_uuid(a) for a in (match.group(2) or "").split(",")) if u] if match else []
         if not uuids:
             shown = line if len(line) <= 120 else line[:117] + "..."
             raise GuidelineError(
@@ -272,7 +272,7 @@ def parse_test_list(text: str, source: str) -> TestList:
 
 def load_test_list(path: str) -> TestList:
     """The tests of a ``--test-list FILE``."""
-    return parse_test_list(_read_text(Path(path), "--test-list"), path)
+    return parse_refstack_list(_read_text(Path(path), "--test-list"), path)
 
 
 # ---------------------------------------------------------------------------
@@ -394,7 +394,7 @@ def _guideline_or_test_list(text: str, target: Optional[str], source: str) -> Te
         if text.lstrip().startswith(("{", "[")):
             raise  # it was meant to be JSON: say what is wrong with it
         try:
-            return parse_test_list(text, source)
+            return parse_refstack_list(text, source)
         except GuidelineError:
             raise not_json from None
 
@@ -426,7 +426,7 @@ def load_url(url: str, target: Optional[str] = "platform") -> TestList:
     if text.lstrip().startswith(("Error", "Invalid")):
         # RefStack answers 200 with a one-line message for an unknown version or target.
         raise GuidelineError(f"RefStack refused {url}: {text.strip()[:200]}")
-    tests = parse_test_list(text, url)
+    tests = parse_refstack_list(text, url)
     version = refstack.group(1).replace(".json", "")
     chosen = dict(parse_qsl(urlsplit(url).query)).get("target", "platform")
     return replace(tests, guideline=version, target=chosen, label=list_label(version, chosen))

@@ -9,9 +9,10 @@ import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Optional
 
 from tcup import contract
-from tcup.launcher import credentials as credentials_
+from tcup.launcher.cloud import credentials as credentials_
 from tcup.launcher.errors import (
     EXIT_INFRA,
     EXIT_OK,
@@ -44,8 +45,9 @@ def interrupted(what_is_left):
         raise Interrupted(what_is_left()) from None
 
 
-def run(args) -> int:
-    """`tcup`: check, run in a container, save, report, upload."""
+def run(args, summary: Optional[dict] = None) -> int:
+    """`tcup`: check, run in a container, save, report, upload. ``summary``
+    (for --json) gets the saved run's verdict, counts, directory and upload URL."""
     # 1. Read what the user gave us and refuse early what cannot work.
     test_list, selection = choose_tests(args)
     prompts = []  # what the user was asked at the terminal, to ask again after a typo
@@ -56,7 +58,7 @@ def run(args) -> int:
 
     credentials = credentials_.load(use_keyring=args.keyring, prompt=ask)
     # 2. Ask Keystone for a token before any container exists.
-    from tcup.launcher import identity
+    from tcup.launcher.cloud import identity
 
     with interrupted(lambda: "while asking Keystone for a token; no container was started and nothing was saved"):
         for attempt in range(1, PROMPT_TRIES + 1):
@@ -78,14 +80,24 @@ def run(args) -> int:
             "Keystone accepts this application credential, but Tempest 47 can only test as a user with a password; "
             "set OS_USERNAME, OS_PASSWORD and OS_PROJECT_NAME instead"
         )
+    accounts = member_accounts(args.accounts, credentials, cloud)
+    for account in accounts:
+        for secret in account.secrets():
+            redact.secret(secret)
+    # The region exists and every endpoint answers, before an image or a container.
+    from tcup.launcher.cloud import preflight
+
+    skip = sorted({kind.strip() for value in args.skip_service for kind in value.split(",") if kind.strip()})
+    with interrupted(lambda: "while checking the cloud's endpoints; no container was started and nothing was saved"):
+        preflight.check(credentials, cloud, skip)
     # 3. Make sure the results have a place before the tests start (the
     #    directory itself is made when the container starts).
-    run_dir = None if args.debug else _results_run(args)
+    run_dir = None if args.debug or args.dry_run else _results_run(args)
     container = None
     try:
         # 4. The image: reused when present, built when missing.
-        from tcup.launcher.container import Container, Engine, answers, describe
-        from tcup.launcher.image import Image
+        from tcup.launcher.engine.container import Container, Engine, answers, describe
+        from tcup.launcher.engine.image import Image
 
         with interrupted(lambda: "while preparing the image; no test ran and nothing was saved"):
             engine = Engine.connect()
@@ -95,19 +107,26 @@ def run(args) -> int:
             credentials=credentials,
             cloud=cloud,
             selection=selection,
-            mode="debug" if args.debug else "run",
+            mode="debug" if args.debug else "plan" if args.dry_run else "run",
             concurrency=args.concurrency,
+            choices=contract.Choices(image=args.image, flavor=args.flavor, network=args.network,
+                                     tempest_options=dict(args.tempest_options), skip_services=skip),
+            accounts=accounts,
             proxy={name.lower(): value for name, value in host_proxies.items()},
         )
         if args.debug:
             container = Container(engine, tag, workspace=Path.cwd())
-            return debug_shell(container, settings, redact)
+            return debug_shell(container, settings, redact, args.verbose)
+        if args.dry_run:
+            container = Container(engine, tag)
+            return show_plan(container, settings, redact, args.verbose, args.output)
         # 5. The container runs the tests and dissolves.
         started = time.time()
-        progress = Progress(redact, verbose=args.verbose)
+        progress = Progress(redact, verbose=args.verbose, history=run_dir.root, selection=selection)
         run_dir.begin()
         container = Container(engine, tag, results=run_dir.incomplete)
-        with container:
+        # progress ends its live line before the container's cleanup says anything.
+        with container, progress:
             container.send(settings.to_line())
             for stream, line in container.output():
                 progress.feed(stream, line)
@@ -133,17 +152,117 @@ def run(args) -> int:
     with interrupted(lambda: "while saving the results; they are kept, not uploaded, in "
                              f"{run_dir.path if run_dir.path.exists() else run_dir.incomplete}"):
         try:
-            path = save(run_dir, test_list, selection, cloud, progress, started)
+            path = save(run_dir, test_list, selection, cloud, progress, started, tag)
         except OSError as error:
             # A full disk, say: every write is atomic, so what the runner wrote is whole.
             raise Infrastructure(f"cannot finish saving the results ({error.strerror or error}); the tests' results "
                                  f"are kept, marked incomplete and not uploaded, in {run_dir.incomplete}") from None
+        from tcup.launcher.results import report
+
+        report.write_after_run(path)  # report.html: the run as one page to open or send
         print(progress.summary_text(path), flush=True)
+        if summary is not None:
+            summary.update(run_summary(path, progress.selected))
     # 7. Upload, only after everything is on disk.
     if args.no_upload:
         print(f"tcup: not uploaded (--no-upload); upload later with: {invoked_as()} upload {shlex.quote(str(path))}")
         return outcome.exit_code
-    return upload_run(path, args) or outcome.exit_code
+    uploaded = upload_run(path, args)
+    if summary is not None and uploaded == EXIT_OK:
+        summary["upload_url"] = uploaded_url(path)
+    return uploaded or outcome.exit_code
+
+
+def run_json(args) -> int:
+    """`tcup --json`: one JSON object on stdout, the run's summary (also
+    after an error, with its message), for scripts; the human text that
+    stdout would have had goes to stderr."""
+    import json
+    from contextlib import redirect_stdout
+
+    from tcup.launcher.errors import EXIT_INTERRUPTED
+
+    summary = {"verdict": None, "counts": None, "run_directory": None, "upload_url": None}
+    stdout = sys.stdout
+    try:
+        with redirect_stdout(sys.stderr):
+            summary["exit_code"] = run(args, summary)
+    except TcupError as error:
+        summary.update(exit_code=error.exit_code, error=str(error))
+        raise
+    except KeyboardInterrupt as error:
+        summary.update(exit_code=EXIT_INTERRUPTED, error=f"interrupted {error}".strip())
+        raise
+    finally:
+        if "exit_code" in summary:
+            print(json.dumps(summary), file=stdout, flush=True)
+    return summary["exit_code"]
+
+
+def run_summary(path: Path, selected: int) -> dict:
+    """The --json summary of a saved run, from its run.json."""
+    import json
+
+    from tcup.launcher.results.runs import RUN_FILE
+
+    meta = json.loads((path / RUN_FILE).read_text())
+    counts = {"selected": selected, **{key: meta.get(key, 0) for key in ("passed", "failed", "skipped", "missing")}}
+    return {"verdict": meta.get("verdict"), "counts": counts, "label": meta.get("label"), "run_directory": str(path)}
+
+
+def uploaded_url(path: Path) -> Optional[str]:
+    """The URL of the run's newest upload, from its upload record."""
+    import json
+
+    from tcup.launcher.upload.refstack import UPLOADS_FILE
+
+    try:
+        return json.loads((path / UPLOADS_FILE).read_text())[-1]["url"]
+    except (OSError, ValueError, LookupError, TypeError):
+        return None
+
+
+def member_accounts(path, credentials, cloud) -> list:
+    """--accounts: more members for parallel workers, each checked with
+    Keystone now (a wrong password costs a second here, an hour later)."""
+    if path is None:
+        return []
+    if cloud.admin:
+        raise BadInput("--accounts is for member runs; you are an admin, and Tempest makes the accounts it needs "
+                       "(dynamic credentials): drop --accounts")
+    from tcup.launcher.cloud import identity
+
+    accounts = credentials_.load_accounts(path, credentials)
+    for number, account in enumerate(accounts, 1):
+        with interrupted(lambda: "while checking the --accounts; no container was started and nothing was saved"):
+            try:
+                identity.check(account)
+            except BadInput as error:
+                raise BadInput(f"--accounts {path}, account {number} ({account.username}): {error}") from None
+    return accounts
+
+
+def show_plan(container, settings, redact, verbose: bool, output=None) -> int:
+    """`tcup plan`: the runner selects and discovers, and says what a run
+    would do; no test starts."""
+    from tcup.launcher.results import runs as results
+
+    progress = Progress(redact, verbose=verbose)
+    with container:
+        container.send(settings.to_line())
+        for stream, line in container.output():
+            progress.feed(stream, line)
+        code = container.exit_code()
+    if progress.plan is None or code != contract.EXIT_OK:
+        outcome = progress.outcome(code)
+        raise TcupError(outcome.message or f"the runner ended without a plan (exit {code})", outcome.exit_code)
+    mode = "dynamic" if settings.cloud.admin else "preprovisioned"
+    estimate = results.expected_duration(settings.selection.label, mode, output)
+    print(f"tcup: expected duration: {estimate}" if estimate else
+          "tcup: expected duration: unknown (no earlier run of these tests is saved)")
+    print(f"tcup: nothing was run; run the tests with: {invoked_as()} "
+          + " ".join(shlex.quote(arg) for arg in sys.argv[1:] if arg not in ("plan", "--dry-run")))
+    return EXIT_OK
 
 
 def choose_tests(args):
@@ -169,7 +288,7 @@ def choose_tests(args):
 
 
 def _results_run(args):
-    from tcup.launcher.results import Run
+    from tcup.launcher.results.runs import Run
 
     return Run.plan(args.output)
 
@@ -182,9 +301,22 @@ def _left_after_interrupt(container, run_dir) -> str:
         gone = "while the container ran; the container is stopped and removed"
     else:
         gone = "while the container ran; the container may be left (see the warning above)"
+    cleaned = ""
+    if run_dir is not None and (run_dir.incomplete / contract.CLEANUP_FILE).exists():
+        import json
+
+        from tcup.launcher.progress import cleanup_lines
+
+        try:
+            lines = cleanup_lines(json.loads((run_dir.incomplete / contract.CLEANUP_FILE).read_text()))
+        except (OSError, ValueError):
+            lines = []
+        cleaned = "".join("\n" + line for line in lines) + ("\n" if lines else "")
+        gone += "; what the tests created in the cloud was removed" if not any("warning" in l for l in lines) else ""
     if run_dir is not None and run_dir.incomplete.exists():
-        return f"{gone}; the results of the tests that finished are kept, marked incomplete, in {run_dir.incomplete}"
-    return f"{gone}; nothing was saved"
+        return (f"{gone}; the results of the tests that finished are kept, marked incomplete, "
+                f"in {run_dir.incomplete}{cleaned}")
+    return f"{gone}; nothing was saved{cleaned}"
 
 
 def proxies() -> dict:
@@ -197,23 +329,42 @@ def proxies() -> dict:
     return found
 
 
-def debug_shell(container, settings, redact) -> int:
+def debug_shell(container, settings, redact, verbose: bool = False) -> int:
     """`tcup --debug`: Tempest configured, the user's directory at
-    /workspace, an interactive shell; no tests start."""
+    /workspace, an interactive shell; no tests start. Discovery's log goes to
+    a file (on the terminal too with -v), so the shell starts quietly."""
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         raise BadInput("--debug opens an interactive shell and needs a terminal; run it from one")
+    from tcup import private_files
+    from tcup.launcher.engine.image import log_dir
+
+    log_path = log_dir() / "debug.log"
+    log_lines = []
+    print("tcup: writing tempest.conf with discover-tempest-config (its log: "
+          f"{log_path}{'' if verbose else '; -v shows it here'})", file=sys.stderr, flush=True)
     with container:
         container.send(settings.to_line())
-        for stream, line in container.output():
-            event = contract.parse_event(line.decode(errors="replace")) if stream == 1 else None
-            if event and event["event"] == "ready":
-                break
-            if event and event["event"] == "error":
-                raise TcupError(redact.text(event["message"]), contract.EXIT_BAD_INPUT if event.get("kind") == "input" else EXIT_INFRA)
-            if stream == 2:
-                print(printable(redact.text(line.decode(errors="replace"))), file=sys.stderr)
-        else:
-            raise Infrastructure("the runner stopped before Tempest was configured; run with -v to see its log")
+        try:
+            for stream, line in container.output():
+                event = contract.parse_event(line.decode(errors="replace")) if stream == 1 else None
+                if event and event["event"] == "ready":
+                    break
+                if event and event["event"] == "error":
+                    raise TcupError(redact.text(event["message"]),
+                                    contract.EXIT_BAD_INPUT if event.get("kind") == "input" else EXIT_INFRA)
+                if stream == 2:
+                    text = printable(redact.text(line.decode(errors="replace")))
+                    log_lines.append(text)
+                    if verbose:
+                        print(text, file=sys.stderr)
+            else:
+                raise Infrastructure(f"the runner stopped before Tempest was configured; its log is in {log_path}")
+        finally:
+            try:
+                log_path.parent.mkdir(parents=True, exist_ok=True)
+                private_files.write_atomically(log_path, "".join(line + "\n" for line in log_lines).encode())
+            except OSError:
+                pass  # the log is a convenience; the shell does not depend on it
         print(
             "tcup: Tempest is configured; your directory is at /workspace. Start the tests by hand with:\n"
             f"    {printable(event.get('command', 'tempest run'))}\n"
@@ -223,13 +374,14 @@ def debug_shell(container, settings, redact) -> int:
         return container.shell()
 
 
-def save(run_dir, test_list, selection, cloud, progress, started) -> Path:
+def save(run_dir, test_list, selection, cloud, progress, started, image_tag=None) -> Path:
     """Write the compliance report and run.json; mark the run complete."""
-    from tcup.launcher import results
+    from tcup.launcher.results import runs as results
 
     done = progress.done or {}
     metadata = {
         "tcup_version": version(),
+        "image": image_tag,
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
         "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "label": selection.label,
@@ -238,6 +390,10 @@ def save(run_dir, test_list, selection, cloud, progress, started) -> Path:
         "cpid": cloud.cpid,
         "credentials": progress.mode.get("credentials"),
         "concurrency": progress.mode.get("concurrency"),
+        "accounts": progress.mode.get("accounts"),
+        "choices": progress.choices,
+        "cleanup": progress.cleanup,
+        "duration_seconds": done.get("duration_seconds"),
         "passed": done.get("passed", 0),
         "failed": done.get("failed", 0),
         "skipped": done.get("skipped", 0),
@@ -250,7 +406,7 @@ def save(run_dir, test_list, selection, cloud, progress, started) -> Path:
     if test_list is not None and tests_file.exists():
         import json
 
-        from tcup.launcher import compliance
+        from tcup.launcher.results import compliance
 
         outcome = json.loads(tests_file.read_text())
         report = compliance.report(test_list, outcome["tests"], outcome.get("missing", []))
@@ -270,7 +426,7 @@ def save(run_dir, test_list, selection, cloud, progress, started) -> Path:
 
 
 def _retry(args):
-    from tcup.launcher.upload import Retry
+    from tcup.launcher.upload.refstack import Retry
 
     return Retry(tries=args.upload_retries, max_total=args.upload_timeout)
 
@@ -283,8 +439,8 @@ def _passphrase() -> str:
 
 def upload_run(path: Path, args, force: bool = False) -> int:
     """Upload a saved run; on failure keep it and say how to resume."""
-    from tcup.launcher import upload
-    from tcup.launcher.signing import SigningError
+    from tcup.launcher.upload import refstack as upload
+    from tcup.launcher.upload.signing import SigningError
 
     base_url = upload.upload_url(args.upload_url)
     try:
@@ -323,7 +479,7 @@ def upload_saved(args) -> int:
 
 def pubkey(args) -> int:
     """`tcup pubkey`: what a RefStack server asks for to register a key."""
-    from tcup.launcher import signing
+    from tcup.launcher.upload import signing
 
     try:
         key = signing.load_key(args.sign_key, _passphrase if sys.stdin.isatty() else None)
@@ -338,8 +494,8 @@ def pubkey(args) -> int:
 def build_image(args) -> int:
     """`tcup image`: build ahead of time (or check), print the tag; or
     save it to a file, or load it from one, for a machine with no PyPI."""
-    from tcup.launcher.container import Engine
-    from tcup.launcher.image import Image
+    from tcup.launcher.engine.container import Engine
+    from tcup.launcher.engine.image import Image
 
     engine = Engine.connect()
     image = Image(None if args.load else args.ca_cert)

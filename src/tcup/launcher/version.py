@@ -48,7 +48,7 @@ def from_git(checkout: Path) -> str:
 
 def describe() -> str:
     """The `--version` line: TCUP's version and the image tag it drives."""
-    from tcup.launcher.image import Image
+    from tcup.launcher.engine.image import Image
 
     try:
         tag = Image().tag

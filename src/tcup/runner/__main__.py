@@ -19,7 +19,7 @@ from pathlib import Path
 
 from tcup import contract
 from tcup.contract import Settings
-from tcup.runner import config, events, redact, results, run, selection
+from tcup.runner import cleanup, config, events, redact, results, run, selection
 from tcup.runner.errors import InfraError, InputError, RunnerError, Stopped
 from tcup.runner.events import emit, log
 
@@ -27,7 +27,11 @@ SETTINGS_TIMEOUT = 60
 # The debug shell is for a person at a terminal; a day is long enough.
 DEBUG_TIMEOUT = 24 * 3600
 LOAD_LIST = config.SECRET / "load-list.txt"
-MODES = ("run", "debug")
+MODES = ("run", "debug", "plan")
+# Tempest's test packages (tempest.api.X) and the service_available option
+# that says whether the cloud has the service they test.
+SERVICE_OPTIONS = {"compute": "nova", "network": "neutron", "volume": "cinder", "image": "glance",
+                   "object_storage": "swift"}
 
 
 def main() -> int:
@@ -56,7 +60,7 @@ def serve(settings: Settings) -> int:
 
     # select: Tempest's tests against the list and/or regex, first, so that
     # a list matching nothing is refused before anything else is said or done.
-    env = config.prepare()
+    env = config.prepare(settings)
     started = time.monotonic()
     installed = selection.installed_tests(env, config.WORKSPACE)
     log(f"Tempest lists {len(installed)} tests ({time.monotonic() - started:.1f} s)")
@@ -68,19 +72,35 @@ def serve(settings: Settings) -> int:
     emit("phase", name="config", message="writing tempest.conf with discover-tempest-config")
     workspace = config.configure(settings, env)
     concurrency = choose_concurrency(settings, workspace)
-    emit("mode", credentials=workspace.credentials, concurrency=concurrency)
+    emit("mode", credentials=workspace.credentials, concurrency=concurrency,
+         accounts=workspace.max_concurrency)
+    emit("choices", **{key: workspace.choices.get(key) for key in
+                       ("image", "image_alt", "flavor", "flavor_alt", "network")})
+    available = services_available()
+    if settings.mode == "plan":
+        emit("plan", **plan(chosen.tests, available))
+        return contract.EXIT_OK
+    check_choices(settings, workspace, chosen.tests, available)
 
     if settings.mode == "debug":
         return wait_for_shell(config.debug_command(workspace, LOAD_LIST, concurrency))
 
-    # run: Tempest, its stream redacted into the results as it comes.
-    emit("phase", name="run", message=f"running {len(chosen.tests)} test{'' if len(chosen.tests) == 1 else 's'}, "
-                                                 f"concurrency {concurrency}")
+    # run: Tempest, its stream redacted into the results as it comes; and
+    # whatever way it ends, what the tests created is removed from the cloud.
     results_dir = Path(contract.RESULTS_DIR)
-    partial = results_dir / (contract.SUBUNIT_FILE + ".partial")
-    outcome = run.run_tests(workspace, chosen.tests, LOAD_LIST, concurrency, partial,
-                            events.mask(), on_test)
-    os.replace(partial, results_dir / contract.SUBUNIT_FILE)
+    cleanup.before(workspace)
+    try:
+        emit("phase", name="run", message=f"running {len(chosen.tests)} test{'' if len(chosen.tests) == 1 else 's'}, "
+                                                     f"concurrency {concurrency}")
+        partial = results_dir / (contract.SUBUNIT_FILE + ".partial")
+        outcome = run.run_tests(workspace, chosen.tests, LOAD_LIST, concurrency, partial,
+                                events.mask(), on_test)
+        os.replace(partial, results_dir / contract.SUBUNIT_FILE)
+    finally:
+        # A stop signal is ignored from here on (on_stop_signal): the
+        # cleanup is what the launcher waits for.
+        emit("phase", name="cleanup", message="removing what the tests created in the cloud")
+        emit("cleanup", **cleanup.after(workspace, results_dir))
 
     # results: refstack.json, tests.json, junit.xml, summary.txt.
     emit("phase", name="results", message="writing the result files")
@@ -94,6 +114,63 @@ def serve(settings: Settings) -> int:
     numbers = results.counts(outcome.outcomes)
     emit("done", **numbers, duration_seconds=int(outcome.duration_seconds))
     return contract.EXIT_TESTS_FAILED if numbers["failed"] else contract.EXIT_OK
+
+
+def service_of(test: selection.Test) -> str:
+    """The service a test exercises, from its package: tempest.api.compute... -> compute."""
+    parts = test.name.split(".")
+    return parts[2] if len(parts) > 2 and parts[1] == "api" else parts[1] if len(parts) > 1 else "other"
+
+
+def services_available() -> dict:
+    """service_available from the tempest.conf discovery wrote: {"nova": True, ...}."""
+    import configparser
+
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read(config.CONFIG_FILE)
+    if not parser.has_section("service_available"):
+        return {}
+    # [DEFAULT]'s options show in every section: only the section's own count.
+    own = set(parser.options("service_available")) - set(parser.defaults())
+    return {key: parser.getboolean("service_available", key, fallback=False) for key in sorted(own)}
+
+
+def plan(tests, available: dict) -> dict:
+    """Tests per service, and those certain to skip: their service is not in the catalog."""
+    per_service, skips = {}, {}
+    for test in tests:
+        service = service_of(test)
+        per_service[service] = per_service.get(service, 0) + 1
+        option = SERVICE_OPTIONS.get(service)
+        if option and not available.get(option, False):
+            skips[service] = skips.get(service, 0) + 1
+    return {"services": sorted(key for key, value in available.items() if value),
+            "tests": per_service,
+            "skips": {service: {"count": count, "reason": f"the catalog has no {SERVICE_OPTIONS[service]}"}
+                      for service, count in skips.items()}}
+
+
+def check_choices(settings: Settings, workspace: config.Workspace, tests, available: dict) -> None:
+    """Stop before the run when the tests' servers would have no image or,
+    for a member, no network: each such test would fail, one by one."""
+    if not available.get("nova") or not any(service_of(test) in ("compute", "volume") for test in tests):
+        return
+    choices = workspace.choices
+    if "image" in choices and not choices["image"]:
+        raise InputError("the cloud has no active image for the tests' servers, and TCUP uploads none: "
+                         "upload one (e.g. CirrOS, as raw or qcow2) or have it shared with your project, "
+                         "then run again (choose among several with --image NAME)")
+    if "flavor" in choices and not choices["flavor"]:
+        raise InputError("the cloud offers your project no flavor for the tests' servers; ask for one, "
+                         "then run again (choose with --flavor NAME)")
+    if settings.cloud.admin or "network" not in choices or choices["network"]:
+        return
+    candidates = workspace.choices.get("network_candidates") or []
+    if candidates:
+        raise InputError(f"{len(candidates)} networks could carry the tests' servers ({', '.join(candidates)}); "
+                         "choose one with --network NAME")
+    raise InputError("your project has no network for the tests' servers: create one with a subnet "
+                     "(openstack network create / subnet create), or name a shared one with --network NAME")
 
 
 def read_settings() -> Settings:
@@ -148,6 +225,12 @@ def check_settings(settings: Settings) -> None:
         raise InputError(f"concurrency must be a positive number, not {settings.concurrency!r}")
     if not settings.selection.tests and not settings.selection.regex:
         raise InputError("the selection names no test list and no regex")
+    for key, value in settings.choices.tempest_options.items():
+        section, _, option = key.partition(".")
+        if not section or not option or any(c in key + value for c in "\n\r[]"):
+            raise InputError(f"tempest.conf option {key!r} is not SECTION.KEY=VALUE on one line")
+    for account in settings.accounts:
+        config.check_credentials(account)
 
 
 def check_results_dir() -> None:

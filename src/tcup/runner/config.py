@@ -3,10 +3,12 @@ by python-tempestconf's discovery against the user's cloud.
 
 The credentials reach discover-tempest-config only as OS_* variables in its
 own environment; Tempest's later commands get an environment without them.
-An admin runs with Tempest's dynamic credentials; a member runs as the only
-pre-provisioned account, their own (accounts.yaml), with concurrency 1.
+An admin runs with Tempest's dynamic credentials; a member runs with
+pre-provisioned accounts (accounts.yaml): their own, plus any --accounts,
+one worker per account.
 """
 
+import configparser
 import json
 import os
 import sys
@@ -17,7 +19,7 @@ from typing import Dict, List, Optional
 from tcup import contract
 from tcup.contract import Credentials, Settings
 from tcup.runner import process
-from tcup.runner.errors import InputError
+from tcup.runner.errors import InfraError, InputError
 
 SECRET = Path(contract.SECRET_DIR)
 HOME = SECRET / "home"
@@ -34,9 +36,28 @@ ACCOUNTS_FILE = SECRET / "accounts.yaml"
 DISCOVER_ENV = SECRET / "discover-env.json"
 DISCOVER_ENV_VARIABLE = "TCUP_DISCOVER_ENV"
 CACERT_FILE = SECRET / "cacert.pem"
+# What discovery chose for the tests' servers, or why it refused (tcup.runner.discover).
+CHOICES_FILE = SECRET / "choices.json"
+REFUSAL_FILE = SECRET / "refusal.json"
+# Set in Tempest's environment: tcup.runner.tempest_hooks applies TCUP's
+# patches to Tempest in every test worker (see the image's tcup-hooks.pth).
+HOOKS_VARIABLE = "TCUP_TEMPEST_HOOKS"
+
+# tempest.conf values TCUP sets unless the user sets them (--set). SSH
+# validation would boot-and-log-in as CirrOS's user to floating IPs: on a
+# real cloud it contacts the user's servers, and fails for any other image.
+# It also changes test ids (a "slow" attribute), so it is set before listing.
+DEFAULT_OPTIONS = {"validation.run_validation": "false"}
 
 # The role Tempest looks for in accounts.yaml to hand out "primary" credentials.
 MEMBER_ROLE = "member"
+
+# For a member: python-tempestconf, unable to list roles, names Swift's
+# operator role "Member", a spelling Keystone dropped in 2018; Tempest then
+# finds no account with it and skips every object-storage test. The accounts
+# are declared with the role Swift's operators have ("member" unless --set).
+OPERATOR_ROLE = "object-storage.operator_role"
+MEMBER_OPTIONS = {OPERATOR_ROLE: MEMBER_ROLE}
 
 INIT_TIMEOUT = 120
 DISCOVER_TIMEOUT = 600
@@ -56,15 +77,35 @@ class Workspace:
     env: Dict[str, str]  # for Tempest's commands: no credentials in it
     credentials: str  # "dynamic" (admin) or "preprovisioned" (member)
     max_concurrency: Optional[int]  # the number of accounts, when pre-provisioned
+    choices: Dict[str, Optional[dict]]  # discovery's: image, flavor, network...
 
 
-def prepare() -> Dict[str, str]:
-    """The secret directory and an empty Tempest workspace (enough to list
-    the installed tests); returns the environment for Tempest's commands."""
+def prepare(settings: Settings) -> Dict[str, str]:
+    """The secret directory and a Tempest workspace whose tempest.conf holds
+    only the options that change test ids (enough to list the installed
+    tests as they will run); returns the environment for Tempest's commands."""
     make_secret_dir()
     env = tempest_env()
     init_workspace(env)
+    write_options(CONFIG_FILE, tempest_options(settings))
     return env
+
+
+def tempest_options(settings: Settings) -> Dict[str, str]:
+    """TCUP's defaults under the user's --set values."""
+    member = {} if settings.cloud.admin else MEMBER_OPTIONS
+    return {**DEFAULT_OPTIONS, **member, **settings.choices.tempest_options}
+
+
+def write_options(path: Path, options: Dict[str, str]) -> None:
+    parser = configparser.ConfigParser(interpolation=None)
+    for key, value in options.items():
+        section, _, option = key.partition(".")
+        if not parser.has_section(section):
+            parser.add_section(section)
+        parser.set(section, option, value)
+    with path.open("w") as out:
+        parser.write(out)
 
 
 def configure(settings: Settings, env: Dict[str, str]) -> Workspace:
@@ -72,18 +113,36 @@ def configure(settings: Settings, env: Dict[str, str]) -> Workspace:
     cloud. The credentials have passed check_credentials."""
     credentials = settings.credentials
     cacert = write_cacert(credentials.cacert) if credentials.cacert else None
-    accounts = None if settings.cloud.admin else write_accounts(credentials)
-    argv = discover_command(credentials, accounts, cacert)
+    members = [credentials, *settings.accounts]
+    roles = sorted({MEMBER_ROLE, tempest_options(settings).get(OPERATOR_ROLE, MEMBER_ROLE)})
+    accounts = None if settings.cloud.admin else write_accounts(members, roles)
+    argv = discover_command(credentials, accounts, cacert, tempest_options(settings))
     proxies = {name: value for key, value in settings.proxy.items() for name in (key.lower(), key.upper())}
-    write_secret(DISCOVER_ENV, json.dumps({**proxies, **cloud_env(credentials, cacert)}))
+    write_secret(DISCOVER_ENV, json.dumps({**proxies, **cloud_env(credentials, cacert), **choice_env(settings)}))
     try:
         process.run(argv, env={**env, DISCOVER_ENV_VARIABLE: str(DISCOVER_ENV)}, cwd=str(WORKSPACE),
                     timeout=DISCOVER_TIMEOUT, what="discover-tempest-config")
+    except InfraError:
+        if REFUSAL_FILE.exists():
+            raise InputError(json.loads(REFUSAL_FILE.read_text()))
+        raise
     finally:
         DISCOVER_ENV.unlink(missing_ok=True)
+    choices = json.loads(CHOICES_FILE.read_text()) if CHOICES_FILE.exists() else {}
     if settings.cloud.admin:
-        return Workspace(WORKSPACE, env, "dynamic", None)
-    return Workspace(WORKSPACE, env, "preprovisioned", 1)
+        return Workspace(WORKSPACE, env, "dynamic", None, choices)
+    return Workspace(WORKSPACE, env, "preprovisioned", len(members), choices)
+
+
+def choice_env(settings: Settings) -> Dict[str, str]:
+    """What tcup.runner.discover reads: the user's choices, the member's
+    project, and where to write what it chose."""
+    wanted = {"TCUP_IMAGE": settings.choices.image, "TCUP_FLAVOR": settings.choices.flavor,
+              "TCUP_NETWORK": settings.choices.network,
+              "TCUP_MEMBER_PROJECT_ID": None if settings.cloud.admin else settings.cloud.project_id,
+              "TCUP_SKIP_SERVICES": ",".join(settings.choices.skip_services)}
+    return {"TCUP_CHOICES_FILE": str(CHOICES_FILE), "TCUP_REFUSAL_FILE": str(REFUSAL_FILE),
+            **{key: value for key, value in wanted.items() if value}}
 
 
 def check_credentials(credentials: Credentials) -> None:
@@ -116,6 +175,7 @@ def tempest_env() -> Dict[str, str]:
     directory pointing into the secret tmpfs."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("OS_")}
     env.update(HOME=str(HOME), TEMPEST_CONFIG_DIR=str(CONFIG_FILE.parent), TEMPEST_CONFIG=CONFIG_FILE.name)
+    env[HOOKS_VARIABLE] = "1"
     return env
 
 
@@ -139,7 +199,7 @@ def write_cacert(pem: str) -> Path:
     return write_secret(CACERT_FILE, pem if pem.endswith("\n") else pem + "\n")
 
 
-def accounts_entry(credentials: Credentials) -> dict:
+def accounts_entry(credentials: Credentials, roles: Optional[List[str]] = None) -> dict:
     """The user's own account, in Tempest's accounts.yaml form."""
     entry = {key: getattr(credentials, key) for key in
              ("username", "user_id", "password", "project_name", "project_id",
@@ -153,13 +213,14 @@ def accounts_entry(credentials: Credentials) -> dict:
     # Tempest 47 gives tests "primary" credentials from the accounts declared
     # with the member role on a project; the declaration is not checked
     # against Keystone, and a member-only user is exactly that.
-    entry["roles"] = [MEMBER_ROLE]
+    entry["roles"] = roles or [MEMBER_ROLE]
     return entry
 
 
-def write_accounts(credentials: Credentials) -> Path:
-    """accounts.yaml with one account. JSON is YAML, so no YAML writer is needed."""
-    return write_secret(ACCOUNTS_FILE, json.dumps([accounts_entry(credentials)], indent=2) + "\n")
+def write_accounts(members: List[Credentials], roles: List[str]) -> Path:
+    """accounts.yaml, one account per member. JSON is YAML, so no YAML writer is needed."""
+    entries = [accounts_entry(member, roles) for member in members]
+    return write_secret(ACCOUNTS_FILE, json.dumps(entries, indent=2) + "\n")
 
 
 def cloud_env(credentials: Credentials, cacert: Optional[Path]) -> Dict[str, str]:
@@ -180,7 +241,8 @@ def cloud_env(credentials: Credentials, cacert: Optional[Path]) -> Dict[str, str
     return env
 
 
-def discover_command(credentials: Credentials, accounts: Optional[Path], cacert: Optional[Path]) -> List[str]:
+def discover_command(credentials: Credentials, accounts: Optional[Path], cacert: Optional[Path],
+                     options: Dict[str, str]) -> List[str]:
     """discover-tempest-config (behind TCUP's read-only guard) with the
     options and section.key overrides this run needs."""
     argv = [sys.executable, "-m", "tcup.runner.discover", "--no-default-deployer", "--out", str(CONFIG_FILE)]
@@ -189,7 +251,7 @@ def discover_command(credentials: Credentials, accounts: Optional[Path], cacert:
     if credentials.insecure:
         # openstacksdk's argparse ignores OS_INSECURE; the flag is honoured.
         argv.append("--insecure")
-    for key, value in overrides(credentials, cacert).items():
+    for key, value in {**overrides(credentials, cacert), **options}.items():
         argv += [key, value]
     return argv
 
@@ -204,6 +266,9 @@ def overrides(credentials: Credentials, cacert: Optional[Path]) -> Dict[str, str
         "DEFAULT.log_file": "tempest.log",
         # Pre-provisioned accounts are locked here; keep it in the workspace.
         "oslo_concurrency.lock_path": str(WORKSPACE / "tempest_lock"),
+        # Every resource a test creates is recorded (resource_list.json), so
+        # TCUP's cleanup removes exactly those after an interrupted run.
+        "DEFAULT.record_resources": "true",
     }
     if credentials.region_name:
         values["identity.region"] = credentials.region_name

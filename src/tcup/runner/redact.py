@@ -26,6 +26,12 @@ GENERIC_NAMES = {"admin", "demo", "default", "member"}
 def for_settings(settings: Settings) -> Mask:
     """The mask for everything a run with these settings lets out."""
     mask = for_credentials(settings.credentials, settings.cloud)
+    # The --accounts members: their secrets and names, like the user's own.
+    for account in settings.accounts:
+        for secret in account.secrets():
+            mask.secret(secret)
+        for value, label, any_case in _identifiers(account, None):
+            _add(mask, value, label, any_case)
     # A proxy URL may hold a user and a password (http://user:pass@proxy:3128).
     for url in settings.proxy.values():
         try:

@@ -131,3 +131,9 @@ def write_all(results_dir: Path, report: Report) -> None:
     private_files.write_atomically(results_dir / contract.TESTS_FILE, as_json(tests_json(report)))
     private_files.write_atomically(results_dir / contract.JUNIT_FILE, junit_xml(report))
     private_files.write_atomically(results_dir / contract.SUMMARY_FILE, summary_text(report).encode())
+    # For `tcup bundle`: tempest.conf made safe, and what ran. tempest.conf
+    # exists only in the container, on the tmpfs, once discovery wrote it.
+    from tcup.runner import config, events, support
+
+    if config.CONFIG_FILE.is_file():
+        support.write(results_dir, config.CONFIG_FILE, events.mask(), report.tempest_version)

@@ -51,7 +51,7 @@ def parse_test_id(test_id: str) -> Tuple[str, Optional[str]]:
     return match.group("name"), uuid
 
 
-def parse_test_list(text: str) -> List[Test]:
+def parse_listed_tests(text: str) -> List[Test]:
     """The tests in `tempest run --list-tests` output, skipping any line
     that is not a test id (log lines, blank lines)."""
     tests = []
@@ -67,7 +67,7 @@ def installed_tests(env: dict, workspace: Path) -> List[Test]:
     """Every test this Tempest has, as stestr discovers them (no tempest.conf needed)."""
     out = process.run(["tempest", "run", "--list-tests"], env=env, cwd=str(workspace),
                       timeout=LIST_TIMEOUT, what="tempest run --list-tests", capture=True)
-    return parse_test_list(out)
+    return parse_listed_tests(out)
 
 
 def normalise_uuid(value: str) -> str:

@@ -8,7 +8,7 @@ from the host environment ever reaches the container.
 
 import os
 from pathlib import Path
-from typing import Callable, Mapping, Optional
+from typing import Callable, List, Mapping, Optional
 from urllib.parse import urlsplit
 
 from tcup.contract import Credentials
@@ -291,3 +291,54 @@ def load(
     # The v2 API is gone from every Keystone still running; its names are honoured, the protocol is v3.
     fields["identity_api_version"] = "3" if identity_version.startswith("2") else identity_version
     return Credentials(**fields)
+
+
+# Tempest's accounts.yaml keys TCUP takes (roles and resources are Tempest's
+# own business: every account here is a member of its project).
+ACCOUNT_FIELDS = ("username", "user_id", "password", "project_name", "project_id", "tenant_name",
+                  "user_domain_name", "user_domain_id", "project_domain_name", "project_domain_id")
+
+
+def load_accounts(path: Path, main: Credentials) -> List[Credentials]:
+    """More member accounts for parallel workers, from Tempest's accounts.yaml
+    form (a list of accounts) or a clouds.yaml (every cloud in it with the
+    same auth URL). Each needs a user name and a password: a prompt per
+    account would not scale, and Tempest can use nothing else."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as error:
+        raise BadInput(f"--accounts {path}: cannot read it ({error.strerror})")
+    except yaml.YAMLError:
+        raise BadInput(f"--accounts {path} is not valid YAML; give a list of accounts (Tempest's accounts.yaml) "
+                       "or a clouds.yaml")
+    if isinstance(data, dict) and isinstance(data.get("clouds"), dict):
+        entries = []
+        for name, cloud in data["clouds"].items():
+            auth = dict((cloud or {}).get("auth") or {})
+            if check_auth_url(auth.get("auth_url") or main.auth_url).rstrip("/") != main.auth_url.rstrip("/"):
+                continue  # another cloud: not an account of this one
+            entries.append((f"cloud {name}", auth))
+    elif isinstance(data, list):
+        entries = [(f"account {number}", entry) for number, entry in enumerate(data, 1)]
+    else:
+        raise BadInput(f"--accounts {path} holds neither a list of accounts nor a 'clouds:' mapping")
+    accounts = []
+    for where, entry in entries:
+        if not isinstance(entry, dict):
+            raise BadInput(f"--accounts {path}: {where} is not a mapping of username, password, project_name ...")
+        fields = {CLOUDS_AUTH.get(key, key): str(value) for key, value in entry.items()
+                  if key in ACCOUNT_FIELDS and value is not None}
+        missing = [name for name in ("username", "password", "project_name") if not fields.get(name)]
+        if missing:
+            raise BadInput(f"--accounts {path}: {where} lacks {', '.join(missing)}")
+        for owner in ("user", "project"):
+            if not fields.get(f"{owner}_domain_id"):
+                fields.setdefault(f"{owner}_domain_name", "Default")
+        accounts.append(Credentials(auth_url=main.auth_url, identity_api_version=main.identity_api_version,
+                                    region_name=main.region_name, interface=main.interface, cacert=main.cacert,
+                                    insecure=main.insecure, **fields))
+    if not accounts:
+        raise BadInput(f"--accounts {path} holds no account for {main.auth_url}")
+    return accounts

@@ -84,7 +84,22 @@ def cloud_facts(token: dict, auth_url: str) -> Cloud:
         project_id=project.get("id"),
         domain_ids=sorted(d for d in domains if d),
         hosts=catalog_hosts(token.get("catalog")),
+        endpoints=catalog_endpoints(token.get("catalog")),
     )
+
+
+def catalog_endpoints(catalog: list) -> List[dict]:
+    """The catalog's endpoints, flat: {"type", "interface", "region", "url"}."""
+    found = []
+    for service in catalog or []:
+        if not isinstance(service, dict):
+            continue
+        for endpoint in service.get("endpoints") or []:
+            if isinstance(endpoint, dict) and endpoint.get("url"):
+                found.append({"type": service.get("type"), "interface": endpoint.get("interface"),
+                              "region": endpoint.get("region") or endpoint.get("region_id"),
+                              "url": endpoint["url"]})
+    return found
 
 
 def cpid_from_catalog(catalog: list, auth_url: str) -> str:

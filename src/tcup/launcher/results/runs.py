@@ -176,3 +176,17 @@ def render_runs(runs: List[dict]) -> str:
     # run.json and uploads.json quote a server (the result URL).
     return printable("\n".join(lines))
 
+
+
+def expected_duration(label: str, credentials: str, root: Optional[Path] = None) -> Optional[str]:
+    """How long a run of this selection took last time, in the same mode
+    (admin or member), as words; None when no such run is saved."""
+    same = [run for run in list_runs(root)
+            if run.get("complete") and run.get("label") == label and run.get("credentials") == credentials
+            and isinstance(run.get("duration_seconds"), (int, float))]
+    if not same:
+        return None
+    last = same[-1]
+    minutes, seconds = divmod(int(last["duration_seconds"]), 60)
+    took = f"{minutes} min {seconds} s" if minutes else f"{seconds} s"
+    return f"about {took} (the last such run, {last['name']}, at concurrency {last.get('concurrency')})"

@@ -325,7 +325,7 @@ def request_headers(body: bytes, sign_key: Optional[Path], passphrase) -> dict:
     headers = {"Content-Type": "application/json", "Accept": "application/json", "User-Agent": f"tcup/{__version__}"}
     if sign_key is None:
         return headers
-    from tcup.launcher import signing  # only signed uploads need cryptography
+    from tcup.launcher.upload import signing  # only signed uploads need cryptography
 
     key = signing.load_key(Path(sign_key), passphrase)
     headers["X-Signature"] = signing.sign(key, body)

@@ -24,7 +24,7 @@ Standard library only.
 
 from typing import Dict, List, Optional
 
-from tcup.launcher.guideline import TestList, normalize_uuid
+from tcup.launcher.guideline import TestList, valid_uuid
 
 STATES = ("passed", "failed", "skipped", "missing", "not_run")
 STATUSES = ("pass", "fail", "partial", "skip")
@@ -47,7 +47,7 @@ def report(tests: TestList, results: List[dict], missing: List[str]) -> dict:
     list's names; ``ran_as`` is added where Tempest ran the test by another name.
     """
     by_uuid = _results_by_uuid(results)
-    lacking = {normalize_uuid(u) or u for u in missing}
+    lacking = {valid_uuid(u) or u for u in missing}
     capabilities: Dict[str, dict] = {}
     counts = dict.fromkeys(STATES, 0)
     renamed = 0
@@ -92,7 +92,7 @@ def _results_by_uuid(results: List[dict]) -> Dict[str, dict]:
     """The final result of each uuid; results without a uuid cannot be matched and are dropped."""
     chosen: Dict[str, dict] = {}
     for result in results:
-        uuid = normalize_uuid(result.get("uuid") or "")
+        uuid = valid_uuid(result.get("uuid") or "")
         if uuid is None or result.get("status") not in _RESULT_RANK:
             continue
         current = chosen.get(uuid)

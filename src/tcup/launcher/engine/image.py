@@ -24,9 +24,12 @@ PACKAGE = Path(tcup.__file__).resolve().parent
 
 
 def image_dir() -> Path:
-    """image/ of a checkout, or its copy that build_zipapp.py packs into the pyz."""
-    packed = PACKAGE / "_image"
-    return packed if packed.is_dir() else PACKAGE.parent.parent / "image"
+    """The build context's directory, as package data (tcup/image, in a
+    checkout a link to the repository's image/), found the same way in a
+    checkout, an install and the pyz."""
+    from importlib import resources
+
+    return Path(str(resources.files("tcup") / "image"))
 
 
 def context_files() -> Dict[str, bytes]:
@@ -178,6 +181,7 @@ STEP_WORDS = (
     ("FROM ", "starting from Debian"),
     ("ENV ", "setting the environment"),
     ("profile.d", "setting the debug shell's PATH"),
+    ("tcup-hooks.pth", "hooking TCUP's Tempest patches in"),
     ("LABEL ", "labelling the image"),
 )
 # Docker's and Podman's words for a failed RUN step, which quote the whole command.

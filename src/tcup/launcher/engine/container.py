@@ -18,7 +18,10 @@ from typing import Dict, Iterator, List, Optional, Tuple
 from tcup import contract
 from tcup.launcher.errors import BadInput, Infrastructure
 
-STOP_TIMEOUT = 10  # seconds Tempest gets to wind down before it is killed
+# Seconds the runner gets to wind down before it is killed: it stops Tempest,
+# then removes what the tests created in the cloud (tcup.runner.cleanup,
+# bounded at 120 s of deleting).
+STOP_TIMEOUT = 200
 PIDS_LIMIT = 512
 DOCKER_SOCKET = "/var/run/docker.sock"
 PODMAN_SOCKETS = ("/run/podman/podman.sock", "{runtime}/podman/podman.sock")
@@ -321,6 +324,12 @@ class Container:
 
         if self.id is None:
             return
+        if exc_type is not None and issubclass(exc_type, KeyboardInterrupt) and self._exit_code is None:
+            try:
+                print("\ntcup: stopping: the runner ends Tempest and removes what the tests created in the cloud "
+                      f"(at most {STOP_TIMEOUT // 60} min)", file=sys.stderr, flush=True)
+            except OSError:
+                pass  # the terminal is gone (SIGHUP)
         problems = []
         try:
             if self._socket is not None:

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# What the test cloud (tools/cloud.py, docs/TEST-CLOUD.md) needs from Debian on a
+# machine that may be new: MariaDB, RabbitMQ and qemu-img. The cloud starts them
+# as private processes; their system services must not start (no systemd here, and
+# a stray mysqld or beam on the default ports helps nobody), so installing runs
+# behind a policy-rc.d that refuses every service start, removed afterwards.
+set -euo pipefail
+
+need=()
+command -v mariadbd >/dev/null || [ -x /usr/sbin/mariadbd ] || need+=(mariadb-server)
+[ -x /usr/sbin/rabbitmq-server ] || need+=(rabbitmq-server)
+command -v qemu-img >/dev/null || need+=(qemu-utils)
+[ ${#need[@]} -eq 0 ] && exit 0
+
+echo "cloud: installing ${need[*]}"
+policy=/usr/sbin/policy-rc.d
+made_policy=
+if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' > "$policy"
+    chmod +x "$policy"
+    made_policy=1
+fi
+trap '[ -n "$made_policy" ] && rm -f "$policy"' EXIT
+apt-get update -qq
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+apt-get clean

@@ -1,0 +1,1 @@
+"""The container engine (Docker or Podman), the TCUP image and its container."""

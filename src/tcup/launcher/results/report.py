@@ -1,0 +1,408 @@
+"""The HTML report of a run: one page, report.html in the run directory, that
+a person can open from disk or attach to a ticket.
+
+It is made from the saved files alone (run.json, tests.json, junit.xml,
+compliance.json, summary.txt), so `tcup report RUN` can make it again for
+any saved run. The page is self-contained: inline CSS, no script, no font,
+no image, and a Content-Security-Policy that forbids fetching anything, so
+opening it never touches the network. Every text from the run passes through
+``html.escape``: test names, reasons and tracebacks come from the cloud.
+Tracebacks were masked by the runner before they reached the disk.
+
+Standard library only.
+"""
+
+import html
+import json
+import re
+import sys
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional
+
+from tcup import contract
+from tcup.launcher.errors import BadInput, printable
+
+REPORT_FILE = "report.html"
+COMPLIANCE_FILE = "compliance.json"
+RUN_FILE = "run.json"  # launcher.results.RUN_FILE, not imported: keeps this module light
+INCOMPLETE = ".incomplete"
+SLOWEST = 10
+OPEN_TRACEBACKS = 10  # more failures than this show their tracebacks folded
+# summary.txt's heading for class and module fixture errors (runner.results.summary_text).
+FIXTURE_HEADING = "Errors outside the tests (class or module fixtures):"
+# tests.json's statuses as a person reads them; others (a later TCUP's) are shown as they are.
+STATUS_WORDS = {"success": "passed", "fail": "failed", "skip": "skipped"}
+VERDICT_CLASS = {"compliant": "good", "failed": "bad", "not compliant": "warn"}
+# XML 1.0 and HTML forbid most C0 controls; terminal colours in a traceback are noise.
+_CONTROL = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+@dataclass
+class TestResult:
+    name: str
+    uuid: Optional[str]
+    status: str  # tests.json's: "success" | "fail" | "skip" (or a later TCUP's own)
+    reason: Optional[str]
+    detail: str = ""  # the whole traceback of a failure, from junit.xml
+    duration: float = 0.0
+
+
+@dataclass
+class RunFacts:
+    """What the report shows, read from one run directory."""
+
+    path: Path
+    meta: dict  # run.json; empty for an incomplete run
+    tests: List[TestResult]
+    missing: List[str]
+    compliance: Optional[dict] = None
+    fixture_errors: List[str] = field(default_factory=list)
+    duration: Optional[float] = None  # the Tempest run's, from junit.xml
+
+    @property
+    def complete(self) -> bool:
+        return bool(self.meta.get("complete")) and not self.path.name.endswith(INCOMPLETE)
+
+    def count(self, status: str) -> int:
+        return sum(test.status == status for test in self.tests)
+
+
+def locate(run: Path, root: Optional[Path] = None) -> Path:
+    """A run directory given as a path, or by its name under the results
+    root (as `tcup results` lists it). Refuses anything else in one line."""
+    candidates = [Path(run)]
+    if not Path(run).is_absolute() and len(Path(run).parts) == 1:
+        from tcup.launcher.results.runs import default_root
+
+        candidates.append(Path(root or default_root()).expanduser() / run)
+    for path in candidates:
+        if path.is_dir():
+            if not any((path / name).is_file() for name in (RUN_FILE, contract.TESTS_FILE, contract.SUBUNIT_FILE,
+                                                               contract.SUBUNIT_FILE + ".partial")):
+                raise BadInput(f"{path} is not a TCUP run directory (it holds no {RUN_FILE} or "
+                               f"{contract.TESTS_FILE}); see `tcup results` for the saved runs")
+            return path.absolute()
+    if Path(run).exists():
+        raise BadInput(f"{run} is not a directory; give a run directory (see `tcup results`)")
+    raise BadInput(f"{run} does not exist; give a run directory or a run's name (see `tcup results`)")
+
+
+def read(path: Path) -> RunFacts:
+    """The facts of the run in ``path``; a run without tests.json (stopped
+    before the runner wrote its results) has nothing to report."""
+    tests_file = path / contract.TESTS_FILE
+    if not tests_file.is_file():
+        raise BadInput(f"{path} has no {contract.TESTS_FILE}: the run stopped before its results were written, "
+                       "so there is nothing to report")
+    try:
+        outcome = json.loads(tests_file.read_text(errors="replace"))
+        tests = [TestResult(str(t["name"]), t.get("uuid"), str(t["status"]), t.get("reason"))
+                 for t in outcome["tests"]]
+    except (ValueError, KeyError, TypeError) as error:
+        raise BadInput(f"{tests_file} is not TCUP's tests.json ({type(error).__name__}: {error})")
+    facts = RunFacts(path, _json(path / RUN_FILE) or {}, tests, list(outcome.get("missing") or []),
+                     compliance=_json(path / COMPLIANCE_FILE))
+    facts.duration = _add_junit(path / contract.JUNIT_FILE, tests)
+    facts.fixture_errors = _fixture_errors(path / contract.SUMMARY_FILE)
+    return facts
+
+
+def _json(path: Path) -> Optional[dict]:
+    try:
+        data = json.loads(path.read_text(errors="replace"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _add_junit(path: Path, tests: List[TestResult]) -> Optional[float]:
+    """Each test's duration and a failure's whole traceback, from junit.xml
+    (tests.json keeps a one-line reason only); the suite's time."""
+    try:
+        root = ET.parse(path).getroot()
+    except (OSError, ET.ParseError):
+        return None
+    by_name = {test.name: test for test in tests}
+    for case in root.iter("testcase"):
+        name = f"{case.get('classname', '')}.{case.get('name', '')}".split("[", 1)[0]
+        test = by_name.get(name)
+        if test is None:
+            continue
+        test.duration = _seconds(case.get("time"))
+        failure = case.find("failure")
+        if failure is not None and failure.text:
+            test.detail = failure.text
+    suite = root if root.tag == "testsuite" else root.find("testsuite")
+    return _seconds(suite.get("time")) if suite is not None else None
+
+
+def _seconds(text: Optional[str]) -> float:
+    try:
+        return max(float(text or 0), 0.0)
+    except ValueError:
+        return 0.0
+
+
+def _fixture_errors(path: Path) -> List[str]:
+    """summary.txt's class and module fixture errors: they belong to no test."""
+    try:
+        lines = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return []
+    if FIXTURE_HEADING not in lines:
+        return []
+    errors = []
+    for line in lines[lines.index(FIXTURE_HEADING) + 1:]:
+        if not line.startswith("  "):
+            break
+        errors.append(line.strip())
+    return errors
+
+
+# --- the page ------------------------------------------------------------------------
+
+def e(text) -> str:
+    """Text from the run, safe inside an element or a quoted attribute."""
+    return html.escape(_CONTROL.sub("", str(text)), quote=True)
+
+
+def plural(count: int, noun: str) -> str:
+    if count == 1:
+        return f"{count} {noun}"
+    return f"{count} {noun[:-1]}ies" if noun.endswith("y") else f"{count} {noun}s"
+
+
+def render(facts: RunFacts) -> str:
+    meta = facts.meta
+    title = f"TCUP run {facts.path.name}"
+    sections = [_header(facts), NAVIGATION, _counts(facts), _compliance(facts.compliance), _failures(facts),
+                _skips(facts), _slowest(facts), _all_tests(facts)]
+    return PAGE.format(title=e(title), style=STYLE, body="\n".join(s for s in sections if s),
+                       generated=e(meta.get("tcup_version") or ""))
+
+
+def _header(facts: RunFacts) -> str:
+    meta = facts.meta
+    if facts.complete:
+        verdict = meta.get("verdict") or "unknown"
+        words = _verdict_words(facts, verdict)
+    else:
+        verdict, words = "incomplete", "INCOMPLETE: the run did not finish; what it wrote is shown"
+    rows = [("Tests", meta.get("label")), ("Guideline", " ".join(str(meta[k]) for k in ("guideline", "target")
+                                                                  if meta.get(k))),
+            ("Started", meta.get("started")), ("Finished", meta.get("finished")),
+            ("Tempest run", f"{facts.duration:.0f} s" if facts.duration is not None else None),
+            ("Credentials", meta.get("credentials")), ("Concurrency", meta.get("concurrency")),
+            ("Cloud (cpid)", meta.get("cpid")), ("TCUP", meta.get("tcup_version")),
+            ("Run directory", str(facts.path))]
+    facts_html = "".join(f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in rows if v not in (None, ""))
+    return (f'<header><h1>TCUP run <span class="mono">{e(facts.path.name)}</span></h1>\n'
+            f'<p class="verdict {VERDICT_CLASS.get(verdict, "warn")}" id="verdict">{e(words)}</p>\n'
+            f'<table class="facts">{facts_html}</table></header>')
+
+
+def _verdict_words(facts: RunFacts, verdict: str) -> str:
+    """The verdict as the terminal said it (progress.verdict's words)."""
+    failed, skipped, missing = facts.count("fail"), facts.count("skip"), len(facts.missing)
+    if verdict == "failed":
+        return f"NOT COMPLIANT: {plural(failed, 'test')} failed"
+    if verdict == "not compliant":
+        reasons = [f"{plural(skipped, 'test')} skipped"] if skipped else []
+        reasons += [f"{plural(missing, 'test')} not in this Tempest"] if missing else []
+        return "NOT COMPLIANT: none failed, but " + (" and ".join(reasons) or "not every test passed")
+    if verdict == "compliant":
+        return f"COMPLIANT: all {plural(facts.count('success'), 'selected test')} passed"
+    return verdict.upper()
+
+
+def _counts(facts: RunFacts) -> str:
+    cells = [("selected", len(facts.tests), ""), ("passed", facts.count("success"), "good"),
+             ("failed", facts.count("fail"), "bad" if facts.count("fail") else ""),
+             ("skipped", facts.count("skip"), "warn" if facts.count("skip") else "")]
+    admin = facts.meta.get("admin_skipped")
+    others = sorted({t.status for t in facts.tests} - set(STATUS_WORDS))
+    cells += [(status, facts.count(status), "warn") for status in others]
+    cells.append(("not in this Tempest", len(facts.missing), "warn" if facts.missing else ""))
+    boxes = "".join(f'<div class="count {cls}" id="count-{e(label.replace(" ", "-"))}"><b>{number}</b>'
+                    f"<span>{e(label)}</span></div>" for label, number, cls in cells)
+    note = (f'<p class="note">{plural(admin, "test")} skipped for lack of admin credentials.</p>'
+            if admin else "")
+    return f'<section><h2>Counts</h2><div class="counts">{boxes}</div>{note}</section>'
+
+
+def _compliance(report: Optional[dict]) -> str:
+    if not report:
+        return ('<section id="compliance"><h2>Compliance</h2><p class="note">No compliance report: this run '
+                "selected its tests by regex, not from a guideline or test list.</p></section>")
+    rows = []
+    # What needs a look first: failing capabilities, then the partly shown ones.
+    order = {"fail": 0, "partial": 1, "pass": 2, "skip": 3}
+    capabilities = sorted(report.get("capabilities", {}).items(),
+                          key=lambda item: (order.get(item[1].get("status"), 4), item[0]))
+    for name, cap in capabilities:
+        numbers = {state: len(cap.get(state) or []) for state in ("passed", "failed", "skipped", "missing", "not_run")}
+        total = sum(numbers.values())
+        status = str(cap.get("status", "?"))
+        rows.append(f'<tr class="cap-{e(status)}"><td><span class="tag {e(status)}">{e(status.upper())}</span></td>'
+                    f'<td class="mono">{e(name)}</td><td class="num">{numbers["passed"]}/{total}</td>'
+                    + "".join(f'<td class="num">{numbers[s] or ""}</td>' for s in ("failed", "skipped", "missing",
+                                                                                   "not_run"))
+                    + "</tr>")
+    totals = report.get("totals", {})
+    summary = (f"{plural(totals.get('capabilities', 0), 'capability')}: {totals.get('pass', 0)} pass, "
+               f"{totals.get('fail', 0)} fail, {totals.get('partial', 0)} partial, {totals.get('skip', 0)} skip. "
+               f"{plural(totals.get('tests', 0), 'test')} on the list: {totals.get('passed', 0)} passed, "
+               f"{totals.get('failed', 0)} failed, {totals.get('skipped', 0)} skipped, "
+               f"{totals.get('missing', 0)} not in this Tempest, {totals.get('not_run', 0)} not run.")
+    label = report.get("label") or report.get("guideline") or ""
+    return (f'<section id="compliance"><h2>Compliance with {e(label)}</h2><p>{e(summary)}</p>'
+            '<p class="note">A capability passes only when every one of its tests passed.</p>'
+            '<table class="grid"><thead><tr><th>Status</th><th>Capability</th><th>Passed</th><th>Failed</th>'
+            f'<th>Skipped</th><th>Missing</th><th>Not run</th></tr></thead><tbody>{"".join(rows)}</tbody></table>'
+            "</section>")
+
+
+def _failures(facts: RunFacts) -> str:
+    failed = sorted((t for t in facts.tests if t.status == "fail"), key=lambda t: t.name)
+    if not failed and not facts.fixture_errors:
+        return '<section id="failures"><h2>Failures</h2><p>None.</p></section>'
+    items = []
+    # A few tracebacks are read in full; hundreds would bury everything below them.
+    state = " open" if len(failed) <= OPEN_TRACEBACKS else ""
+    for test in failed:
+        traceback = test.detail or test.reason or "no traceback was recorded"
+        items.append(f'<article class="failure"><h3 class="mono">{e(test.name)}</h3>'
+                     f'<p class="meta">id {e(test.uuid or "?")} &middot; {test.duration:.2f} s</p>'
+                     f'<p class="reason">{e(test.reason or "failed")}</p>'
+                     f"<details{state}><summary>Traceback</summary><pre>{e(traceback)}</pre></details></article>")
+    fixtures = ""
+    if facts.fixture_errors:
+        fixtures = ("<h3>Errors outside the tests (class or module fixtures)</h3><ul>"
+                    + "".join(f'<li class="mono">{e(line)}</li>' for line in facts.fixture_errors) + "</ul>")
+    return f'<section id="failures"><h2>Failures ({len(failed)})</h2>{"".join(items)}{fixtures}</section>'
+
+
+def _skips(facts: RunFacts) -> str:
+    skipped = sorted((t for t in facts.tests if t.status == "skip"), key=lambda t: t.name)
+    if not skipped:
+        return '<section id="skips"><h2>Skips</h2><p>None.</p></section>'
+    by_reason: Dict[str, int] = {}
+    for test in skipped:
+        by_reason[test.reason or "no reason given"] = by_reason.get(test.reason or "no reason given", 0) + 1
+    reasons = "".join(f'<tr><td class="num">{count}</td><td>{e(reason)}</td></tr>'
+                      for reason, count in sorted(by_reason.items(), key=lambda item: (-item[1], item[0])))
+    rows = "".join(f'<tr><td class="mono">{e(t.name)}</td><td>{e(t.reason or "no reason given")}</td></tr>'
+                   for t in skipped)
+    return (f'<section id="skips"><h2>Skips ({len(skipped)})</h2>'
+            f'<table class="grid"><thead><tr><th>Count</th><th>Reason</th></tr></thead><tbody>{reasons}</tbody></table>'
+            f"<details><summary>Every skipped test with its reason</summary>"
+            f'<table class="grid"><thead><tr><th>Test</th><th>Reason</th></tr></thead><tbody>{rows}</tbody></table>'
+            "</details></section>")
+
+
+def _slowest(facts: RunFacts) -> str:
+    timed = sorted(facts.tests, key=lambda t: (-t.duration, t.name))[:SLOWEST]
+    if not timed:
+        return '<section id="slowest"><h2>Slowest tests</h2><p>No test ran.</p></section>'
+    total = sum(t.duration for t in facts.tests)
+    rows = "".join(f'<tr><td class="num">{t.duration:.2f} s</td><td>{e(STATUS_WORDS.get(t.status, t.status))}</td>'
+                   f'<td class="mono">{e(t.name)}</td></tr>' for t in timed)
+    return (f'<section id="slowest"><h2>The {plural(len(timed), "slowest test")}</h2>'
+            f"<p>All tests together took {total:.1f} s.</p>"
+            f'<table class="grid"><thead><tr><th>Duration</th><th>Result</th><th>Test</th></tr></thead>'
+            f"<tbody>{rows}</tbody></table></section>")
+
+
+def _all_tests(facts: RunFacts) -> str:
+    rows = "".join(f'<tr><td class="mono">{e(t.name)}</td><td class="mono">{e(t.uuid or "")}</td>'
+                   f'<td><span class="tag {e(t.status)}">{e(STATUS_WORDS.get(t.status, t.status))}</span></td>'
+                   f'<td class="num">{t.duration:.2f}</td></tr>' for t in sorted(facts.tests, key=lambda t: t.name))
+    missing = ""
+    if facts.missing:
+        missing = (f"<h3>On the list but not in this Tempest ({len(facts.missing)})</h3><ul>"
+                   + "".join(f'<li class="mono">{e(uuid)}</li>' for uuid in facts.missing) + "</ul>")
+    return (f'<section id="tests"><h2>Every test</h2><details><summary>{plural(len(facts.tests), "test")} with '
+            f'result and duration (s)</summary><table class="grid"><thead><tr><th>Test</th><th>Id</th>'
+            f'<th>Result</th><th>Duration</th></tr></thead><tbody>{rows}</tbody></table></details>{missing}</section>')
+
+
+NAVIGATION = ('<nav><a href="#compliance">Compliance</a> &middot; <a href="#failures">Failures</a> &middot; '
+              '<a href="#skips">Skips</a> &middot; <a href="#slowest">Slowest</a> &middot; '
+              '<a href="#tests">Every test</a></nav>')
+
+PAGE = """<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="generator" content="TCUP {generated}">
+<title>{title}</title>
+<style>{style}</style>
+</head>
+<body>
+{body}
+</body>
+</html>
+"""
+
+STYLE = """
+body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2rem auto; max-width: 72rem;
+       padding: 0 1rem; color: #1d2327; background: #fff; line-height: 1.4; }
+h1 { font-size: 1.5rem; margin-bottom: .5rem; } h2 { font-size: 1.2rem; border-bottom: 1px solid #ccd; }
+h3 { font-size: 1rem; margin: .2rem 0; word-break: break-all; }
+.mono, pre { font-family: ui-monospace, "DejaVu Sans Mono", monospace; font-size: .85rem; }
+.verdict { font-size: 1.2rem; font-weight: bold; padding: .6rem 1rem; border-radius: 4px; }
+.verdict.good { background: #e3f5e1; color: #14591d; } .verdict.bad { background: #fbe3e4; color: #8a1f11; }
+.verdict.warn { background: #fff4d6; color: #6b4e00; }
+table { border-collapse: collapse; } .facts th { text-align: left; padding-right: 1rem; color: #555; }
+.grid { width: 100%; margin: .5rem 0; } .grid th, .grid td { border: 1px solid #dde; padding: .2rem .4rem;
+       text-align: left; vertical-align: top; } .grid thead th { background: #f3f4f8; }
+.grid td.mono { word-break: break-all; } .num { text-align: right; white-space: nowrap; }
+.counts { display: flex; gap: .8rem; flex-wrap: wrap; }
+.count { border: 1px solid #dde; border-radius: 4px; padding: .5rem 1rem; min-width: 6rem; text-align: center; }
+.count b { display: block; font-size: 1.6rem; } .count.good b { color: #14591d; } .count.bad b { color: #b3261e; }
+.count.warn b { color: #8a6500; }
+.tag { font-size: .75rem; font-weight: bold; padding: 0 .3rem; border-radius: 3px; background: #eee; }
+.tag.pass, .tag.success { background: #e3f5e1; color: #14591d; }
+.tag.fail { background: #fbe3e4; color: #8a1f11; }
+.tag.partial, .tag.skip { background: #fff4d6; color: #6b4e00; }
+.failure { border-left: 4px solid #b3261e; padding: .2rem .8rem; margin: 1rem 0; background: #fdf7f7; }
+.reason { font-weight: bold; word-break: break-word; } .meta, .note { color: #555; font-size: .85rem; }
+pre { background: #f6f6f6; padding: .6rem; overflow-x: auto; white-space: pre-wrap; word-break: break-all; }
+nav { margin: 1rem 0; } nav a, details > summary { color: #1a4d8f; }
+details > summary { cursor: pointer; color: #1a4d8f; }
+"""
+
+
+def write(path: Path) -> Path:
+    """report.html for the run in ``path``, owner-only like every result file."""
+    from tcup.launcher.results.runs import write_file
+
+    target = path / REPORT_FILE
+    write_file(target, render(read(path)))
+    return target
+
+
+def write_after_run(path: Path) -> Optional[Path]:
+    """At the end of a run: the report is a view of files already saved, so
+    failing to write it costs nothing that `tcup report RUN` cannot redo."""
+    try:
+        return write(path)
+    except (OSError, BadInput) as error:
+        print(printable(f"tcup: warning: no {REPORT_FILE} ({error}); make it later with: tcup report {path}"),
+              file=sys.stderr)
+        return None
+
+
+def command(args) -> int:
+    """`tcup report RUN`: make report.html again for a saved run; print its path."""
+    path = locate(args.run, args.output)
+    try:
+        target = write(path)
+    except OSError as error:
+        raise BadInput(f"cannot write {path / REPORT_FILE} ({error.strerror or error})")
+    print(target)
+    return 0

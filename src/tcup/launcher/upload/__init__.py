@@ -1,0 +1,1 @@
+"""Uploading results to RefStack, and signing them."""
