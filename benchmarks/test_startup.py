@@ -33,7 +33,7 @@ def test_pyz_size(benchmark):
 def test_image_context(benchmark):
     """Naming the image hashes its build context on every run."""
     sys.path.insert(0, str(ROOT / "src"))
-    from tcup.launcher.image import Image
+    from tcup.launcher.engine.image import Image
 
     image = benchmark(Image)
     benchmark.extra_info["tag"] = image.tag
