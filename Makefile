@@ -5,14 +5,14 @@ PY     := $(VENV)/bin/python
 DEMO   := .cache/demo-cloud
 # The demo: a member runs SCS-0128 against the test cloud with four member
 # accounts (four workers); the test cloud is stopped afterwards.
-DEMO_ARGS ?= --guideline scs-0128 --accounts $(DEMO)/accounts.yaml
+DEMO_ARGS ?= --guideline scs-0128 --accounts $(DEMO)/accounts.yaml --concurrency 4
 # Behind a TLS-inspecting proxy the image build must trust its CA: TCUP's own
 # --ca-cert option, fed from $TCUP_CA_CERT, defaulting to the bundle pip uses here.
 export TCUP_CA_CERT ?= $(PIP_CERT)
 
 SOURCES := $(shell find src image -type f -not -path '*/__pycache__/*') build_zipapp.py launcher-requirements.txt
 
-.PHONY: engine cloud-deps venv lock pyz release image demo test test-cloud bench clean
+.PHONY: engine cloud-deps venv lock pyz release image demo tour test test-cloud bench clean
 
 # A running Docker engine with the base image; installs and starts what is missing.
 engine:
@@ -53,6 +53,11 @@ demo: engine cloud-deps pyz
 	. $(DEMO)/member-openrc && ./dist/tcup.pyz --no-upload $(DEMO_ARGS); rc=$$?; \
 	  $(PYTHON) tools/cloud.py stop --dir $(DEMO); \
 	  case $$rc in 0|1|5) exit 0;; *) exit $$rc;; esac  # a run with a verdict is a demo that worked
+
+# The recorded tour (docs/tour/): a real run on a pty against a local Keystone,
+# saved as an asciinema v2 cast with a still (SVG) and a replay page (HTML).
+tour: engine pyz
+	$(PY) tools/tour.py --pyz dist/tcup.pyz --out docs/tour
 
 # Everything, the whole test cloud included (tests/test_cloud*.py start it once).
 test: engine cloud-deps venv

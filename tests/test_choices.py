@@ -49,6 +49,12 @@ def test_a_region_the_catalog_lacks_is_refused_in_one_line():
                                 "(it has RegionOne, RegionTwo); fix OS_REGION_NAME")
 
 
+def test_identity_cannot_be_skipped():
+    with pytest.raises(BadInput) as error:
+        preflight.check(Credentials(auth_url=AUTH_URL, region_name="RegionOne"), CLOUD, ["identity"])
+    assert str(error.value).startswith("--skip-service identity: TCUP and Tempest need Keystone")
+
+
 def test_skipping_a_service_the_catalog_lacks_is_refused():
     with pytest.raises(BadInput) as error:
         preflight.check(Credentials(auth_url=AUTH_URL, region_name="RegionOne"), CLOUD, ["volumev3"])
@@ -96,6 +102,10 @@ def test_set_takes_section_key_value_and_refuses_anything_else(tmp_path):
     assert ok.returncode == 2
     assert "'nope' is not SECTION.KEY=VALUE (e.g. compute-feature-enabled.resize=true)" in ok.stderr
     assert "Traceback" not in ok.stderr
+    secret = subprocess.run([sys.executable, "-m", "tcup", "--set", "auth.admin_password=hunter2", "--help"],
+                            capture_output=True, text=True)
+    assert secret.returncode == 2 and "auth.admin_password would hold a secret" in secret.stderr
+    assert "hunter2" not in secret.stderr
     from tcup.launcher.cli import _tempest_option
 
     assert _tempest_option("compute-feature-enabled.resize = true") == ("compute-feature-enabled.resize", "true")
@@ -122,7 +132,7 @@ def test_the_plan_counts_tests_per_service_and_the_skips_it_is_sure_of():
     plan = runner_main.plan(tests, {"nova": True, "swift": False})
     assert plan["tests"] == {"compute": 2, "object_storage": 1, "identity": 1}
     assert plan["skips"] == {"object_storage": {"count": 1, "reason": "the catalog has no swift"}}
-    assert plan["services"] == ["nova"]
+    assert plan["services"] == ["keystone", "nova"]
 
 
 def test_the_cleanup_takes_only_what_tempest_made():
@@ -133,5 +143,9 @@ def test_the_cleanup_takes_only_what_tempest_made():
     assert ours({"keypair": {"name": "k1"}}, "keypairs", recorded, "tempest")
     assert not ours({"keypair": {"name": "my-key"}}, "keypairs", recorded, "tempest")
     dynamic = {"projects": {"p1": "tempest-ServersTestJSON-1"}}
-    assert ours({"id": "g1", "name": "default", "project_id": "p1"}, "security_groups", dynamic, "tempest")
-    assert not ours({"id": "g2", "name": "default", "project_id": "demo"}, "security_groups", dynamic, "tempest")
+    group = "default_security_groups"
+    assert ours({"id": "g1", "name": "default", "project_id": "p1"}, group, dynamic, "tempest")
+    assert not ours({"id": "g2", "name": "default", "project_id": "demo"}, group, dynamic, "tempest")
+    gone = lambda project_id: project_id == "deleted-project"  # noqa: E731
+    assert ours({"id": "g3", "name": "default", "project_id": "deleted-project"}, group, {}, "tempest", gone)
+    assert not ours({"id": "g4", "name": "default", "project_id": "demo"}, group, {}, "tempest", gone)

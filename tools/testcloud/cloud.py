@@ -265,12 +265,13 @@ class Cloud:
         """An external flat network and subnet; the member's network, subnet
         and router to the outside. Each is made unless one of its name exists."""
         site = self.site
-        member_project = IdentityAdmin(site.auth_url, site.password("admin")).project(
-            keystone.MEMBER_PROJECT)
+        identity = IdentityAdmin(site.auth_url, site.password("admin"))
+        member_project = identity.project(keystone.MEMBER_PROJECT)
 
         def find_or_create(kind: str, body: dict) -> tuple[dict, bool]:
             url = site.url("neutron", f"/v2.0/{kind}s")
-            found = expect(http("GET", f"{url}?name={body['name']}", token=token), 200,
+            owner = f"&project_id={body['project_id']}" if "project_id" in body else ""
+            found = expect(http("GET", f"{url}?name={body['name']}{owner}", token=token), 200,
                            f"{kind}s")[f"{kind}s"]
             if found:
                 return found[0], False
@@ -290,6 +291,14 @@ class Cloud:
         private_subnet, _ = find_or_create("subnet", {
             "name": f"{TENANT_NETWORK}-subnet", "network_id": private["id"], "ip_version": 4,
             "cidr": TENANT_CIDR, "enable_dhcp": False, "project_id": member_project})
+        # The other members' projects have a network of the same name, as
+        # Tempest's compute.fixed_network_name is one name for every account.
+        for project in sorted(set(keystone.EXTRA_MEMBERS.values())):
+            project_id = identity.project(project)
+            network, _ = find_or_create("network", {"name": TENANT_NETWORK, "project_id": project_id})
+            find_or_create("subnet", {
+                "name": f"{TENANT_NETWORK}-subnet", "network_id": network["id"], "ip_version": 4,
+                "cidr": TENANT_CIDR, "enable_dhcp": False, "project_id": project_id})
         router, new = find_or_create("router", {
             "name": "router1", "project_id": member_project,
             "external_gateway_info": {"network_id": public["id"]}})
@@ -325,10 +334,10 @@ class Cloud:
             ]
         write_private(self.root / "clouds.yaml", "\n".join(lines) + "\n")
         # Tempest's accounts.yaml form: the members besides demo, for --accounts.
-        accounts = ["# Written by tools/cloud.py: tcup --accounts FILE (members of project demo)"]
-        for user in keystone.EXTRA_MEMBERS:
+        accounts = ["# Written by tools/cloud.py: tcup --accounts FILE (members demo2-4, each in a project of its own)"]
+        for user, project in keystone.EXTRA_MEMBERS.items():
             accounts += [f"- username: '{user}'", f"  password: '{self.site.password(user)}'",
-                         f"  project_name: '{keystone.MEMBER_PROJECT}'", "  user_domain_name: Default",
+                         f"  project_name: '{project}'", "  user_domain_name: Default",
                          "  project_domain_name: Default"]
         write_private(self.root / "accounts.yaml", "\n".join(accounts) + "\n")
 

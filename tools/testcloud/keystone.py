@@ -42,8 +42,11 @@ DOMAIN = "Default"
 ADMIN_USER = ADMIN_PROJECT = "admin"
 MEMBER_USER = MEMBER_PROJECT = "demo"
 MEMBER_ROLES = ("member", "reader")
-# More members of project demo, for parallel runs (`tcup --accounts DIR/accounts.yaml`).
-EXTRA_MEMBERS = ("demo2", "demo3", "demo4")
+# More members, for parallel runs (`tcup --accounts DIR/accounts.yaml`): user ->
+# project, each in a project of its own. Tempest's alternate-user tests need an
+# account outside the primary's project, and parallel workers that share a
+# project see each other's volumes in list tests (pagination counts change).
+EXTRA_MEMBERS = {"demo2": "demo2", "demo3": "demo3", "demo4": "demo4"}
 IDENTITIES = ("admin", "member")
 
 # Every wait is bounded; these are generous for a loaded 2-core machine.
@@ -587,8 +590,12 @@ def register(site: Site, catalog: list[tuple[str, str, str]], users: list[str]) 
     admin = IdentityAdmin(site.auth_url, site.password("admin"))
     member_project = admin.project(MEMBER_PROJECT, "TCUP test project")
     admin.user(MEMBER_USER, site.password(MEMBER_USER), member_project, MEMBER_ROLES)
-    for user in EXTRA_MEMBERS:
-        admin.user(user, site.password(user), member_project, MEMBER_ROLES)
+    for user, project in EXTRA_MEMBERS.items():
+        admin.user(user, site.password(user), admin.project(project, "TCUP test project for parallel runs"),
+                   MEMBER_ROLES)
+    # Swift's reseller admin role (swift.py): Tempest's account-quota tests
+    # give it to a user of theirs, and a cloud with Swift has it.
+    admin.role("ResellerAdmin")
     service_project = admin.project("service", "OpenStack services")
     for user in users:
         admin.user(user, site.password(user), service_project, ("admin", "service"))

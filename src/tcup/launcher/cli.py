@@ -14,7 +14,7 @@ from pathlib import Path
 from tcup.launcher.errors import EXIT_INTERRUPTED, TcupError
 
 TARGETS = ("platform", "compute", "object", "dns", "orchestration", "iaas")
-COMMANDS = ("run", "plan", "upload", "results", "pubkey", "image", "guidelines", "report", "bundle", "diff")
+COMMANDS = ("run", "plan", "upload", "results", "pubkey", "image", "guidelines", "report", "bundle", "diff", "rerun")
 
 DESCRIPTION = """\
 Run OpenStack's interop tests (Tempest) against your cloud from a container,
@@ -30,6 +30,9 @@ other commands:
                        network, accounts, tests per service, expected duration; runs no test
   tcup upload RUN      upload a saved run (a run directory or a RefStack JSON file)
   tcup results         list saved runs
+  tcup rerun RUN       run a saved run's failed and not-run tests again (resume an interrupted
+                       NAME.incomplete run), with its selection and settings; saves a new run that
+                       merges both into one verdict, and marks a test that failed, then passed, flaky
   tcup diff RUN_A RUN_B
                        what changed from run A to run B: newly failing, passing, skipped, missing
   tcup report RUN      write the run's HTML report (report.html) again and print its path
@@ -43,6 +46,8 @@ other commands:
 
 exit codes: 0 compliant (every selected test passed), 1 some failed,
 5 not compliant (none failed, but some were skipped or are missing),
+6 compliant with waivers (every other test passed; the failures left are all
+waived by --waivers, and RefStack still sees them as not passed),
 2 bad input, 3 could not run (container engine, image, cloud, runner),
 4 upload failed (results saved; the message says how to resume),
 130 interrupted.
@@ -112,6 +117,11 @@ def _tempest_option(text: str):
     section, dot, option = key.partition(".")
     if not (equals and dot and section.strip() and option.strip()) or "\n" in text:
         raise argparse.ArgumentTypeError(f"{text!r} is not SECTION.KEY=VALUE (e.g. compute-feature-enabled.resize=true)")
+    if any(word in option.lower() for word in ("password", "secret", "token")):
+        # --set values are recorded in the run (run.json); credentials reach
+        # Tempest from TCUP itself, through the tmpfs only.
+        raise argparse.ArgumentTypeError(f"{key.strip()} would hold a secret, and --set values are saved with the "
+                                         "run; TCUP gives Tempest your credentials itself")
     return key.strip(), value.strip()
 
 
@@ -169,8 +179,47 @@ def run_parser() -> argparse.ArgumentParser:
     results.add_argument("--json", action="store_true",
                          help="print the run's summary as one JSON object on stdout (verdict, counts, run directory, "
                               "upload URL), and the rest on stderr")
+    _waiver_option(results)
     _upload_options(parser)
     parser.add_argument("-v", "--verbose", action="store_true", help="show the runner's log")
+    return parser
+
+
+def _waiver_option(group) -> None:
+    group.add_argument("--waivers", metavar="FILE", type=Path,
+                       help="known failures to waive: a YAML list of {test: uuid or regex, reason, bug: URL, "
+                            "expires: YYYY-MM-DD}; a waived failure is shown as waived, never uploaded as passed, "
+                            "and with no other failure the verdict is 'compliant with waivers' (exit 6)")
+
+
+def rerun_parser() -> argparse.ArgumentParser:
+    parser = Parser(prog="tcup rerun",
+                    description="Run again the failed and not-run tests of a saved run (of an interrupted "
+                                "NAME.incomplete run too: that resumes it), with the selection, concurrency and "
+                                "choices it recorded, and save a new run that merges both: one verdict, one "
+                                "compliance report, one result to upload. Credentials come from the environment, "
+                                "as for any run.")
+    parser.add_argument("run", metavar="RUN", help="a run directory, or a run's name as `tcup results` lists it")
+    creds = parser.add_argument_group("credentials")
+    creds.add_argument("--keyring", action="store_true", help="read a missing password from the OS keyring")
+    creds.add_argument("--accounts", metavar="FILE", type=Path,
+                       help="more member accounts, one test worker each (as for a run)")
+    parser.add_argument("--set", metavar="SECTION.KEY=VALUE", action="append", default=[], dest="tempest_options",
+                        type=_tempest_option,
+                        help="a tempest.conf value over the run's own (its --set) and discovery's, e.g. once the "
+                             "cause of a failure is fixed (repeatable); the new run records it")
+    _image_options(parser)
+    results = parser.add_argument_group("results")
+    results.add_argument("--output", metavar="DIR", type=Path,
+                         help="where runs given by name are, and where the new run is saved "
+                              "(default: beside the run given)")
+    results.add_argument("--no-upload", action="store_true", help="save the results only; upload nothing")
+    results.add_argument("--json", action="store_true",
+                         help="print the merged run's summary as one JSON object on stdout, and the rest on stderr")
+    _waiver_option(results)
+    _upload_options(parser)
+    parser.add_argument("-v", "--verbose", action="store_true", help="show the runner's log")
+    parser.set_defaults(debug=False, dry_run=False)
     return parser
 
 
@@ -264,7 +313,7 @@ def main(argv=None) -> int:
     command = argv.pop(0) if argv and argv[0] in COMMANDS else "run"
     parser = {"run": run_parser, "plan": run_parser, "upload": upload_parser, "results": results_parser, "pubkey": pubkey_parser,
               "image": image_parser, "guidelines": guidelines_parser, "diff": diff_parser, "report": report_parser,
-              "bundle": bundle_parser}[command]()
+              "bundle": bundle_parser, "rerun": rerun_parser}[command]()
     args = parser.parse_args(argv)
     if command == "plan":
         args.dry_run, command = True, "run"
@@ -282,6 +331,10 @@ def main(argv=None) -> int:
             if args.json and (args.debug or args.dry_run):
                 parser.error("--json summarises a run of the tests; drop it for --debug or plan")
             return launch.run_json(args) if args.json else launch.run(args)
+        if command == "rerun":
+            from tcup.launcher import launch
+
+            return launch.run_json(args, launch.rerun) if args.json else launch.rerun(args)
         if command == "diff":
             import json
 

@@ -13,6 +13,9 @@ EXIT_UPLOAD_FAILED = 4  # results are saved; `tcup upload RUN` resumes
 # The run finished and none failed, but some were skipped or are missing from
 # this Tempest: not compliant, which CI must not take for a pass.
 EXIT_NOT_COMPLIANT = 5
+# Every selected test passed but for failures under a waiver (--waivers):
+# compliant by the operator's judgement, not by the results RefStack receives.
+EXIT_WAIVED = 6
 EXIT_INTERRUPTED = 130  # Ctrl-C or SIGTERM, as shells report it
 
 # Terminal control: escape sequences (CSI, OSC and string commands up to their

@@ -45,11 +45,22 @@ def interrupted(what_is_left):
         raise Interrupted(what_is_left()) from None
 
 
-def run(args, summary: Optional[dict] = None) -> int:
+def run(args, summary: Optional[dict] = None, rerun=None) -> int:
     """`tcup`: check, run in a container, save, report, upload. ``summary``
-    (for --json) gets the saved run's verdict, counts, directory and upload URL."""
+    (for --json) gets the saved run's verdict, counts, directory and upload URL.
+    ``rerun`` (a results.rerun.Plan, for `tcup rerun`) gives the tests and
+    settings instead of the options, and its run is merged into the new one."""
     # 1. Read what the user gave us and refuse early what cannot work.
-    test_list, selection = choose_tests(args)
+    waiver_list = load_waivers(args.waivers)
+    if rerun is not None:
+        test_list, selection = rerun.test_list, rerun.selection
+        choices, concurrency = rerun.choices, rerun.concurrency
+    else:
+        test_list, selection = choose_tests(args)
+        skip = sorted({kind.strip() for value in args.skip_service for kind in value.split(",") if kind.strip()})
+        choices = contract.Choices(image=args.image, flavor=args.flavor, network=args.network,
+                                   tempest_options=dict(args.tempest_options), skip_services=skip)
+        concurrency = args.concurrency
     prompts = []  # what the user was asked at the terminal, to ask again after a typo
 
     def ask(question: str) -> str:
@@ -87,12 +98,11 @@ def run(args, summary: Optional[dict] = None) -> int:
     # The region exists and every endpoint answers, before an image or a container.
     from tcup.launcher.cloud import preflight
 
-    skip = sorted({kind.strip() for value in args.skip_service for kind in value.split(",") if kind.strip()})
     with interrupted(lambda: "while checking the cloud's endpoints; no container was started and nothing was saved"):
-        preflight.check(credentials, cloud, skip)
+        preflight.check(credentials, cloud, choices.skip_services)
     # 3. Make sure the results have a place before the tests start (the
     #    directory itself is made when the container starts).
-    run_dir = None if args.debug or args.dry_run else _results_run(args)
+    run_dir = None if args.debug or args.dry_run else _results_run(args.output or (rerun and rerun.root))
     container = None
     try:
         # 4. The image: reused when present, built when missing.
@@ -108,9 +118,8 @@ def run(args, summary: Optional[dict] = None) -> int:
             cloud=cloud,
             selection=selection,
             mode="debug" if args.debug else "plan" if args.dry_run else "run",
-            concurrency=args.concurrency,
-            choices=contract.Choices(image=args.image, flavor=args.flavor, network=args.network,
-                                     tempest_options=dict(args.tempest_options), skip_services=skip),
+            concurrency=concurrency,
+            choices=choices,
             accounts=accounts,
             proxy={name.lower(): value for name, value in host_proxies.items()},
         )
@@ -128,8 +137,13 @@ def run(args, summary: Optional[dict] = None) -> int:
         # progress ends its live line before the container's cleanup says anything.
         with container, progress:
             container.send(settings.to_line())
+            recorded = False
             for stream, line in container.output():
                 progress.feed(stream, line)
+                if not recorded and progress.tests_began is not None:
+                    # Once tests run, an interrupted run can be resumed (`tcup rerun`): it needs
+                    # this record. Not earlier: a run stopped before its tests leaves no directory.
+                    recorded = record_settings(run_dir.incomplete, rerun, selection, test_list, concurrency, choices)
             code = container.exit_code()
             outcome = progress.outcome(code)
             if outcome.message and not answers(engine):
@@ -152,7 +166,13 @@ def run(args, summary: Optional[dict] = None) -> int:
     with interrupted(lambda: "while saving the results; they are kept, not uploaded, in "
                              f"{run_dir.path if run_dir.path.exists() else run_dir.incomplete}"):
         try:
-            path = save(run_dir, test_list, selection, cloud, progress, started, tag)
+            final = finish_results(run_dir.incomplete, rerun, waiver_list)
+            path = save(run_dir, test_list, selection, cloud, progress, started, tag, final=final,
+                        settings=rerun.settings if rerun is not None else
+                        rerun_record(selection, test_list, concurrency, choices),
+                        merged_from=rerun.merged_from if rerun is not None else None)
+            if final is not None:
+                outcome = final.conclusion
         except OSError as error:
             # A full disk, say: every write is atomic, so what the runner wrote is whole.
             raise Infrastructure(f"cannot finish saving the results ({error.strerror or error}); the tests' results "
@@ -162,7 +182,7 @@ def run(args, summary: Optional[dict] = None) -> int:
         report.write_after_run(path)  # report.html: the run as one page to open or send
         print(progress.summary_text(path), flush=True)
         if summary is not None:
-            summary.update(run_summary(path, progress.selected))
+            summary.update(run_summary(path, final.counts["selected"] if final is not None else progress.selected))
     # 7. Upload, only after everything is on disk.
     if args.no_upload:
         print(f"tcup: not uploaded (--no-upload); upload later with: {invoked_as()} upload {shlex.quote(str(path))}")
@@ -173,7 +193,7 @@ def run(args, summary: Optional[dict] = None) -> int:
     return uploaded or outcome.exit_code
 
 
-def run_json(args) -> int:
+def run_json(args, command=None) -> int:
     """`tcup --json`: one JSON object on stdout, the run's summary (also
     after an error, with its message), for scripts; the human text that
     stdout would have had goes to stderr."""
@@ -186,7 +206,7 @@ def run_json(args) -> int:
     stdout = sys.stdout
     try:
         with redirect_stdout(sys.stderr):
-            summary["exit_code"] = run(args, summary)
+            summary["exit_code"] = (command or run)(args, summary)
     except TcupError as error:
         summary.update(exit_code=error.exit_code, error=str(error))
         raise
@@ -287,10 +307,10 @@ def choose_tests(args):
     return test_list, contract.Selection(label=label, tests=tests, regex=args.regex)
 
 
-def _results_run(args):
+def _results_run(root):
     from tcup.launcher.results.runs import Run
 
-    return Run.plan(args.output)
+    return Run.plan(root)
 
 
 def _left_after_interrupt(container, run_dir) -> str:
@@ -374,11 +394,103 @@ def debug_shell(container, settings, redact, verbose: bool = False) -> int:
         return container.shell()
 
 
-def save(run_dir, test_list, selection, cloud, progress, started, image_tag=None) -> Path:
-    """Write the compliance report and run.json; mark the run complete."""
+def load_waivers(path: Optional[Path]) -> list:
+    """--waivers FILE, read before anything runs (a malformed file is one
+    line, exit 2); each expired waiver is said now, once."""
+    if path is None:
+        return []
+    import datetime
+
+    from tcup.launcher.results import waivers
+
+    found = waivers.load(path)
+    for line in waivers.expired_lines(found, datetime.date.today()):
+        print(printable(f"tcup: warning: {line}"), file=sys.stderr, flush=True)
+    return found
+
+
+def rerun_record(selection, test_list, concurrency, choices) -> dict:
+    from tcup.launcher.results import rerun as rerun_
+
+    return rerun_.record(selection, test_list, concurrency, choices)
+
+
+def record_settings(results_dir: Path, rerun, selection, test_list, concurrency, choices) -> bool:
+    """settings.json in a running run's directory: what resuming it repeats."""
+    from tcup.launcher.results import rerun as rerun_
+    from tcup.launcher.results.runs import write_json
+
+    # A rerun records the earlier run's whole selection: resuming it runs what is still not done.
+    record = rerun.settings if rerun is not None else rerun_record(selection, test_list, concurrency, choices)
+    try:
+        write_json(results_dir / rerun_.SETTINGS_FILE, record)
+    except OSError:
+        pass  # only a resume needs it; the run goes on, and says at the end if it cannot save
+    return True
+
+
+class Final:
+    """A merged or waived run's counts and verdict, from its result files."""
+
+    def __init__(self, conclusion, counts: dict, waiver_lines: list):
+        self.conclusion, self.counts, self.waiver_lines = conclusion, counts, waiver_lines
+
+
+def finish_results(results_dir: Path, rerun, waiver_list: list) -> Optional[Final]:
+    """Merge a rerun into its earlier run and mark the waived failures, in
+    the result files; the verdict then follows from them. None for a plain
+    run: the runner's counts stand."""
+    if rerun is None and not waiver_list:
+        return None
+    import datetime
+    import json
+
+    from tcup.launcher.progress import verdict
+    from tcup.launcher.results import rerun as rerun_
+    from tcup.launcher.results import waivers
+    from tcup.launcher.results.runs import write_json
+
+    tests_file = results_dir / contract.TESTS_FILE
+    if not tests_file.is_file():
+        return None
+    document = rerun_.merge(rerun, results_dir) if rerun is not None else json.loads(tests_file.read_text())
+    today = datetime.date.today()
+    waived = waivers.apply(document["tests"], waiver_list, today)
+    write_json(tests_file, document)
+    if rerun is not None:
+        rerun_.write_summary(rerun, results_dir, document)
+    tests = document["tests"]
+    number = {status: sum(t.get("status") == status for t in tests) for status in ("success", "fail", "skip")}
+    counts = {"selected": len(tests), "passed": number["success"], "failed": number["fail"],
+              "skipped": number["skip"], "missing": len(document.get("missing") or []), "waived": waived,
+              "flaky": sum(bool(t.get("flaky")) for t in tests)}
+    conclusion = verdict(counts["selected"], counts["passed"], counts["failed"], counts["skipped"],
+                         counts["missing"], waived)
+    lines = waivers.summary_lines(tests, waivers.expired_lines(waiver_list, today))
+    return Final(conclusion, counts, lines)
+
+
+def rerun(args, summary: Optional[dict] = None) -> int:
+    """`tcup rerun RUN`: the failed and not-run tests of a saved run again,
+    saved as a new run that merges both."""
+    from tcup.launcher.results import rerun as rerun_
+    from tcup.launcher.results.diff import find_run
+
+    plan = rerun_.plan(find_run(str(args.run), args.output))
+    plan.settings["choices"]["tempest_options"].update(dict(args.tempest_options))
+    print(printable(f"tcup: {plan.describe()}"), file=sys.stderr, flush=True)
+    return run(args, summary, rerun=plan)
+
+
+def save(run_dir, test_list, selection, cloud, progress, started, image_tag=None, final=None, settings=None,
+         merged_from=None) -> Path:
+    """Write the compliance report and run.json; mark the run complete.
+    ``final`` (from finish_results) holds the counts and verdict of a merged
+    or waived run; ``settings`` is what `tcup rerun` repeats."""
     from tcup.launcher.results import runs as results
 
     done = progress.done or {}
+    conclusion = final.conclusion if final is not None else progress.outcome(0)
     metadata = {
         "tcup_version": version(),
         "image": image_tag,
@@ -399,9 +511,16 @@ def save(run_dir, test_list, selection, cloud, progress, started, image_tag=None
         "skipped": done.get("skipped", 0),
         "admin_skipped": done.get("admin_skipped", 0),
         "missing": len(progress.missing),
-        # compliant, failed, or not compliant (skipped or missing tests)
-        "verdict": progress.outcome(0).verdict,
+        # compliant, failed, or not compliant (skipped or missing tests); with
+        # --waivers also "compliant with waivers"
+        "verdict": conclusion.verdict,
+        "selected": progress.selected,
+        "settings": settings,
     }
+    if final is not None:
+        metadata.update(final.counts)
+    if merged_from:
+        metadata["merged_from"] = merged_from
     tests_file = run_dir.incomplete / contract.TESTS_FILE
     if test_list is not None and tests_file.exists():
         import json
@@ -419,8 +538,8 @@ def save(run_dir, test_list, selection, cloud, progress, started, image_tag=None
     # compliance table and the verdict.
     summary_file = run_dir.incomplete / contract.SUMMARY_FILE
     if summary_file.exists():
-        parts = [summary_file.read_text().rstrip(), (progress.compliance or "").rstrip(),
-                 "Verdict: " + progress.outcome(0).verdict_words]
+        parts = [summary_file.read_text().rstrip(), "\n".join(final.waiver_lines) if final is not None else "",
+                 (progress.compliance or "").rstrip(), "Verdict: " + conclusion.verdict_words]
         results.write_file(summary_file, "\n\n".join(part for part in parts if part) + "\n")
     return run_dir.complete(metadata)
 

@@ -20,7 +20,8 @@ from typing import Dict, List, Optional, Set, Tuple
 from tcup import contract
 from tcup.contract import Credentials
 from tcup.masking import Mask
-from tcup.launcher.errors import EXIT_BAD_INPUT, EXIT_INFRA, EXIT_NOT_COMPLIANT, EXIT_OK, EXIT_TESTS_FAILED, printable
+from tcup.launcher.errors import (EXIT_BAD_INPUT, EXIT_INFRA, EXIT_NOT_COMPLIANT, EXIT_OK, EXIT_TESTS_FAILED,
+                                  EXIT_WAIVED, printable)
 
 
 FINISHED = {"success": "passed", "fail": "failed", "skip": "skipped"}
@@ -45,19 +46,28 @@ class Conclusion:
     verdict_words: str = ""
 
 
-def verdict(selected: int, passed: int, failed: int, skipped: int, missing: int) -> Conclusion:
+def verdict(selected: int, passed: int, failed: int, skipped: int, missing: int, waived: int = 0) -> Conclusion:
     """A run is compliant only when every selected test passed: a skip or a
-    test this Tempest lacks is not a pass, however many others passed."""
-    if failed:
+    test this Tempest lacks is not a pass, however many others passed.
+    ``waived`` of the ``failed`` are under a waiver (--waivers): with no
+    other failure, skip or gap, the run is compliant with waivers, an exit
+    code of its own, since RefStack will not see those tests pass."""
+    if failed > waived:
         return Conclusion(EXIT_TESTS_FAILED, verdict="failed",
-                       verdict_words=f"NOT COMPLIANT: {plural(failed, 'test')} failed")
-    if skipped or missing or passed < selected or not passed:
+                       verdict_words=f"NOT COMPLIANT: {plural(failed - waived, 'test')} failed"
+                                     + (f" ({waived} more waived)" if waived else ""))
+    passed_or_waived = passed + waived
+    if skipped or missing or passed_or_waived < selected or not passed_or_waived:
         reasons = [f"{plural(skipped, 'test')} skipped"] if skipped else []
         reasons += [f"{plural(missing, 'test')} missing from this Tempest"] if missing else []
         reasons += [] if reasons else [f"{passed} of {selected} passed"]
         return Conclusion(EXIT_NOT_COMPLIANT, verdict="not compliant",
                        verdict_words=f"NOT COMPLIANT: none failed, but {' and '.join(reasons)}; "
                                      "compliance needs every selected test to pass")
+    if waived:
+        return Conclusion(EXIT_WAIVED, verdict="compliant with waivers",
+                          verdict_words=f"COMPLIANT with {plural(waived, 'waiver')}: {passed} of "
+                                        f"{plural(selected, 'selected test')} passed, {waived} failed under a waiver")
     return Conclusion(EXIT_OK, verdict="compliant", verdict_words=f"COMPLIANT: all {plural(passed, 'selected test')} passed")
 
 

@@ -24,6 +24,7 @@ Tempest's environment: a member's account is read from accounts.yaml, an
 admin's from tempest.conf (discovery writes it there, in the tmpfs).
 """
 
+import functools
 import json
 import sys
 import time
@@ -51,6 +52,7 @@ REMOVE_WITH = {
     "roles": "openstack role delete {id}", "flavors": "openstack flavor delete {id}",
     "regions": "openstack region delete {id}",
     "containers": "openstack container delete --recursive {id}",
+    "default_security_groups": "openstack security group delete {id}",
 }
 
 
@@ -81,6 +83,30 @@ class ContainerService:
         self.manager.container_client.delete_container(container)
 
 
+class DefaultSecurityGroupService:
+    """The "default" security groups Neutron makes by itself for a project
+    on its first use (Tempest's cleanup never lists them): those of the
+    projects dynamic credentials made. Admin runs only."""
+
+    def __init__(self, manager, **kwargs):
+        self.client = manager.security_groups_client
+        self.saved_state_json = kwargs.get("saved_state_json") or {}
+        self.data = kwargs.get("data")
+
+    def groups(self):
+        return [group for group in self.client.list_security_groups()["security_groups"] if group["name"] == "default"]
+
+    def save_state(self):
+        self.data["default_security_groups"] = {group["id"]: group.get("project_id") for group in self.groups()}
+
+    def list(self):
+        saved = self.saved_state_json.get("default_security_groups", {})
+        return [group for group in self.groups() if group["id"] not in saved]
+
+    def delete_one(self, item):
+        self.client.delete_security_group(item["id"])
+
+
 # Tempest's cleanup service classes and the kind each saves and filters by
 # (the key of its save_state data, also the key record_resources uses).
 KINDS = {
@@ -92,9 +118,11 @@ KINDS = {
     "SnapshotService": "snapshots", "VolumeService": "volumes", "ImageService": "images",
     "UserService": "users", "ProjectService": "projects", "DomainService": "domains", "RoleService": "roles",
     "FlavorService": "flavors", "RegionService": "regions", "ContainerService": "containers",
+    "DefaultSecurityGroupService": "default_security_groups",
 }
 
 
+@functools.lru_cache(maxsize=None)
 def services(admin: bool):
     """Tempest's cleanup service classes for what the run's credentials may
     have created (a member creates no users, projects or flavors), plus Swift."""
@@ -112,6 +140,8 @@ def services(admin: bool):
     if admin:
         classes += [service for service in tempest_cleanup.get_global_cleanup_services()
                     if service is not tempest_cleanup.ImageService]
+        if tempest_cleanup.IS_NEUTRON:
+            classes.append(DefaultSecurityGroupService)
     from tempest import config
 
     if config.CONF.service_available.swift:
@@ -119,18 +149,38 @@ def services(admin: bool):
     return classes
 
 
-def manager(admin: bool):
-    """Tempest's clients for the run's own credentials."""
+def managers(admin: bool) -> dict:
+    """Tempest's clients for the run's own credentials, by the scope they
+    see: the admin sees every project; each member account sees its own
+    project (with --accounts, the tests' resources are spread over all of
+    them), one account per project."""
     from tempest import clients, config
     from tempest.common import credentials_factory
 
     if admin:
-        return clients.Manager(credentials_factory.get_configured_admin_credentials())
+        return {"admin": see_every_project(clients.Manager(credentials_factory.get_configured_admin_credentials()))}
     import yaml
 
-    account = dict(yaml.safe_load(Path(config.CONF.auth.test_accounts_file).read_text())[0])
-    account.pop("roles", None)
-    return clients.Manager(credentials_factory.get_credentials(**account))
+    found = {}
+    for entry in yaml.safe_load(Path(config.CONF.auth.test_accounts_file).read_text()):
+        account = {key: value for key, value in entry.items() if key not in ("roles", "resources")}
+        scope = account.get("project_id") or f"{account.get('project_domain_name')}/{account.get('project_name')}"
+        if scope not in found:
+            found[scope] = clients.Manager(credentials_factory.get_credentials(**account))
+    return found
+
+
+def see_every_project(mgr):
+    """An admin's lists of servers, volumes and snapshots, across projects.
+    Tempest's cleanup services list them without all_tenants, which shows
+    only the admin's own project; what a test of dynamic credentials made
+    lives in the project Tempest made for it."""
+    servers, volumes, snapshots = mgr.servers_client, mgr.volumes_client_latest, mgr.snapshots_client_latest
+    list_servers, list_volumes, list_snapshots = servers.list_servers, volumes.list_volumes, snapshots.list_snapshots
+    servers.list_servers = lambda detail=False, **params: list_servers(detail, **{"all_tenants": True, **params})
+    volumes.list_volumes = lambda detail=False, params=None: list_volumes(detail, {"all_tenants": True, **(params or {})})
+    snapshots.list_snapshots = lambda detail=False, **params: list_snapshots(detail, **{"all_tenants": True, **params})
+    return mgr
 
 
 def service_kwargs(**extra) -> dict:
@@ -140,65 +190,90 @@ def service_kwargs(**extra) -> dict:
 
 
 def save(admin: bool) -> dict:
-    """What the credentials can see now, by kind: {kind: {id: name}}."""
-    mgr = manager(admin)
-    state = {}
-    for service_class in services(admin):
-        data = {}
-        try:
-            service_class(mgr, **service_kwargs(data=data, is_save_state=True)).save_state()
-        except Exception as error:  # noqa: BLE001 - a kind these credentials may not list
-            print(f"cleanup: cannot list {service_class.__name__}: {type(error).__name__}", file=sys.stderr)
-        state.update(data)
-    return state
+    """What the credentials can see now: {scope: {kind: {id: name}}}."""
+    saved = {}
+    for scope, mgr in managers(admin).items():
+        state = saved[scope] = {}
+        for service_class in services(admin):
+            data = {}
+            try:
+                service_class(mgr, **service_kwargs(data=data, is_save_state=True)).save_state()
+            except Exception as error:  # noqa: BLE001 - a kind these credentials may not list
+                print(f"cleanup: cannot list {service_class.__name__}: {type(error).__name__}", file=sys.stderr)
+            state.update(data)
+    return saved
 
 
-def ours(item: dict, kind: str, recorded: dict, prefix: str) -> bool:
+def ours(item: dict, kind: str, recorded: dict, prefix: str, projects=None) -> bool:
     """Tempest's: recorded as created by this run, or named with its prefix;
-    or the security group Neutron made by itself for a project Tempest made
-    (dynamic credentials' projects get a "default" one on first use)."""
+    or the security group Neutron made by itself for a project of Tempest's
+    (dynamic credentials' projects get a "default" one on first use).
+    ``projects``: the ids of this run's projects, and of every project that
+    no longer exists (an item here is new since the run began, so a default
+    group whose project is gone was made for a project of this run)."""
     key = item.get("keypair", {}).get("name") if kind == "keypairs" else item.get("id")
     name = (item.get("keypair") or item).get("name") or ""
     if key in recorded.get(kind, {}) or (bool(prefix) and name.startswith(prefix)):
         return True
     owner = item.get("project_id") or item.get("tenant_id")
-    return kind == "security_groups" and name == "default" and owner in recorded.get("projects", {})
+    if kind != "default_security_groups":
+        return False
+    return owner in recorded.get("projects", {}) or (projects is not None and projects(owner))
 
 
-def clean(admin: bool, state: dict, recorded: dict, prefix: str) -> dict:
+def projects_of_this_run(mgr, state: dict, recorded: dict, prefix: str):
+    """A test for a project id: made by this run, or gone (see ``ours``)."""
+    projects = mgr.projects_client.list_projects()["projects"]
+    existing = {project["id"] for project in projects}
+    made = {project["id"] for project in projects
+            if project["id"] not in state.get("projects", {}) and ours(project, "projects", recorded, prefix)}
+    return lambda project_id: project_id in made or (project_id is not None and project_id not in existing)
+
+
+def clean(admin: bool, saved: dict, recorded: dict, prefix: str) -> dict:
     """Delete what this run created; returns {"removed": n, "left": [...]}."""
-    mgr = manager(admin)
+    scopes = managers(admin)
     removed, left = set(), []
     deadline = time.monotonic() + DEADLINE
     while True:
         left = []
-        for service_class in services(admin):
-            service = service_class(mgr, **service_kwargs(saved_state_json=state))
-            kind = KINDS.get(service_class.__name__, service_class.__name__)
-            state.setdefault(kind, {})
-            try:
-                items = [item for item in service.list() if ours(item, kind, recorded, prefix)]
-            except Exception as error:  # noqa: BLE001 - listing may be refused; say so once
-                print(f"cleanup: cannot list {kind}: {type(error).__name__}", file=sys.stderr)
-                continue
-            for item in items:
-                key = item.get("keypair", {}).get("name") if kind == "keypairs" else item.get("id")
-                try:
-                    if isinstance(service, ContainerService):
-                        service.delete_one(item)
-                    else:
-                        # The service's own delete, narrowed to this one item.
-                        service.list = lambda item=item: [item]
-                        service.delete()
-                    removed.add((kind, key))
-                except Exception:  # noqa: BLE001 - it may go on the next round
-                    pass
-                left.append({"kind": kind, "id": key, "name": (item.get("keypair") or item).get("name") or ""})
+        for scope, mgr in scopes.items():
+            left += clean_scope(admin, mgr, saved.setdefault(scope, {}), recorded, prefix, removed)
         if not left or time.monotonic() > deadline:
             break
         time.sleep(PAUSE)
         # A delete is asynchronous: count as left only what is still listed next round.
     return {"removed": len(removed - {(entry["kind"], entry["id"]) for entry in left}), "left": left}
+
+
+def clean_scope(admin: bool, mgr, state: dict, recorded: dict, prefix: str, removed: set) -> list:
+    """One round of deleting what this run created in one scope; returns
+    what was still there (and was asked to go)."""
+    left = []
+    ours_or_gone = projects_of_this_run(mgr, state, recorded, prefix) if admin else None
+    for service_class in services(admin):
+        service = service_class(mgr, **service_kwargs(saved_state_json=state))
+        kind = KINDS.get(service_class.__name__, service_class.__name__)
+        state.setdefault(kind, {})
+        try:
+            items = [item for item in service.list() if ours(item, kind, recorded, prefix, ours_or_gone)]
+        except Exception as error:  # noqa: BLE001 - listing may be refused; say so once
+            print(f"cleanup: cannot list {kind}: {type(error).__name__}", file=sys.stderr)
+            continue
+        for item in items:
+            key = item.get("keypair", {}).get("name") if kind == "keypairs" else item.get("id")
+            try:
+                if hasattr(service, "delete_one"):  # TCUP's own services
+                    service.delete_one(item)
+                else:
+                    # The service's own delete, narrowed to this one item.
+                    service.list = lambda item=item: [item]
+                    service.delete()
+                removed.add((kind, key))
+            except Exception:  # noqa: BLE001 - it may go on the next round
+                pass
+            left.append({"kind": kind, "id": key, "name": (item.get("keypair") or item).get("name") or ""})
+    return left
 
 
 def before(workspace) -> None:

@@ -58,6 +58,8 @@ def check(credentials: Credentials, cloud: Cloud, skip: List[str]) -> Dict[str, 
     from tcup.launcher.cloud.identity import _verify
 
     endpoints = endpoints_to_use(credentials, cloud)
+    if "identity" in skip:
+        raise BadInput("--skip-service identity: TCUP and Tempest need Keystone for everything; it cannot be skipped")
     unknown = sorted(set(skip) - set(endpoints))
     if unknown:
         raise BadInput(f"--skip-service {','.join(unknown)}: not in the catalog "

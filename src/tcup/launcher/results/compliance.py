@@ -9,12 +9,14 @@ Each test of the list ends in exactly one state:
   skipped  its result is "skip" (Tempest or the runner skipped it, with a reason)
   missing  this Tempest has no test with its uuid (the runner's ``missing``)
   not_run  none of the above: no result came back (for example the run stopped)
+  waived   its result is "fail", under a waiver (--waivers): still not a pass
 
 A capability's status follows from the states of its tests:
   pass     every test passed
   fail     at least one test failed
   partial  none failed, at least one passed, the others skipped/missing/not run
   skip     none failed and none passed: nothing was shown either way
+  waived   none failed, the others passed, at least one failed under a waiver
 Only "pass" counts towards compliance; a capability needs all its tests passed,
 as the Interop WG requires. A test that belongs to two capabilities counts in
 both; totals count every test once.
@@ -28,6 +30,9 @@ from tcup.launcher.guideline import TestList, valid_uuid
 
 STATES = ("passed", "failed", "skipped", "missing", "not_run")
 STATUSES = ("pass", "fail", "partial", "skip")
+# Only a run with --waivers can have these; a report shows (and holds) them
+# only when a waiver applied.
+WAIVED = "waived"
 # A list entry without a capability (a plain --test-list) is reported under this name.
 NO_CAPABILITY = "(no capability)"
 # Several results for one uuid (a retry, an alias run twice): the worst decides.
@@ -50,14 +55,18 @@ def report(tests: TestList, results: List[dict], missing: List[str]) -> dict:
     lacking = {valid_uuid(u) or u for u in missing}
     capabilities: Dict[str, dict] = {}
     counts = dict.fromkeys(STATES, 0)
+    waived = 0
     renamed = 0
     for entry in tests.tests:
         result = by_uuid.get(entry["uuid"])
         state, item = _judge(entry, result, lacking)
-        counts[state] += 1
+        if state == WAIVED:
+            waived += 1
+        else:
+            counts[state] += 1
         renamed += bool(result and result.get("name") and result["name"] != entry["name"])
         for capability in _capabilities_of(entry):
-            capabilities.setdefault(capability, {s: [] for s in STATES})[state].append(item)
+            capabilities.setdefault(capability, {s: [] for s in STATES}).setdefault(state, []).append(item)
     for capability in capabilities.values():
         capability["status"] = capability_status(capability)
     listed = set(tests.uuids())
@@ -69,6 +78,9 @@ def report(tests: TestList, results: List[dict], missing: List[str]) -> dict:
         "capabilities": len(capabilities),
         **{status: sum(1 for c in capabilities.values() if c["status"] == status) for status in STATUSES},
     }
+    if waived:
+        totals[WAIVED] = waived
+        totals["waived_capabilities"] = sum(1 for c in capabilities.values() if c["status"] == WAIVED)
     return {
         "guideline": tests.guideline,
         "target": tests.target,
@@ -83,9 +95,9 @@ def capability_status(capability: dict) -> str:
     if capability["failed"]:
         return "fail"
     others = capability["skipped"] or capability["missing"] or capability["not_run"]
-    if not others:
-        return "pass"
-    return "partial" if capability["passed"] else "skip"
+    if others:
+        return "partial" if capability["passed"] or capability.get("waived") else "skip"
+    return "waived" if capability.get("waived") else "pass"
 
 
 def _results_by_uuid(results: List[dict]) -> Dict[str, dict]:
@@ -110,6 +122,8 @@ def _judge(entry: dict, result: Optional[dict], lacking: set):
     if state == "passed":
         return state, name
     item = {"name": name, "reason": result.get("reason")}
+    if state == "failed" and result.get("waived"):
+        state, item["waiver"] = "waived", result["waived"]
     if result.get("name") and result["name"] != name:
         item["ran_as"] = result["name"]
     return state, item
@@ -129,7 +143,8 @@ def render(report: dict, skips: bool = True) -> str:
     lines = [f"Compliance with {report.get('label') or report['guideline']}"]
     for name, cap in capabilities.items():
         lines.append(f"  {cap['status'].upper():<8} {name:<{width}}  {_counts(cap)}")
-    for state, title in (("failed", "Failed"), ("skipped", "Skipped"))[: 2 if skips else 1]:
+    for state, title in (("failed", "Failed"), (WAIVED, "Waived (failed, under a waiver)"),
+                         ("skipped", "Skipped"))[: 3 if skips else 2]:
         lines += _reasons(capabilities, state, title)
     for state, title in (("missing", "Not in this Tempest"), ("not_run", "Not run")):
         names = sorted({n for cap in capabilities.values() for n in cap[state]})
@@ -141,9 +156,9 @@ def render(report: dict, skips: bool = True) -> str:
 
 def _counts(cap: dict) -> str:
     """"3/5 passed, 1 failed, 1 skipped" for one capability."""
-    total = sum(len(cap[s]) for s in STATES)
+    total = sum(len(cap.get(s) or []) for s in STATES + (WAIVED,))
     parts = [f"{len(cap['passed'])}/{total} passed"]
-    parts += [f"{len(cap[s])} {s.replace('_', ' ')}" for s in STATES[1:] if cap[s]]
+    parts += [f"{len(cap[s])} {s.replace('_', ' ')}" for s in STATES[1:] + (WAIVED,) if cap.get(s)]
     return ", ".join(parts)
 
 
@@ -151,10 +166,13 @@ def _reasons(capabilities: dict, state: str, title: str) -> List[str]:
     """The failed or skipped tests under their capability, each with its reason."""
     lines = []
     for name, cap in capabilities.items():
-        for item in cap[state]:
+        for item in cap.get(state) or []:
             also = f" (ran as {item['ran_as']})" if item.get("ran_as") else ""
             lines.append(f"  {name}: {item['name']}{also}")
             lines.append(f"      {_short_reason(item.get('reason'))}")
+            if item.get("waiver"):
+                waiver = item["waiver"]
+                lines.append(f"      waived: {waiver['reason']} ({waiver['bug']}, until {waiver['expires']})")
     return ["", f"{title}:"] + lines if lines else []
 
 
@@ -169,6 +187,9 @@ def _totals(totals: dict) -> str:
     """The closing lines: tests by state, capabilities by status."""
     tests = ", ".join(f"{totals[s]} {s.replace('_', ' ')}" for s in STATES)
     caps = ", ".join(f"{totals[s]} {s}" for s in STATUSES)
+    if totals.get(WAIVED):
+        tests += f", {totals[WAIVED]} waived"
+        caps += f", {totals['waived_capabilities']} waived"
     line = f"Tests: {totals['tests']} ({tests}).\nCapabilities: {totals['capabilities']} ({caps})."
     if totals["renamed"]:
         count = totals["renamed"]

@@ -34,7 +34,7 @@ OPEN_TRACEBACKS = 10  # more failures than this show their tracebacks folded
 FIXTURE_HEADING = "Errors outside the tests (class or module fixtures):"
 # tests.json's statuses as a person reads them; others (a later TCUP's) are shown as they are.
 STATUS_WORDS = {"success": "passed", "fail": "failed", "skip": "skipped"}
-VERDICT_CLASS = {"compliant": "good", "failed": "bad", "not compliant": "warn"}
+VERDICT_CLASS = {"compliant": "good", "failed": "bad", "not compliant": "warn", "compliant with waivers": "warn"}
 # XML 1.0 and HTML forbid most C0 controls; terminal colours in a traceback are noise.
 _CONTROL = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
@@ -47,6 +47,9 @@ class TestResult:
     reason: Optional[str]
     detail: str = ""  # the whole traceback of a failure, from junit.xml
     duration: float = 0.0
+    flaky: bool = False  # a rerun's: failed first, then passed
+    first_reason: Optional[str] = None  # why a flaky test failed first
+    waived: Optional[dict] = None  # a failure's waiver (--waivers): reason, bug, expires, test
 
 
 @dataclass
@@ -98,7 +101,9 @@ def read(path: Path) -> RunFacts:
                        "so there is nothing to report")
     try:
         outcome = json.loads(tests_file.read_text(errors="replace"))
-        tests = [TestResult(str(t["name"]), t.get("uuid"), str(t["status"]), t.get("reason"))
+        tests = [TestResult(str(t["name"]), t.get("uuid"), str(t["status"]), t.get("reason"),
+                            flaky=bool(t.get("flaky")), first_reason=t.get("first_reason"),
+                            waived=t["waived"] if isinstance(t.get("waived"), dict) else None)
                  for t in outcome["tests"]]
     except (ValueError, KeyError, TypeError) as error:
         raise BadInput(f"{tests_file} is not TCUP's tests.json ({type(error).__name__}: {error})")
@@ -178,7 +183,7 @@ def render(facts: RunFacts) -> str:
     meta = facts.meta
     title = f"TCUP run {facts.path.name}"
     sections = [_header(facts), NAVIGATION, _counts(facts), _compliance(facts.compliance), _failures(facts),
-                _skips(facts), _slowest(facts), _all_tests(facts)]
+                _waived(facts), _flaky(facts), _skips(facts), _slowest(facts), _all_tests(facts)]
     return PAGE.format(title=e(title), style=STYLE, body="\n".join(s for s in sections if s),
                        generated=e(meta.get("tcup_version") or ""))
 
@@ -190,7 +195,9 @@ def _header(facts: RunFacts) -> str:
         words = _verdict_words(facts, verdict)
     else:
         verdict, words = "incomplete", "INCOMPLETE: the run did not finish; what it wrote is shown"
-    rows = [("Tests", meta.get("label")), ("Guideline", " ".join(str(meta[k]) for k in ("guideline", "target")
+    merged = meta.get("merged_from") or []
+    rows = [("Tests", meta.get("label")), ("Merged from", ", ".join(Path(p).name for p in merged) + " and a rerun"
+                                          if merged else None), ("Guideline", " ".join(str(meta[k]) for k in ("guideline", "target")
                                                                   if meta.get(k))),
             ("Started", meta.get("started")), ("Finished", meta.get("finished")),
             ("Tempest run", f"{facts.duration:.0f} s" if facts.duration is not None else None),
@@ -206,8 +213,12 @@ def _header(facts: RunFacts) -> str:
 def _verdict_words(facts: RunFacts, verdict: str) -> str:
     """The verdict as the terminal said it (progress.verdict's words)."""
     failed, skipped, missing = facts.count("fail"), facts.count("skip"), len(facts.missing)
+    waived = sum(1 for t in facts.tests if t.status == "fail" and t.waived)
     if verdict == "failed":
-        return f"NOT COMPLIANT: {plural(failed, 'test')} failed"
+        return f"NOT COMPLIANT: {plural(failed - waived, 'test')} failed" + (f" ({waived} more waived)" if waived else "")
+    if verdict == "compliant with waivers":
+        return (f"COMPLIANT with {plural(waived, 'waiver')}: {facts.count('success')} of "
+                f"{plural(len(facts.tests), 'selected test')} passed, {waived} failed under a waiver")
     if verdict == "not compliant":
         reasons = [f"{plural(skipped, 'test')} skipped"] if skipped else []
         reasons += [f"{plural(missing, 'test')} not in this Tempest"] if missing else []
@@ -218,9 +229,15 @@ def _verdict_words(facts: RunFacts, verdict: str) -> str:
 
 
 def _counts(facts: RunFacts) -> str:
+    waived = sum(1 for t in facts.tests if t.status == "fail" and t.waived)
+    failed = facts.count("fail") - waived
     cells = [("selected", len(facts.tests), ""), ("passed", facts.count("success"), "good"),
-             ("failed", facts.count("fail"), "bad" if facts.count("fail") else ""),
+             ("failed", failed, "bad" if failed else ""),
              ("skipped", facts.count("skip"), "warn" if facts.count("skip") else "")]
+    # Shown only when there are any: most runs have no waiver and no rerun.
+    flaky = sum(1 for t in facts.tests if t.flaky)
+    cells += [("waived", waived, "warn")] if waived else []
+    cells += [("flaky", flaky, "warn")] if flaky else []
     admin = facts.meta.get("admin_skipped")
     others = sorted({t.status for t in facts.tests} - set(STATUS_WORDS))
     cells += [(status, facts.count(status), "warn") for status in others]
@@ -241,14 +258,14 @@ def _compliance(report: Optional[dict]) -> str:
     order = {"fail": 0, "partial": 1, "pass": 2, "skip": 3}
     capabilities = sorted(report.get("capabilities", {}).items(),
                           key=lambda item: (order.get(item[1].get("status"), 4), item[0]))
+    states = ("failed", "skipped", "missing", "not_run") + (("waived",) if report.get("totals", {}).get("waived") else ())
     for name, cap in capabilities:
-        numbers = {state: len(cap.get(state) or []) for state in ("passed", "failed", "skipped", "missing", "not_run")}
+        numbers = {state: len(cap.get(state) or []) for state in ("passed",) + states}
         total = sum(numbers.values())
         status = str(cap.get("status", "?"))
         rows.append(f'<tr class="cap-{e(status)}"><td><span class="tag {e(status)}">{e(status.upper())}</span></td>'
                     f'<td class="mono">{e(name)}</td><td class="num">{numbers["passed"]}/{total}</td>'
-                    + "".join(f'<td class="num">{numbers[s] or ""}</td>' for s in ("failed", "skipped", "missing",
-                                                                                   "not_run"))
+                    + "".join(f'<td class="num">{numbers[s] or ""}</td>' for s in states)
                     + "</tr>")
     totals = report.get("totals", {})
     summary = (f"{plural(totals.get('capabilities', 0), 'capability')}: {totals.get('pass', 0)} pass, "
@@ -256,16 +273,19 @@ def _compliance(report: Optional[dict]) -> str:
                f"{plural(totals.get('tests', 0), 'test')} on the list: {totals.get('passed', 0)} passed, "
                f"{totals.get('failed', 0)} failed, {totals.get('skipped', 0)} skipped, "
                f"{totals.get('missing', 0)} not in this Tempest, {totals.get('not_run', 0)} not run.")
+    if totals.get("waived"):
+        summary += f" {totals['waived']} failed under a waiver (not a pass)."
     label = report.get("label") or report.get("guideline") or ""
     return (f'<section id="compliance"><h2>Compliance with {e(label)}</h2><p>{e(summary)}</p>'
             '<p class="note">A capability passes only when every one of its tests passed.</p>'
             '<table class="grid"><thead><tr><th>Status</th><th>Capability</th><th>Passed</th><th>Failed</th>'
-            f'<th>Skipped</th><th>Missing</th><th>Not run</th></tr></thead><tbody>{"".join(rows)}</tbody></table>'
+            f'<th>Skipped</th><th>Missing</th><th>Not run</th>{"<th>Waived</th>" if "waived" in states else ""}'
+            f'</tr></thead><tbody>{"".join(rows)}</tbody></table>'
             "</section>")
 
 
 def _failures(facts: RunFacts) -> str:
-    failed = sorted((t for t in facts.tests if t.status == "fail"), key=lambda t: t.name)
+    failed = sorted((t for t in facts.tests if t.status == "fail" and not t.waived), key=lambda t: t.name)
     if not failed and not facts.fixture_errors:
         return '<section id="failures"><h2>Failures</h2><p>None.</p></section>'
     items = []
@@ -282,6 +302,37 @@ def _failures(facts: RunFacts) -> str:
         fixtures = ("<h3>Errors outside the tests (class or module fixtures)</h3><ul>"
                     + "".join(f'<li class="mono">{e(line)}</li>' for line in facts.fixture_errors) + "</ul>")
     return f'<section id="failures"><h2>Failures ({len(failed)})</h2>{"".join(items)}{fixtures}</section>'
+
+
+def _waived(facts: RunFacts) -> str:
+    """Failures under a waiver: still failures, with the waiver that covers them."""
+    waived = sorted((t for t in facts.tests if t.status == "fail" and t.waived), key=lambda t: t.name)
+    if not waived:
+        return ""
+    items = "".join(
+        f'<article class="failure waived"><h3 class="mono">{e(t.name)} <span class="tag waived">WAIVED</span></h3>'
+        f'<p class="meta">id {e(t.uuid or "?")} &middot; waiver: {e(t.waived.get("reason"))} &middot; bug '
+        f'{e(t.waived.get("bug"))} &middot; until {e(t.waived.get("expires"))}</p>'
+        f'<p class="reason">{e(t.reason or "failed")}</p>'
+        f'<details><summary>Traceback</summary><pre>{e(t.detail or t.reason or "no traceback was recorded")}</pre>'
+        "</details></article>" for t in waived)
+    return (f'<section id="waived"><h2>Waived failures ({len(waived)})</h2><p class="note">Failures an operator '
+            "waived (--waivers): they count as failed for RefStack, which receives passed tests only.</p>"
+            f"{items}</section>")
+
+
+def _flaky(facts: RunFacts) -> str:
+    """Tests that failed, then passed when the run was rerun."""
+    flaky = sorted((t for t in facts.tests if t.flaky), key=lambda t: t.name)
+    if not flaky:
+        return ""
+    rows = "".join(f'<tr><td class="mono">{e(t.name)} <span class="tag flaky">FLAKY</span></td>'
+                   f'<td>{e(t.first_reason or "no reason recorded (the first run was interrupted)")}</td></tr>'
+                   for t in flaky)
+    return (f'<section id="flaky"><h2>Flaky tests ({len(flaky)})</h2><p class="note">Failed in the earlier run, '
+            "passed when rerun (tcup rerun); counted as passed.</p>"
+            f'<table class="grid"><thead><tr><th>Test</th><th>First failure</th></tr></thead><tbody>{rows}</tbody>'
+            "</table></section>")
 
 
 def _skips(facts: RunFacts) -> str:
@@ -317,7 +368,8 @@ def _slowest(facts: RunFacts) -> str:
 
 def _all_tests(facts: RunFacts) -> str:
     rows = "".join(f'<tr><td class="mono">{e(t.name)}</td><td class="mono">{e(t.uuid or "")}</td>'
-                   f'<td><span class="tag {e(t.status)}">{e(STATUS_WORDS.get(t.status, t.status))}</span></td>'
+                   f'<td><span class="tag {e(t.status)}">{e(STATUS_WORDS.get(t.status, t.status))}</span>'
+                   f'{_marks(t)}</td>'
                    f'<td class="num">{t.duration:.2f}</td></tr>' for t in sorted(facts.tests, key=lambda t: t.name))
     missing = ""
     if facts.missing:
@@ -326,6 +378,12 @@ def _all_tests(facts: RunFacts) -> str:
     return (f'<section id="tests"><h2>Every test</h2><details><summary>{plural(len(facts.tests), "test")} with '
             f'result and duration (s)</summary><table class="grid"><thead><tr><th>Test</th><th>Id</th>'
             f'<th>Result</th><th>Duration</th></tr></thead><tbody>{rows}</tbody></table></details>{missing}</section>')
+
+
+def _marks(test: TestResult) -> str:
+    """A test's labels beside its result: flaky (a rerun's), waived."""
+    return ((' <span class="tag flaky">flaky</span>' if test.flaky else "")
+            + (' <span class="tag waived">waived</span>' if test.waived else ""))
 
 
 NAVIGATION = ('<nav><a href="#compliance">Compliance</a> &middot; <a href="#failures">Failures</a> &middot; '
@@ -368,7 +426,8 @@ table { border-collapse: collapse; } .facts th { text-align: left; padding-right
 .tag { font-size: .75rem; font-weight: bold; padding: 0 .3rem; border-radius: 3px; background: #eee; }
 .tag.pass, .tag.success { background: #e3f5e1; color: #14591d; }
 .tag.fail { background: #fbe3e4; color: #8a1f11; }
-.tag.partial, .tag.skip { background: #fff4d6; color: #6b4e00; }
+.tag.partial, .tag.skip, .tag.flaky, .tag.waived { background: #fff4d6; color: #6b4e00; }
+.failure.waived { border-left-color: #8a6500; background: #fffbef; }
 .failure { border-left: 4px solid #b3261e; padding: .2rem .8rem; margin: 1rem 0; background: #fdf7f7; }
 .reason { font-weight: bold; word-break: break-word; } .meta, .note { color: #555; font-size: .85rem; }
 pre { background: #f6f6f6; padding: .6rem; overflow-x: auto; white-space: pre-wrap; word-break: break-all; }

@@ -1,0 +1,139 @@
+"""Waivers (--waivers FILE): known failures that an operator has accepted
+for a while, each with a reason, the bug that tracks it and an expiry date.
+
+The file is a YAML list:
+
+    - test: tempest.api.identity.v3.test_users.IdentityV3UsersTest.test_user_account_lockout
+      reason: lockout is configured per domain here
+      bug: https://bugs.example.com/1234
+      expires: 2026-06-30
+
+``test`` is a test's uuid (idempotent id, with or without ``id-``) or a
+regular expression searched in its name. A waiver holds through its
+``expires`` day; from the day after, it waives nothing and is reported.
+
+A waived failure stays a failure in every file (tests.json keeps status
+"fail"; refstack.json, what RefStack receives, holds passed tests only), and
+is marked ``waived`` so that the summary, the compliance report and the HTML
+report show it as such, and the verdict can say so.
+"""
+
+import datetime
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import List, Optional
+
+from tcup.launcher.errors import BadInput
+
+FIELDS = ("test", "reason", "bug", "expires")
+_UUID = re.compile(r"^(?:id-)?([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$", re.I)
+
+
+@dataclass
+class Waiver:
+    test: str  # a uuid or a regex, as the file gave it
+    reason: str
+    bug: str
+    expires: datetime.date
+    number: int  # its place in the file, from 1, to name it in messages
+
+    def matches(self, name: str, uuid: Optional[str]) -> bool:
+        wanted = _UUID.match(self.test)
+        if wanted:
+            return bool(uuid) and uuid.lower().removeprefix("id-") == wanted.group(1).lower()
+        return re.search(self.test, name) is not None
+
+    def expired(self, today: datetime.date) -> bool:
+        return today > self.expires
+
+    def record(self) -> dict:
+        """How a waived test carries its waiver in tests.json."""
+        return {"test": self.test, "reason": self.reason, "bug": self.bug, "expires": self.expires.isoformat()}
+
+
+def load(path: Path) -> List[Waiver]:
+    """The waivers in ``path``; anything malformed is one BadInput line."""
+    import yaml
+
+    where = f"--waivers {path}"
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except OSError as error:
+        raise BadInput(f"{where}: cannot read it ({error.strerror or error})") from None
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        at = f" at line {mark.line + 1}" if mark is not None else ""
+        raise BadInput(f"{where} is not valid YAML{at}: {getattr(error, 'problem', None) or error}") from None
+    if data is None:
+        return []
+    if not isinstance(data, list):
+        raise BadInput(f"{where}: expected a list of waivers (- test: ..., reason: ..., bug: ..., expires: YYYY-MM-DD)")
+    return [_waiver(entry, number, where) for number, entry in enumerate(data, 1)]
+
+
+def _waiver(entry, number: int, where: str) -> Waiver:
+    if not isinstance(entry, dict):
+        raise BadInput(f"{where}: waiver {number} is not a mapping with {', '.join(FIELDS)}")
+    unknown = sorted(str(key) for key in entry if key not in FIELDS)
+    if unknown:
+        raise BadInput(f"{where}: waiver {number} has unknown field {unknown[0]!r} (fields: {', '.join(FIELDS)})")
+    for key in FIELDS:
+        if entry.get(key) in (None, ""):
+            raise BadInput(f"{where}: waiver {number} has no {key!r}")
+    test, reason, bug = (str(entry[key]).strip() for key in ("test", "reason", "bug"))
+    if not _UUID.match(test):
+        try:
+            re.compile(test)
+        except re.error as error:
+            raise BadInput(f"{where}: waiver {number}: test {test!r} is neither a uuid nor a valid regular "
+                           f"expression ({error})") from None
+    if not re.match(r"^https?://\S+$", bug):
+        raise BadInput(f"{where}: waiver {number}: bug {bug!r} is not an http(s) URL")
+    expires = entry["expires"]
+    if isinstance(expires, datetime.datetime) or not isinstance(expires, (datetime.date, str)):
+        raise BadInput(f"{where}: waiver {number}: expires {expires!r} is not a date (YYYY-MM-DD)")
+    if isinstance(expires, str):
+        try:
+            expires = datetime.date.fromisoformat(expires.strip())
+        except ValueError:
+            raise BadInput(f"{where}: waiver {number}: expires {expires!r} is not a date (YYYY-MM-DD)") from None
+    return Waiver(test, reason, bug, expires, number)
+
+
+def expired_lines(waivers: List[Waiver], today: datetime.date) -> List[str]:
+    """One line per expired waiver: which, and since when it waives nothing."""
+    return [f"waiver {w.number} ({w.test}; {w.bug}) expired on {w.expires.isoformat()}, so since "
+            f"{(w.expires + datetime.timedelta(days=1)).isoformat()} it waives nothing"
+            for w in waivers if w.expired(today)]
+
+
+def apply(tests: List[dict], waivers: List[Waiver], today: datetime.date) -> int:
+    """Mark each failed test that a waiver in force matches (tests.json
+    entries, changed in place: ``waived`` holds the first such waiver);
+    the status stays "fail". Returns how many were marked."""
+    active = [w for w in waivers if not w.expired(today)]
+    marked = 0
+    for test in tests:
+        test.pop("waived", None)  # a rerun's merge decides afresh, with the waivers of this run
+        if test.get("status") != "fail":
+            continue
+        waiver = next((w for w in active if w.matches(test.get("name") or "", test.get("uuid"))), None)
+        if waiver is not None:
+            test["waived"] = waiver.record()
+            marked += 1
+    return marked
+
+
+def summary_lines(tests: List[dict], expired: List[str]) -> List[str]:
+    """summary.txt's waiver section: each waived failure with its waiver, and the expired waivers."""
+    lines = []
+    waived = sorted((t for t in tests if t.get("waived")), key=lambda t: t.get("name") or "")
+    if waived:
+        lines += ["Waived failures (still failures; not uploaded as passed):"]
+        for test in waived:
+            w = test["waived"]
+            lines.append(f"  {test['name']} [{test.get('uuid')}]: {w['reason']} ({w['bug']}, until {w['expires']})")
+    if expired:
+        lines += ([""] if lines else []) + ["Expired waivers (not applied):"] + [f"  {line}" for line in expired]
+    return lines

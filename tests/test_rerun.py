@@ -1,0 +1,156 @@
+"""`tcup rerun RUN` on real runs against a real Keystone.
+
+A test list run where a tempest.conf value (--set) makes the catalog test
+fail; rerun with that cause removed: only the failed test runs again, and the
+new run merges both into one compliant result with the test marked flaky.
+An interrupted run (SIGINT while its tests run), resumed with `tcup rerun` on
+its .incomplete directory: the tests that had not finished run, and the
+merged run holds every selected test once."""
+
+import json
+import re
+import shutil
+import signal
+
+import pytest
+
+from conftest import openrc, tcup
+from test_interrupts import MANY_TESTS, Launched, RunWatch, wait_until_gone
+
+pytestmark = [pytest.mark.engine, pytest.mark.keystone]
+
+V3 = "tempest.api.identity.v3."
+CATALOG = (V3 + "test_catalog.IdentityCatalogTest.test_catalog_standardization", "56b57ced-22b8-4127-9b8a-565dfb0207e2")
+DISCOVERY = [(V3 + "test_api_discovery.TestApiDiscovery.test_api_media_types", "657c1970-4722-4189-8831-7325f3bc4265"),
+             (V3 + "test_api_discovery.TestApiDiscovery.test_list_api_versions", "721f480f-35b6-46c7-846e-047e6acea0dc")]
+NOVA_ON = "service_available.nova=true"  # compute "available" in a Keystone-only catalog: the catalog test fails
+
+
+def by_name(run):
+    return {t["name"]: t for t in json.loads((run / "tests.json").read_text())["tests"]}
+
+
+def new_run(root, before):
+    (path,) = {p for p in root.iterdir() if p.is_dir()} - before
+    return path
+
+
+@pytest.fixture(scope="module")
+def failed_then_rerun(image, keystone, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("rerun")
+    listing = tmp / "list.txt"
+    listing.write_text("".join(f"{name}[id-{uuid}]\n" for name, uuid in [CATALOG, *DISCOVERY]))
+    runs = tmp / "runs"
+    env = openrc(keystone, "member", tmp)
+    first = tcup(["--no-upload", "--output", str(runs), "--test-list", str(listing), "--set", NOVA_ON], env)
+    assert first.returncode == 1, first.stderr[-2000:]
+    first_run = new_run(runs, set())
+    # By name, as `tcup results` lists it; the new run lands beside it.
+    again = tcup(["rerun", first_run.name, "--output", str(runs), "--no-upload",
+                  "--set", "service_available.nova=false"], env)
+    merged = new_run(runs, {first_run})
+    yield first_run, again, merged
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+def test_rerun_runs_only_the_failures_and_merges_one_verdict(failed_then_rerun):
+    first_run, again, merged = failed_then_rerun
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert f"tcup: rerunning {first_run.name}: 1 failed test and 0 not run (test list list.txt)" in again.stderr
+    assert "tcup: 1 test selected" in again.stderr  # the rerun ran the failure alone
+    before, after = by_name(first_run), by_name(merged)
+    assert [name for name, t in before.items() if t["status"] == "fail"] == [CATALOG[0]]
+    # Every test once; the passes of the first run kept, the failure now passed and flaky.
+    assert sorted(after) == sorted([CATALOG[0]] + [name for name, _ in DISCOVERY])
+    assert {name: t["status"] for name, t in after.items()} == dict.fromkeys(after, "success")
+    assert after[CATALOG[0]]["flaky"] is True and after[CATALOG[0]]["reran"] is True
+    assert after[CATALOG[0]]["first_reason"] == before[CATALOG[0]]["reason"]
+    assert not any(after[name].get("flaky") or after[name].get("reran") for name, _ in DISCOVERY)
+    meta = json.loads((merged / "run.json").read_text())
+    assert meta["merged_from"] == [str(first_run)]
+    assert (meta["verdict"], meta["selected"], meta["passed"], meta["failed"], meta["flaky"]) == ("compliant", 3, 3, 0, 1)
+    assert meta["label"] == json.loads((first_run / "run.json").read_text())["label"] == "test list list.txt"
+    # The rerun's settings are the first run's with the cause removed.
+    assert meta["settings"]["choices"]["tempest_options"] == {"service_available.nova": "false"}
+    assert [t["uuid"] for t in meta["settings"]["test_list"]["tests"]] == [CATALOG[1]] + [u for _, u in DISCOVERY]
+    # One result to upload: all three passes.
+    refstack = json.loads((merged / "refstack.json").read_text())
+    assert sorted(r["uuid"] for r in refstack["results"]) == sorted([CATALOG[1]] + [u for _, u in DISCOVERY])
+    compliance = json.loads((merged / "compliance.json").read_text())
+    assert (compliance["totals"]["passed"], compliance["totals"]["failed"], compliance["totals"]["pass"]) == (3, 0, 1)
+    summary = (merged / "summary.txt").read_text()
+    assert f"Merged: {first_run.name} and a rerun of 1 test (its failed and not-run tests)" in summary
+    assert "Passed: 3  Failed: 0  Skipped: 0" in summary
+    assert "Flaky (failed, then passed when rerun):\n" f"  {CATALOG[0]} [{CATALOG[1]}]: first failed with " in summary
+    assert summary.rstrip().endswith("Verdict: COMPLIANT: all 3 selected tests passed")
+    # junit.xml holds all three; the HTML report labels the flaky test.
+    assert (merged / "junit.xml").read_text().count("<testcase ") == 3
+    page = (merged / "report.html").read_text()
+    assert re.search(r'<section id="flaky"><h2>Flaky tests \(1\)</h2>', page)
+    assert page.count('<span class="tag flaky">') == 2  # the flaky section and its row in "Every test"
+    assert 'id="count-flaky"><b>1</b>' in page
+
+
+def test_rerun_of_a_run_without_failures_is_refused(failed_then_rerun):
+    first_run, again, merged = failed_then_rerun
+    done = tcup(["rerun", str(merged), "--no-upload"], openrc_free(merged.parent.parent))
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.splitlines() == [f"tcup: error: {merged} has no failed test to rerun (verdict: compliant)"]
+
+
+@pytest.mark.parametrize("case", ["missing", "not-a-run"])
+def test_rerun_bad_input_is_one_line(tmp_path, case):
+    target = tmp_path / ("nowhere" if case == "missing" else "empty")
+    if case == "not-a-run":
+        target.mkdir()
+        (target / "tests.json").write_text('{"tests": [], "missing": []}')
+    done = tcup(["rerun", str(target)], openrc_free(tmp_path))
+    assert done.returncode == 2 and done.stdout == "" and "Traceback" not in done.stderr
+    assert len(done.stderr.splitlines()) == 1 and done.stderr.startswith("tcup: error: "), done.stderr
+    assert ("is not a run directory" if case == "missing" else "does not record its selection") in done.stderr
+
+
+def test_resume_an_interrupted_run(image, keystone, engine, tmp_path):
+    runs = tmp_path / "runs"
+    env = openrc(keystone, "member", tmp_path)
+    with RunWatch(engine, tmp_path) as watch:
+        launched = Launched(["--no-upload", "--output", str(runs), "--regex", MANY_TESTS], env, tmp_path)
+        selected = int(launched.wait_for(r"^tcup: (\d+) tests selected").group(1))
+        passed = launched.wait_for(r"\] passed (tempest\.\S+)").group(1)
+        launched.process.send_signal(signal.SIGINT)
+        assert launched.finish() == 130, launched.stderr[-3000:]
+        wait_until_gone(engine, watch.tcup_containers() | set(watch.seen), watch.volumes())
+    (incomplete,) = runs.iterdir()
+    assert incomplete.name.endswith(".incomplete") and (incomplete / "settings.json").is_file()
+
+    with RunWatch(engine, tmp_path) as watch:
+        done = tcup(["rerun", str(incomplete), "--no-upload"], env)
+        wait_until_gone(engine, watch.tcup_containers() | set(watch.seen), watch.volumes())
+    said = re.search(r"^tcup: resuming the interrupted run \S+: 0 failed tests and (\d+) not run", done.stderr, re.M)
+    assert said, done.stderr[-3000:]
+    rerun_selected = int(re.search(r"^tcup: (\d+) tests? selected", done.stderr, re.M).group(1))
+    merged = new_run(runs, {incomplete})
+    tests = by_name(merged)
+    finished_first = [name for name, t in tests.items() if not t.get("reran")]
+    # Every selected test once: those that finished first, and the rest run now.
+    assert len(tests) == selected
+    assert rerun_selected == int(said.group(1)) == selected - len(finished_first)
+    assert passed in finished_first and tests[passed]["status"] == "success"
+    # A member skips the admin-only tests; none fails.
+    count = {status: sum(t["status"] == status for t in tests.values()) for status in ("success", "skip")}
+    assert count["success"] + count["skip"] == selected and count["success"] > 0, tests
+    assert done.returncode == (5 if count["skip"] else 0), done.stdout[-3000:] + done.stderr[-3000:]
+    assert not any(t.get("flaky") for t in tests.values())
+    meta = json.loads((merged / "run.json").read_text())
+    assert meta["merged_from"] == [str(incomplete)]
+    assert ((meta["verdict"], meta["selected"], meta["passed"], meta["failed"], meta["skipped"])
+            == ("not compliant" if count["skip"] else "compliant", selected, count["success"], 0, count["skip"]))
+    assert meta["label"] == f"regex {MANY_TESTS}"
+    assert len(json.loads((merged / "refstack.json").read_text())["results"]) == count["success"]
+    assert f"Passed: {count['success']}  Failed: 0  Skipped: {count['skip']}" in (merged / "summary.txt").read_text()
+
+
+def openrc_free(tmp):
+    from conftest import base_env
+
+    return base_env(tmp)
