@@ -308,3 +308,18 @@ def test_an_interrupted_run_leaves_the_cloud_as_it_was(cloud, admin, pyz, tmp_pa
     assert "could not be removed" not in err
     left = admin.resources() - before
     assert left == set(), sorted(left)
+
+
+def test_the_user_chooses_image_flavor_and_network_and_a_wrong_name_stops_the_plan(cloud, pyz, tmp_path):
+    env = env_for(cloud, "member", tmp_path)
+    done = run_pyz(pyz, ["plan", "--guideline", SCS, "--image", "tcup-raw-disk-alt", "--flavor", "m1.small",
+                         "--network", "private"], env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "the tests' servers use: image tcup-raw-disk-alt, flavor m1.small, network private" in done.stderr
+    for option, value, what in (("--image", "cirros-9", "active image"), ("--flavor", "m1.huge", "flavor"),
+                                ("--network", "nowhere", "internal network")):
+        done = run_pyz(pyz, ["plan", "--guideline", SCS, option, value], env)
+        assert done.returncode == 2, done.stderr[-2000:]
+        last = done.stderr.strip().splitlines()[-1]
+        assert last.startswith(f"tcup: error: {option} {value}: the cloud has no {what} with that name or id"), last
+        assert "Traceback" not in done.stderr

@@ -615,7 +615,7 @@ def test_an_encrypted_openssh_key_without_bcrypt_says_what_to_install(tmp_path):
         pytest.skip("neither ssh-keygen nor bcrypt to write an encrypted OpenSSH key")
     script = (
         "import sys; sys.modules['bcrypt'] = None; sys.path.insert(0, sys.argv[1])\n"
-        "from tcup.launcher import signing\n"
+        "from tcup.launcher.upload import signing\n"
         "try:\n    signing.load_key(sys.argv[2], lambda: 'x')\n"
         "except signing.SigningError as e:\n    print(e)\n"
     )

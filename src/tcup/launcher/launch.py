@@ -8,6 +8,7 @@ import shlex
 import sys
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
@@ -56,7 +57,7 @@ def run(args, summary: Optional[dict] = None, rerun=None) -> int:
         test_list, selection = rerun.test_list, rerun.selection
         choices, concurrency = rerun.choices, rerun.concurrency
     else:
-        test_list, selection = choose_tests(args)
+        test_list, selection = choose_tests(args.guideline, args.target, args.test_list, args.regex)
         skip = sorted({kind.strip() for value in args.skip_service for kind in value.split(",") if kind.strip()})
         choices = contract.Choices(image=args.image, flavor=args.flavor, network=args.network,
                                    tempest_options=dict(args.tempest_options), skip_services=skip)
@@ -187,7 +188,7 @@ def run(args, summary: Optional[dict] = None, rerun=None) -> int:
     if args.no_upload:
         print(f"tcup: not uploaded (--no-upload); upload later with: {invoked_as()} upload {shlex.quote(str(path))}")
         return outcome.exit_code
-    uploaded = upload_run(path, args)
+    uploaded = upload_run(path, UploadOptions.from_args(args))
     if summary is not None and uploaded == EXIT_OK:
         summary["upload_url"] = uploaded_url(path)
     return uploaded or outcome.exit_code
@@ -285,26 +286,27 @@ def show_plan(container, settings, redact, verbose: bool, output=None) -> int:
     return EXIT_OK
 
 
-def choose_tests(args):
+def choose_tests(guideline_name: Optional[str], target: Optional[str], test_list_path: Optional[Path],
+                 regex: Optional[str]):
     """The TestList (when the tests come from a list) and the Selection."""
     import re
 
     from tcup.launcher import guideline
 
-    if args.regex:
+    if regex:
         try:
-            re.compile(args.regex)
+            re.compile(regex)
         except re.error as error:
-            raise BadInput(f"--regex {args.regex!r} is not a valid regular expression ({error})")
-    if args.test_list is not None:
-        test_list = guideline.load_test_list(str(args.test_list))
-    elif args.guideline or not args.regex:
-        test_list = guideline.load(args.guideline, args.target)
+            raise BadInput(f"--regex {regex!r} is not a valid regular expression ({error})")
+    if test_list_path is not None:
+        test_list = guideline.load_test_list(str(test_list_path))
+    elif guideline_name or not regex:
+        test_list = guideline.load(guideline_name, target)
     else:
-        return None, contract.Selection(label=f"regex {args.regex}", regex=args.regex)
+        return None, contract.Selection(label=f"regex {regex}", regex=regex)
     tests = [{"name": t["name"], "uuid": t["uuid"]} for t in test_list.tests]
-    label = test_list.label + (f" matching {args.regex}" if args.regex else "")
-    return test_list, contract.Selection(label=label, tests=tests, regex=args.regex)
+    label = test_list.label + (f" matching {regex}" if regex else "")
+    return test_list, contract.Selection(label=label, tests=tests, regex=regex)
 
 
 def _results_run(root):
@@ -544,10 +546,18 @@ def save(run_dir, test_list, selection, cloud, progress, started, image_tag=None
     return run_dir.complete(metadata)
 
 
-def _retry(args):
-    from tcup.launcher.upload.refstack import Retry
+@dataclass(frozen=True)
+class UploadOptions:
+    """Where and how to upload: the options `tcup` and `tcup upload` share."""
 
-    return Retry(tries=args.upload_retries, max_total=args.upload_timeout)
+    url: Optional[str]  # --upload-url; None: $REFSTACK_URL, else refstack.openstack.org
+    sign_key: Optional[Path]
+    retries: int
+    timeout: float
+
+    @classmethod
+    def from_args(cls, args) -> "UploadOptions":
+        return cls(args.upload_url, args.sign_key, args.upload_retries, args.upload_timeout)
 
 
 def _passphrase() -> str:
@@ -556,19 +566,19 @@ def _passphrase() -> str:
     return getpass.getpass("Passphrase for the signing key: ")
 
 
-def upload_run(path: Path, args, force: bool = False) -> int:
+def upload_run(path: Path, options: UploadOptions, force: bool = False) -> int:
     """Upload a saved run; on failure keep it and say how to resume."""
     from tcup.launcher.upload import refstack as upload
     from tcup.launcher.upload.signing import SigningError
 
-    base_url = upload.upload_url(args.upload_url)
+    base_url = upload.upload_url(options.url)
     try:
         url = upload.upload(
             path,
             base_url,
-            sign_key=args.sign_key,
+            sign_key=options.sign_key,
             passphrase=_passphrase if sys.stdin.isatty() else None,
-            retry=_retry(args),
+            retry=upload.Retry(tries=options.retries, max_total=options.timeout),
             confirm=_confirm if sys.stdin.isatty() else None,
             force=force,
             log=lambda message: print(f"tcup: {message}", file=sys.stderr, flush=True),
@@ -580,7 +590,7 @@ def upload_run(path: Path, args, force: bool = False) -> int:
         return error.exit_code
     except KeyboardInterrupt:
         raise Interrupted(f"while uploading to {base_url}; the upload did not finish, and {path} is kept as it was; "
-                          f"to upload it: {upload.resume_command(path, base_url, args.sign_key)}") from None
+                          f"to upload it: {upload.resume_command(path, base_url, options.sign_key)}") from None
     print(f"tcup: uploaded: {url}", flush=True)
     return EXIT_OK
 
@@ -593,7 +603,7 @@ def upload_saved(args) -> int:
     """`tcup upload RUN`: the resume path for a run that was not uploaded."""
     if not args.run.exists():
         raise BadInput(f"{args.run} does not exist; give a run directory (see `tcup results`) or a RefStack JSON file")
-    return upload_run(args.run, args, force=args.force)
+    return upload_run(args.run, UploadOptions.from_args(args), force=args.force)
 
 
 def pubkey(args) -> int:
