@@ -65,10 +65,10 @@ def fresh_checkout(image, engine, tmp_path):
     plus one build step of its own, so it gets a tag of its own (the shared
     image, which other tests use, is never removed)."""
     copy = tmp_path / "checkout"
+    # The package's image/ (a link to the repository's) is copied as files.
     shutil.copytree(ROOT / "src" / "tcup", copy / "src" / "tcup", ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copytree(ROOT / "image", copy / "image")
     mark = f"org.openstack.tcup.test={secrets.token_hex(8)}"
-    with open(copy / "image" / "Dockerfile", "a") as dockerfile:
+    with open(copy / "src" / "tcup" / "image" / "Dockerfile", "a") as dockerfile:
         # A step that takes a moment, so the two builds surely overlap; a
         # label that finds both images (the one tagged last, and the other).
         dockerfile.write(f"\nLABEL {mark}\nRUN sleep 5\n")
