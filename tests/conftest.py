@@ -74,14 +74,17 @@ def keystone(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def full_cloud(tmp_path_factory):
+def cloud(request, tmp_path_factory):
     """The whole test cloud (tools/testcloud), once for the session; its
-    teardown checks that stop leaves no process and no port.
+    teardown checks that stop leaves no process and no port. It starts only
+    when asked for (-m cloud, or TCUP_TEST_CLOUD=1, as `make test` does).
     TCUP_TEST_CLOUD_DIR=DIR uses a cloud started with `tools/cloud.py start
     --dir DIR` (started if it is not running) and leaves it running."""
     from testcloud.cloud import Cloud
     from testcloud.common import port_open, processes_under
 
+    if "cloud" not in (request.config.option.markexpr or "") and not os.environ.get("TCUP_TEST_CLOUD"):
+        pytest.skip("the test cloud runs with -m cloud (or TCUP_TEST_CLOUD=1)")
     given = os.environ.get("TCUP_TEST_CLOUD_DIR")
     started = Cloud(Path(given) if given else tmp_path_factory.mktemp("cloud")).start()
     yield started

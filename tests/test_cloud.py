@@ -10,7 +10,6 @@ It takes minutes (the first time it installs seven venvs), so it runs only
 when asked for: ``pytest -m cloud tests/test_cloud.py`` (or TCUP_TEST_CLOUD=1).
 """
 
-import os
 import sys
 import time
 from pathlib import Path
@@ -28,18 +27,6 @@ from testcloud.keystone import issue_token  # noqa: E402
 pytestmark = pytest.mark.cloud
 
 BUILD_TIMEOUT = 120
-
-
-@pytest.fixture(autouse=True, scope="module")
-def only_when_asked(request):
-    """Keep this slow module out of a plain ``pytest`` run."""
-    if "cloud" not in (request.config.option.markexpr or "") and not os.environ.get("TCUP_TEST_CLOUD"):
-        pytest.skip("the test cloud runs with -m cloud (or TCUP_TEST_CLOUD=1)")
-
-
-@pytest.fixture(scope="module")
-def cloud(only_when_asked, full_cloud):
-    return full_cloud
 
 
 class Member:

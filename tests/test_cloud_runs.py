@@ -8,13 +8,12 @@ interrupted runs (every kind of resource Tempest creates, compared before
 and after, as the admin sees the whole cloud).
 
 Marker ``cloud`` (with tests/test_cloud.py; `make test` runs both). The cloud
-is conftest's ``full_cloud``, started once for the session (venvs cached in
+is conftest's ``cloud``, started once for the session (venvs cached in
 ~/.cache/tcup-dev); TCUP_TEST_CLOUD_DIR=DIR uses (and leaves running) a
 cloud started with `tools/cloud.py start --dir DIR`.
 """
 
 import json
-import os
 import re
 import signal
 import subprocess
@@ -40,17 +39,6 @@ SCS = "scs-0128"
 # slow machine; docs/TEST-CLOUD.md explains every test that does not pass.
 SCS_MEMBER_FLOORS = {"compute": 78, "identity": 12, "image": 12, "network": 64, "volume": 63}
 SCS_MEMBER_TOTAL_FLOOR = 200
-
-
-@pytest.fixture(autouse=True, scope="module")
-def only_when_asked(request):
-    if "cloud" not in (request.config.option.markexpr or "") and not os.environ.get("TCUP_TEST_CLOUD"):
-        pytest.skip("the test cloud runs with -m cloud (or TCUP_TEST_CLOUD=1)")
-
-
-@pytest.fixture(scope="module")
-def cloud(only_when_asked, full_cloud):
-    return full_cloud
 
 
 class Admin:
