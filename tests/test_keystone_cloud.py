@@ -122,6 +122,44 @@ def test_wrong_password_is_refused(cloud):
     assert status == 401
 
 
+def send(auth_url, method, path, token, body=None):
+    """One JSON request with a token; returns (status, decoded body or None)."""
+    request = urllib.request.Request(
+        f"{auth_url}{path}", method=method, data=None if body is None else json.dumps(body).encode(),
+        headers={"X-Auth-Token": token, "Content-Type": "application/json"})
+    try:
+        with OPENER.open(request, timeout=30) as response:
+            data = response.read()
+            return response.status, json.loads(data) if data else None
+    except urllib.error.HTTPError as exc:
+        return exc.code, None
+
+
+def test_a_deleted_users_application_credentials_leave_nothing_behind(cloud):
+    """Tempest and the leaks matrix make a user, give it an application
+    credential and delete the user. Each following application credential
+    must still be made (sqlite without foreign keys kept the old role rows
+    and answered 409 from the second one on)."""
+    admin = cloud.openrc("admin")
+    _, admin_token, _ = password_token(cloud.auth_url, "admin", admin["OS_PASSWORD"], "admin")
+    project = get(cloud.auth_url, "/projects?name=demo", admin_token)[1]["projects"][0]["id"]
+    role = get(cloud.auth_url, "/roles?name=member", admin_token)[1]["roles"][0]["id"]
+    made = []
+    for round_ in range(3):
+        name = f"appcred-{round_}"
+        user = {"name": name, "domain_id": "default", "password": "pw", "default_project_id": project}
+        status, body = send(cloud.auth_url, "POST", "/users", admin_token, {"user": user})
+        assert status == 201
+        user_id = body["user"]["id"]
+        assert send(cloud.auth_url, "PUT", f"/projects/{project}/users/{user_id}/roles/{role}", admin_token)[0] == 204
+        _, token, _ = password_token(cloud.auth_url, name, "pw", "demo")
+        status, body = send(cloud.auth_url, "POST", f"/users/{user_id}/application_credentials", token,
+                            {"application_credential": {"name": "ci"}})
+        made.append(status)
+        assert send(cloud.auth_url, "DELETE", f"/users/{user_id}", admin_token)[0] == 204
+    assert made == [201, 201, 201]
+
+
 def test_openrc_files_quote_and_protect_secrets(cloud):
     for who in ("admin", "member"):
         path = cloud.workdir / f"{who}-openrc"

@@ -226,10 +226,7 @@ class Identity:
         assert answer.status_code == 201, answer.status_code
         made = self.call("POST", f"/users/{user}/application_credentials", 201,
                          headers={"X-Auth-Token": answer.headers["X-Subject-Token"]},
-                         # The role named, not taken from the token: Keystone 30 on sqlite
-                         # once stored a token's roles twice and answered 409.
-                         json={"application_credential": {"name": name, "secret": secret,
-                                                          "roles": [{"name": "member"}]}})
+                         json={"application_credential": {"name": name, "secret": secret}})
         return made["application_credential"]["id"]
 
     def delete(self, user: str) -> None:

@@ -77,6 +77,14 @@ import sys
 
 sys.argv = sys.argv[:1]  # keystone's config parser must not see gunicorn's flags
 
+# sqlite enforces foreign keys only when each connection asks (MariaDB always
+# does). Without them, deleting a user leaves its application credentials'
+# role rows behind, sqlite reuses the credential's row id, and the next
+# application credential made anywhere gets HTTP 409.
+from keystone.common.sql import core  # noqa: E402
+
+core.enable_sqlite_foreign_key()
+
 from keystone.wsgi.api import application  # noqa: E402,F401
 '''
 
