@@ -22,7 +22,7 @@ if str(REPO / "tools") not in sys.path:
 
 from testcloud.cloud import FLAVORS, IMAGE_NAME, IMAGES, SERVICES, Cloud  # noqa: E402
 from testcloud.common import http, port_open, processes_under  # noqa: E402
-from testcloud.keystone import issue_token  # noqa: E402
+from testcloud.keystone import public_endpoints  # noqa: E402
 
 pytestmark = pytest.mark.cloud
 
@@ -33,13 +33,9 @@ class Member:
     """A member's REST session: token and public endpoints by service type."""
 
     def __init__(self, cloud):
-        env = cloud.openrc("member")
-        self.token, body = issue_token(env["OS_AUTH_URL"], env["OS_USERNAME"], env["OS_PASSWORD"],
-                                       env["OS_PROJECT_NAME"])
+        self.token, body = cloud.token("member")
         self.project_id = body["project"]["id"]
-        self.endpoints = {service["type"]: next(e["url"] for e in service["endpoints"]
-                                                if e["interface"] == "public")
-                          for service in body["catalog"]}
+        self.endpoints = public_endpoints(body)
 
     def call(self, method, service, path, wanted, **kwargs):
         status, _, payload = http(method, self.endpoints[service] + path, token=self.token, **kwargs)

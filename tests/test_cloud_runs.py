@@ -30,7 +30,7 @@ if str(REPO / "tools") not in sys.path:
     sys.path.insert(0, str(REPO / "tools"))
 
 from testcloud.common import http  # noqa: E402
-from testcloud.keystone import issue_token  # noqa: E402
+from testcloud.keystone import public_endpoints  # noqa: E402
 
 pytestmark = pytest.mark.cloud
 
@@ -45,16 +45,10 @@ class Admin:
     """The admin's view of the whole cloud, by REST: what exists, by kind."""
 
     def __init__(self, cloud):
-        env = cloud.openrc("admin")
-        self.token, body = issue_token(env["OS_AUTH_URL"], env["OS_USERNAME"], env["OS_PASSWORD"],
-                                       env["OS_PROJECT_NAME"])
-        self.endpoints = {service["type"]: next(e["url"] for e in service["endpoints"] if e["interface"] == "public")
-                          for service in body["catalog"]}
-        member = cloud.openrc("member")
-        self.member_token, member_body = issue_token(member["OS_AUTH_URL"], member["OS_USERNAME"],
-                                                     member["OS_PASSWORD"], member["OS_PROJECT_NAME"])
-        self.member_swift = next(e["url"] for s in member_body["catalog"] if s["type"] == "object-store"
-                                 for e in s["endpoints"] if e["interface"] == "public")
+        self.token, body = cloud.token("admin")
+        self.endpoints = public_endpoints(body)
+        self.member_token, member_body = cloud.token("member")
+        self.member_swift = public_endpoints(member_body)["object-store"]
 
     def get(self, service, path, token=None):
         status, _, body = http("GET", self.endpoints[service] + path, token=token or self.token)

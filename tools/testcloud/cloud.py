@@ -188,13 +188,14 @@ class Cloud:
         if "cinder" in others:
             self._wait_volume_ready()
 
-    def _admin_token(self) -> tuple[str, dict[str, Any]]:
-        """A token of the admin, with its body."""
-        return issue_token(self.site.auth_url, "admin", self.site.password("admin"), "admin")
+    def token(self, who: str = "member") -> tuple[str, dict[str, Any]]:
+        """A token of ``admin`` or ``member``, with its body (catalog, project)."""
+        user, project = IDENTITIES[who]
+        return issue_token(self.site.auth_url, user, self.site.password(user), project)
 
     def _wait_compute_ready(self) -> None:
         """Wait until the compute node is up and its inventory in Placement."""
-        token, _ = self._admin_token()
+        token, _ = self.token("admin")
         site = self.site
 
         def up() -> bool:
@@ -211,7 +212,7 @@ class Cloud:
 
     def _wait_volume_ready(self) -> None:
         """Wait until the scheduler knows cinder-volume's fake back end."""
-        token, body = self._admin_token()
+        token, body = self.token("admin")
         site = self.site
         url = site.url("cinder", f"/v3/{body['project']['id']}/os-services")
         pools_url = site.url("cinder", f"/v3/{body['project']['id']}/scheduler-stats/get_pools")
@@ -231,7 +232,7 @@ class Cloud:
 
     def _seed(self) -> None:
         """A public cloud's basics; what exists already is left as it is."""
-        token, _ = self._admin_token()
+        token, _ = self.token("admin")
         if "glance" in self.services:
             self._seed_images(token)
         if "nova" in self.services:

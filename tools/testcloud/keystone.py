@@ -234,6 +234,12 @@ def issue_token(auth_url: str, username: str, password: str, project: str,
     return headers["X-Subject-Token"], payload["token"]
 
 
+def public_endpoints(token: dict[str, Any]) -> dict[str, str]:
+    """A token body's public endpoint URL by service type."""
+    return {service["type"]: next(e["url"] for e in service["endpoints"] if e["interface"] == "public")
+            for service in token["catalog"]}
+
+
 def openrc_text(variables: dict[str, str]) -> str:
     """An openrc file's lines exporting ``variables``, shell-quoted."""
     return "".join(f"export {key}={shlex.quote(value)}\n" for key, value in variables.items())
