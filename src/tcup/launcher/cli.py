@@ -167,10 +167,7 @@ def run_parser() -> argparse.ArgumentParser:
     cloud.add_argument("--skip-service", metavar="TYPE[,TYPE]", action="append", default=[],
                        help="run as if the catalog lacked these service types (e.g. a service that is down): "
                             "their tests skip")
-    cloud.add_argument("--set", metavar="SECTION.KEY=VALUE", action="append", default=[], dest="tempest_options",
-                       type=_tempest_option,
-                       help="a tempest.conf value over discovery's, e.g. compute-feature-enabled.resize=true "
-                            "(repeatable)")
+    _set_option(cloud, "a tempest.conf value over discovery's, e.g. compute-feature-enabled.resize=true (repeatable)")
     _image_options(parser)
     results = parser.add_argument_group("results")
     results.add_argument("--output", metavar="DIR", type=Path,
@@ -183,6 +180,12 @@ def run_parser() -> argparse.ArgumentParser:
     _upload_options(parser)
     parser.add_argument("-v", "--verbose", action="store_true", help="show the runner's log")
     return parser
+
+
+def _set_option(group, text: str) -> None:
+    """--set, parsed and checked alike by `tcup` and `tcup rerun`."""
+    group.add_argument("--set", metavar="SECTION.KEY=VALUE", action="append", default=[], dest="tempest_options",
+                       type=_tempest_option, help=text)
 
 
 def _waiver_option(group) -> None:
@@ -204,10 +207,8 @@ def rerun_parser() -> argparse.ArgumentParser:
     creds.add_argument("--keyring", action="store_true", help="read a missing password from the OS keyring")
     creds.add_argument("--accounts", metavar="FILE", type=Path,
                        help="more member accounts, one test worker each (as for a run)")
-    parser.add_argument("--set", metavar="SECTION.KEY=VALUE", action="append", default=[], dest="tempest_options",
-                        type=_tempest_option,
-                        help="a tempest.conf value over the run's own (its --set) and discovery's, e.g. once the "
-                             "cause of a failure is fixed (repeatable); the new run records it")
+    _set_option(parser, "a tempest.conf value over the run's own (its --set) and discovery's, e.g. once the "
+                        "cause of a failure is fixed (repeatable); the new run records it")
     _image_options(parser)
     results = parser.add_argument_group("results")
     results.add_argument("--output", metavar="DIR", type=Path,
@@ -339,8 +340,9 @@ def main(argv=None) -> int:
             import json
 
             from tcup.launcher.results import diff
+            from tcup.launcher.results.runs import find_run
 
-            compared = diff.diff(diff.find_run(args.run_a, args.output), diff.find_run(args.run_b, args.output))
+            compared = diff.diff(find_run(args.run_a, args.output), find_run(args.run_b, args.output))
             print(json.dumps(compared, indent=2) if args.json else diff.render(compared))
             return 0
         if command == "upload":

@@ -132,6 +132,10 @@ def run(args, summary: Optional[dict] = None, rerun=None) -> int:
             return show_plan(container, settings, redact, args.verbose, args.output)
         # 5. The container runs the tests and dissolves.
         started = time.time()
+        # What `tcup rerun` repeats; a rerun keeps the earlier run's whole selection,
+        # so resuming it runs what is still not done.
+        settings_record = rerun.settings if rerun is not None else rerun_record(selection, test_list, concurrency,
+                                                                                 choices)
         progress = Progress(redact, verbose=args.verbose, history=run_dir.root, selection=selection)
         run_dir.begin()
         container = Container(engine, tag, results=run_dir.incomplete)
@@ -144,7 +148,7 @@ def run(args, summary: Optional[dict] = None, rerun=None) -> int:
                 if not recorded and progress.tests_began is not None:
                     # Once tests run, an interrupted run can be resumed (`tcup rerun`): it needs
                     # this record. Not earlier: a run stopped before its tests leaves no directory.
-                    recorded = record_settings(run_dir.incomplete, rerun, selection, test_list, concurrency, choices)
+                    recorded = record_settings(run_dir.incomplete, settings_record)
             code = container.exit_code()
             outcome = progress.outcome(code)
             if outcome.message and not answers(engine):
@@ -169,9 +173,7 @@ def run(args, summary: Optional[dict] = None, rerun=None) -> int:
         try:
             final = finish_results(run_dir.incomplete, rerun, waiver_list)
             path = save(run_dir, test_list, selection, cloud, progress, started, tag, final=final,
-                        settings=rerun.settings if rerun is not None else
-                        rerun_record(selection, test_list, concurrency, choices),
-                        merged_from=rerun.merged_from if rerun is not None else None)
+                        settings=settings_record, merged_from=rerun.merged_from if rerun is not None else None)
             if final is not None:
                 outcome = final.conclusion
         except OSError as error:
@@ -417,13 +419,11 @@ def rerun_record(selection, test_list, concurrency, choices) -> dict:
     return rerun_.record(selection, test_list, concurrency, choices)
 
 
-def record_settings(results_dir: Path, rerun, selection, test_list, concurrency, choices) -> bool:
+def record_settings(results_dir: Path, record: dict) -> bool:
     """settings.json in a running run's directory: what resuming it repeats."""
     from tcup.launcher.results import rerun as rerun_
     from tcup.launcher.results.runs import write_json
 
-    # A rerun records the earlier run's whole selection: resuming it runs what is still not done.
-    record = rerun.settings if rerun is not None else rerun_record(selection, test_list, concurrency, choices)
     try:
         write_json(results_dir / rerun_.SETTINGS_FILE, record)
     except OSError:
@@ -450,7 +450,7 @@ def finish_results(results_dir: Path, rerun, waiver_list: list) -> Optional[Fina
     from tcup.launcher.progress import verdict
     from tcup.launcher.results import rerun as rerun_
     from tcup.launcher.results import waivers
-    from tcup.launcher.results.runs import write_json
+    from tcup.launcher.results.runs import status_counts, write_json
 
     tests_file = results_dir / contract.TESTS_FILE
     if not tests_file.is_file():
@@ -462,7 +462,7 @@ def finish_results(results_dir: Path, rerun, waiver_list: list) -> Optional[Fina
     if rerun is not None:
         rerun_.write_summary(rerun, results_dir, document)
     tests = document["tests"]
-    number = {status: sum(t.get("status") == status for t in tests) for status in ("success", "fail", "skip")}
+    number = status_counts(tests)
     counts = {"selected": len(tests), "passed": number["success"], "failed": number["fail"],
               "skipped": number["skip"], "missing": len(document.get("missing") or []), "waived": waived,
               "flaky": sum(bool(t.get("flaky")) for t in tests)}
@@ -476,7 +476,7 @@ def rerun(args, summary: Optional[dict] = None) -> int:
     """`tcup rerun RUN`: the failed and not-run tests of a saved run again,
     saved as a new run that merges both."""
     from tcup.launcher.results import rerun as rerun_
-    from tcup.launcher.results.diff import find_run
+    from tcup.launcher.results.runs import find_run
 
     plan = rerun_.plan(find_run(str(args.run), args.output))
     plan.settings["choices"]["tempest_options"].update(dict(args.tempest_options))

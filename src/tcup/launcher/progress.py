@@ -72,7 +72,9 @@ def verdict(selected: int, passed: int, failed: int, skipped: int, missing: int,
 
 
 def plural(count: int, noun: str) -> str:
-    return f"{count} {noun}" + ("" if count == 1 else "s")
+    if count == 1:
+        return f"{count} {noun}"
+    return f"{count} {noun[:-1]}ies" if noun.endswith("y") else f"{count} {noun}s"
 
 
 def cleanup_lines(result: dict) -> list:

@@ -33,22 +33,6 @@ class Result:
     reason: Optional[str] = None
 
 
-def find_run(text: str, root: Optional[Path] = None) -> Path:
-    """A run directory from what the user typed: a path, or a run's name
-    under the results root (with or without its .incomplete mark)."""
-    from tcup.launcher.results.runs import INCOMPLETE, default_root
-
-    path = Path(text).expanduser()
-    if path.is_dir():
-        return path
-    base = Path(root or default_root()).expanduser()
-    for candidate in (base / text, base / (text + INCOMPLETE)):
-        if "/" not in text and candidate.is_dir():
-            return candidate
-    raise BadInput(f"{text} is not a run directory or the name of a saved run under {base}; "
-                   "see `tcup results`")
-
-
 def read_run(path: Path) -> Dict[str, Result]:
     """A run's results by test key: tests.json, or for a run interrupted
     before it wrote that, what its subunit stream says finished."""

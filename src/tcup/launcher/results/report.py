@@ -23,11 +23,11 @@ from typing import Dict, List, Optional
 
 from tcup import contract
 from tcup.launcher.errors import BadInput, printable
+from tcup.launcher.progress import plural
+from tcup.launcher.results.runs import INCOMPLETE, RUN_FILE, find_run
 
 REPORT_FILE = "report.html"
 COMPLIANCE_FILE = "compliance.json"
-RUN_FILE = "run.json"  # launcher.results.RUN_FILE, not imported: keeps this module light
-INCOMPLETE = ".incomplete"
 SLOWEST = 10
 OPEN_TRACEBACKS = 10  # more failures than this show their tracebacks folded
 # summary.txt's heading for class and module fixture errors (runner.results.summary_text).
@@ -73,23 +73,14 @@ class RunFacts:
 
 
 def locate(run: Path, root: Optional[Path] = None) -> Path:
-    """A run directory given as a path, or by its name under the results
-    root (as `tcup results` lists it). Refuses anything else in one line."""
-    candidates = [Path(run)]
-    if not Path(run).is_absolute() and len(Path(run).parts) == 1:
-        from tcup.launcher.results.runs import default_root
-
-        candidates.append(Path(root or default_root()).expanduser() / run)
-    for path in candidates:
-        if path.is_dir():
-            if not any((path / name).is_file() for name in (RUN_FILE, contract.TESTS_FILE, contract.SUBUNIT_FILE,
-                                                               contract.SUBUNIT_FILE + ".partial")):
-                raise BadInput(f"{path} is not a TCUP run directory (it holds no {RUN_FILE} or "
-                               f"{contract.TESTS_FILE}); see `tcup results` for the saved runs")
-            return path.absolute()
-    if Path(run).exists():
-        raise BadInput(f"{run} is not a directory; give a run directory (see `tcup results`)")
-    raise BadInput(f"{run} does not exist; give a run directory or a run's name (see `tcup results`)")
+    """A run directory (found as runs.find_run finds it) that holds a run's
+    files; refuses anything else in one line."""
+    path = find_run(run, root)
+    if not any((path / name).is_file() for name in (RUN_FILE, contract.TESTS_FILE, contract.SUBUNIT_FILE,
+                                                       contract.SUBUNIT_FILE + ".partial")):
+        raise BadInput(f"{path} is not a TCUP run directory (it holds no {RUN_FILE} or "
+                       f"{contract.TESTS_FILE}); see `tcup results` for the saved runs")
+    return path
 
 
 def read(path: Path) -> RunFacts:
@@ -171,12 +162,6 @@ def _fixture_errors(path: Path) -> List[str]:
 def e(text) -> str:
     """Text from the run, safe inside an element or a quoted attribute."""
     return html.escape(_CONTROL.sub("", str(text)), quote=True)
-
-
-def plural(count: int, noun: str) -> str:
-    if count == 1:
-        return f"{count} {noun}"
-    return f"{count} {noun[:-1]}ies" if noun.endswith("y") else f"{count} {noun}s"
 
 
 def render(facts: RunFacts) -> str:

@@ -27,10 +27,9 @@ from typing import Dict, List, Optional
 from tcup import contract, private_files
 from tcup.launcher.errors import BadInput
 from tcup.launcher.progress import plural, test_key
+from tcup.launcher.results.runs import INCOMPLETE, RUN_FILE, status_counts
 
 SETTINGS_FILE = "settings.json"
-RUN_FILE = "run.json"  # results.runs.RUN_FILE
-INCOMPLETE = ".incomplete"
 PARTIAL_STREAM = contract.SUBUNIT_FILE + ".partial"  # the runner's stream while tests run
 
 
@@ -274,7 +273,7 @@ def write_summary(previous: Plan, results_dir: Path, document: dict) -> None:
     except OSError:
         head = [f"TCUP run: {previous.selection.label}"]
     tests = document["tests"]
-    number = {status: sum(t.get("status") == status for t in tests) for status in ("success", "fail", "skip")}
+    number = status_counts(tests)
     reran = sum(1 for t in tests if t.get("reran"))
     lines = head + [
         f"Merged: {previous.previous.name} and a rerun of {plural(reran, 'test')} (its failed and not-run tests)",

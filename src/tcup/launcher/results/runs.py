@@ -31,12 +31,35 @@ def default_root() -> Path:
     return Path(data_home) / "tcup" / "runs"
 
 
+def find_run(text, root: Optional[Path] = None) -> Path:
+    """A run directory from what the user typed: a path, or a run's name
+    under the results root (with or without its .incomplete mark), as
+    `tcup results` lists it. Refuses anything else in one line."""
+    path = Path(text).expanduser()
+    base = Path(root or default_root()).expanduser()
+    candidates = [path]
+    if not path.is_absolute() and len(path.parts) == 1:
+        candidates += [base / path, base / (path.name + INCOMPLETE)]
+    for candidate in candidates:
+        if candidate.is_dir():
+            return candidate.absolute()
+    if path.exists():
+        raise BadInput(f"{text} is not a directory; give a run directory (see `tcup results`)")
+    raise BadInput(f"{text} is not a run directory or the name of a saved run under {base}: it does not exist; "
+                   "see `tcup results`")
+
+
 def write_file(path: Path, content: str) -> None:
     private_files.write_atomically(path, content.encode())
 
 
 def write_json(path: Path, data) -> None:
     write_file(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def status_counts(tests: List[dict]) -> dict:
+    """How many of tests.json's entries passed, failed and were skipped, by Tempest's status names."""
+    return {status: sum(t.get("status") == status for t in tests) for status in ("success", "fail", "skip")}
 
 
 @dataclass

@@ -30,15 +30,12 @@ from urllib.parse import urlsplit
 
 from tcup import __version__, contract, private_files
 from tcup.launcher.errors import EXIT_BAD_INPUT, EXIT_UPLOAD_FAILED, TcupError, printable
+from tcup.launcher.results.runs import INCOMPLETE, RUN_FILE
 
 DEFAULT_URL = "https://refstack.openstack.org/api"
 URL_VARIABLE = "REFSTACK_URL"
 RESULTS_PATH = "/v1/results"
-# The launcher's metadata file in a run directory (see the launcher's run module).
-RUN_FILE = "run.json"
 UPLOADS_FILE = "uploads.json"
-# The launcher's name for a run directory it has not finished (see results).
-INCOMPLETE = ".incomplete"
 # The only keys a RefStack upload carries; anything else stays home.
 BODY_KEYS = ("cpid", "duration_seconds", "results")
 TEST_KEYS = ("name", "uuid")
