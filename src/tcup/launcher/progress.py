@@ -224,8 +224,7 @@ class Progress:
             keys = set()
             if selection is not None and selection.tests is not None:
                 for entry in selection.tests:
-                    uuid = (entry.get("uuid") or "").lower()
-                    uuid = uuid[3:] if uuid.startswith("id-") else uuid
+                    uuid = bare_uuid(entry.get("uuid"))
                     if uuid and (pattern is None or pattern.search(self.timings.ids.get(uuid, entry.get("name") or ""))):
                         keys.add(uuid)
                 keys -= {uuid.lower() for uuid in self.missing}
@@ -398,6 +397,12 @@ def duration(seconds: float) -> str:
 def short_name(name: str) -> str:
     """Class.test_method: what tells a test apart on a narrow line."""
     return ".".join(name.split(".")[-2:])
+
+
+def bare_uuid(uuid: Optional[str]) -> Optional[str]:
+    """A list entry's uuid without its ``id-`` prefix, lower case; None when it has none."""
+    uuid = (uuid or "").lower()
+    return (uuid[3:] if uuid.startswith("id-") else uuid) or None
 
 
 def test_key(name: str, uuid: Optional[str]) -> str:

@@ -204,6 +204,13 @@ def save(admin: bool) -> dict:
     return saved
 
 
+def key_and_name(item: dict, kind: str) -> tuple:
+    """How a listed resource is known: its id and name (a keypair, listed
+    wrapped and without an id, by its name)."""
+    key = item.get("keypair", {}).get("name") if kind == "keypairs" else item.get("id")
+    return key, (item.get("keypair") or item).get("name") or ""
+
+
 def ours(item: dict, kind: str, recorded: dict, prefix: str, projects=None) -> bool:
     """Tempest's: recorded as created by this run, or named with its prefix;
     or the security group Neutron made by itself for a project of Tempest's
@@ -211,8 +218,7 @@ def ours(item: dict, kind: str, recorded: dict, prefix: str, projects=None) -> b
     ``projects``: the ids of this run's projects, and of every project that
     no longer exists (an item here is new since the run began, so a default
     group whose project is gone was made for a project of this run)."""
-    key = item.get("keypair", {}).get("name") if kind == "keypairs" else item.get("id")
-    name = (item.get("keypair") or item).get("name") or ""
+    key, name = key_and_name(item, kind)
     if key in recorded.get(kind, {}) or (bool(prefix) and name.startswith(prefix)):
         return True
     owner = item.get("project_id") or item.get("tenant_id")
@@ -261,7 +267,7 @@ def clean_scope(admin: bool, mgr, state: dict, recorded: dict, prefix: str, remo
             print(f"cleanup: cannot list {kind}: {type(error).__name__}", file=sys.stderr)
             continue
         for item in items:
-            key = item.get("keypair", {}).get("name") if kind == "keypairs" else item.get("id")
+            key, name = key_and_name(item, kind)
             try:
                 if hasattr(service, "delete_one"):  # TCUP's own services
                     service.delete_one(item)
@@ -272,7 +278,7 @@ def clean_scope(admin: bool, mgr, state: dict, recorded: dict, prefix: str, remo
                 removed.add((kind, key))
             except Exception:  # noqa: BLE001 - it may go on the next round
                 pass
-            left.append({"kind": kind, "id": key, "name": (item.get("keypair") or item).get("name") or ""})
+            left.append({"kind": kind, "id": key, "name": name})
     return left
 
 

@@ -114,9 +114,10 @@ def configure(settings: Settings, env: Dict[str, str]) -> Workspace:
     credentials = settings.credentials
     cacert = write_cacert(credentials.cacert) if credentials.cacert else None
     members = [credentials, *settings.accounts]
-    roles = sorted({MEMBER_ROLE, tempest_options(settings).get(OPERATOR_ROLE, MEMBER_ROLE)})
+    options = tempest_options(settings)
+    roles = sorted({MEMBER_ROLE, options.get(OPERATOR_ROLE, MEMBER_ROLE)})
     accounts = None if settings.cloud.admin else write_accounts(members, roles)
-    argv = discover_command(credentials, accounts, cacert, tempest_options(settings))
+    argv = discover_command(credentials, accounts, cacert, options)
     proxies = {name: value for key, value in settings.proxy.items() for name in (key.lower(), key.upper())}
     write_secret(DISCOVER_ENV, json.dumps({**proxies, **cloud_env(credentials, cacert), **choice_env(settings)}))
     try:

@@ -26,7 +26,7 @@ from typing import Dict, List, Optional
 
 from tcup import contract, private_files
 from tcup.launcher.errors import BadInput
-from tcup.launcher.progress import plural, test_key
+from tcup.launcher.progress import bare_uuid, plural, test_key
 from tcup.launcher.results.runs import INCOMPLETE, RUN_FILE, status_counts
 
 SETTINGS_FILE = "settings.json"
@@ -111,7 +111,7 @@ def plan(path: Path) -> Plan:
     failed_before = {key: result.get("reason") for key, result in finished.items() if result["status"] == "fail"}
     done = set(earlier)
     if original.tests is not None:
-        tests = [t for t in original.tests if (_bare(t.get("uuid")) or t["name"]) not in done]
+        tests = [t for t in original.tests if (bare_uuid(t.get("uuid")) or t["name"]) not in done]
         not_run = len([k for k in listed if k not in finished]) if listed else None
     elif listed:
         tests = [{"name": name, "uuid": uuid} for key, (name, uuid) in listed.items() if key not in done and uuid]
@@ -124,11 +124,6 @@ def plan(path: Path) -> Plan:
     selection = contract.Selection(label=original.label, tests=tests, regex=original.regex)
     return Plan(path, False, settings, earlier, [], selection, failed_before=failed_before,
                 failed=len(failed_before), not_run=not_run, merged_from=[str(path)])
-
-
-def _bare(uuid: Optional[str]) -> Optional[str]:
-    uuid = (uuid or "").lower()
-    return uuid[3:] if uuid.startswith("id-") else (uuid or None)
 
 
 def _json(path: Path) -> Optional[dict]:
