@@ -73,26 +73,44 @@ def keystone(tmp_path_factory):
     cloud.stop()
 
 
-@pytest.fixture(scope="session")
-def cloud(request, tmp_path_factory):
-    """The whole test cloud (tools/testcloud), once for the session; its
-    teardown checks that stop leaves no process and no port. It starts only
-    when asked for (-m cloud, or TCUP_TEST_CLOUD=1, as `make test` does).
-    TCUP_TEST_CLOUD_DIR=DIR uses a cloud started with `tools/cloud.py start
-    --dir DIR` (started if it is not running) and leaves it running."""
+def _test_cloud(request, tmp_path_factory, profiles, variable):
+    """A whole test cloud (tools/testcloud) of ``profiles``, once for the
+    session; its teardown checks that stop leaves no process and no port. It
+    starts only when asked for (-m cloud, or TCUP_TEST_CLOUD=1, as `make
+    test` does). ``variable``=DIR uses a cloud started with `tools/cloud.py
+    start --dir DIR --profile ...` (started if it is not running) and leaves
+    it running."""
     from testcloud.cloud import Cloud
     from testcloud.common import port_open, processes_under
 
     if "cloud" not in (request.config.option.markexpr or "") and not os.environ.get("TCUP_TEST_CLOUD"):
         pytest.skip("the test cloud runs with -m cloud (or TCUP_TEST_CLOUD=1)")
-    given = os.environ.get("TCUP_TEST_CLOUD_DIR")
-    started = Cloud(Path(given) if given else tmp_path_factory.mktemp("cloud")).start()
+    given = os.environ.get(variable)
+    started = Cloud(Path(given) if given else tmp_path_factory.mktemp("cloud"), profiles=profiles).start()
     yield started
     if not given:
         ports = started.site.ports
         assert started.stop() == [], "stop had to kill stragglers"
         assert processes_under(started.root) == []
         assert [name for name, port in ports.items() if port_open(port)] == []
+
+
+@pytest.fixture(scope="session")
+def cloud(request, tmp_path_factory):
+    """The default test cloud (TCUP_TEST_CLOUD_DIR=DIR: an existing one)."""
+    yield from _test_cloud(request, tmp_path_factory, (), "TCUP_TEST_CLOUD_DIR")
+
+
+# The shapes operators' clouds have, together, as in a real SCS cloud.
+OPERATOR_PROFILES = ("scs", "tls", "paging")
+
+
+@pytest.fixture(scope="session")
+def operator_cloud(request, tmp_path_factory):
+    """A test cloud shaped like an operator's: SCS flavors and images, TLS
+    on every endpoint, small listing limits (TCUP_OPERATOR_CLOUD_DIR=DIR:
+    an existing one, started with --profile scs,tls,paging)."""
+    yield from _test_cloud(request, tmp_path_factory, OPERATOR_PROFILES, "TCUP_OPERATOR_CLOUD_DIR")
 
 
 @pytest.fixture(scope="session")

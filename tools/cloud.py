@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A whole OpenStack on 127.0.0.1 for TCUP's tests and demo (tools/testcloud).
 
-    python3 tools/cloud.py start --dir DIR [--services nova,cinder,...]
+    python3 tools/cloud.py start --dir DIR [--services nova,cinder,...] [--profile scs,tls,paging]
     python3 tools/cloud.py stop --dir DIR
     python3 tools/cloud.py status --dir DIR
 
@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 from testcloud.cloud import SERVICES, Cloud
+from testcloud.profiles import PROFILES
 from testcloud.common import (
     CloudError, Pidfile, group_members, memory_kib, processes_under, say,
 )
@@ -50,6 +51,9 @@ def main(argv: list[str] | None = None) -> int:
                        help="comma-separated; Keystone and what they need are added "
                             f"(default: all: {','.join(SERVICES)})")
     start.add_argument("--fresh", action="store_true", help="wipe DIR first")
+    start.add_argument("--profile", default="", metavar="NAME[,NAME]",
+                       help="shape the cloud like operators' clouds: "
+                            + "; ".join(f"{name}: {what}" for name, what in PROFILES.items()))
     for command in (start, commands.add_parser("stop", help="stop every process of the cloud"),
                     commands.add_parser("status", help="list the cloud's processes")):
         command.add_argument("--dir", required=True, type=Path, help="state directory")
@@ -61,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
                 Cloud(args.dir).stop(quiet=True)
                 shutil.rmtree(args.dir, ignore_errors=True)
             services = [s.strip() for s in args.services.split(",") if s.strip()]
-            cloud = Cloud(args.dir, services).start()
+            cloud = Cloud(args.dir, services, args.profile).start()
             spent = ", ".join(f"{k} {v:.1f} s" for k, v in cloud.timings.items())
             say("cloud", f"{', '.join(cloud.services)} up; {spent}; openrc files in {cloud.root}")
             print(cloud.site.auth_url)

@@ -18,7 +18,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from . import cinder, glance, keystone, mariadb, neutron, nova, placement, rabbitmq, swift
+from . import cinder, glance, keystone, mariadb, neutron, nova, placement, profiles as cloud_profiles, rabbitmq, swift
 from .common import (
     CloudError, ensure_venv, expect, http, kill_processes_under, say, wait_for, write_private,
 )
@@ -64,9 +64,10 @@ def with_dependencies(names: Iterable[str]) -> list[str]:
 class Cloud:
     """The test cloud living in ``root``."""
 
-    def __init__(self, root: Path, services: Iterable[str] = SERVICES) -> None:
+    def __init__(self, root: Path, services: Iterable[str] = SERVICES, profiles: Iterable[str] = ()) -> None:
         self.site = Site(root)
         self.services = with_dependencies(services)
+        self.profiles = cloud_profiles.parse(profiles)
         self.timings: dict[str, float] = {}
         self.venvs: dict[str, Path] = {}
 
@@ -81,6 +82,7 @@ class Cloud:
         """Start the cloud, or reuse it when it runs already; returns once ready."""
         began = time.monotonic()
         site = self.site.load()
+        site.use_profiles(self.profiles)
         self._phase("venvs", self._ensure_venvs)
         if self._reuse_running():
             self.timings["total"] = time.monotonic() - began

@@ -54,6 +54,21 @@ class Site:
         self._state: dict[str, Any] = {"ports": {}, "passwords": {}}
         self.processes: dict[str, subprocess.Popen] = {}
 
+    @property
+    def profiles(self) -> tuple[str, ...]:
+        """The profiles this directory was made with (testcloud.profiles)."""
+        return tuple(self._state.get("profiles", ()))
+
+    def use_profiles(self, profiles: tuple[str, ...]) -> None:
+        """Record the profiles of a new directory; an existing one keeps its own."""
+        if "profiles" not in self._state and not self._state.get("done"):
+            self._state["profiles"] = list(profiles)
+            self.save()
+        elif self.profiles != tuple(profiles):
+            shown = ",".join(self.profiles) or "none"
+            raise CloudError(f"{self.root} was made with profiles {shown}; start it with "
+                             f"--profile {shown}, or use --fresh or another --dir")
+
     # -- state -------------------------------------------------------------
 
     def load(self) -> Site:
