@@ -11,7 +11,6 @@ when asked for: ``pytest -m cloud tests/test_cloud.py`` (or TCUP_TEST_CLOUD=1).
 """
 
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -21,44 +20,17 @@ if str(REPO / "tools") not in sys.path:
     sys.path.insert(0, str(REPO / "tools"))
 
 from testcloud.cloud import FLAVORS, IMAGE_NAME, IMAGES, SERVICES, Cloud  # noqa: E402
-from testcloud.common import http, port_open, processes_under  # noqa: E402
-from testcloud.keystone import public_endpoints  # noqa: E402
+from testcloud.common import port_open, processes_under  # noqa: E402
+
+from cloud_views import Session  # noqa: E402
 
 pytestmark = pytest.mark.cloud
 
-BUILD_TIMEOUT = 120
-
-
-class Member:
-    """A member's REST session: token and public endpoints by service type."""
-
-    def __init__(self, cloud):
-        self.token, body = cloud.token("member")
-        self.project_id = body["project"]["id"]
-        self.endpoints = public_endpoints(body)
-
-    def call(self, method, service, path, wanted, **kwargs):
-        status, _, payload = http(method, self.endpoints[service] + path, token=self.token, **kwargs)
-        assert status == wanted, f"{method} {service}{path}: HTTP {status}: {payload!r:.500}"
-        return payload
-
-    def wait(self, service, path, field, until, timeout=BUILD_TIMEOUT):
-        """Poll a resource until its ``field`` leaves the transient states;
-        returns the resource (None once it is gone, 404)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            status, _, payload = http("GET", self.endpoints[service] + path, token=self.token)
-            if status == 404:
-                return None
-            resource = next(iter(payload.values()))
-            if resource[field] not in until or time.monotonic() > deadline:
-                return resource
-            time.sleep(0.5)
 
 
 @pytest.fixture(scope="module")
 def member(cloud):
-    return Member(cloud)
+    return Session(*cloud.token("member"))
 
 
 def test_member_sees_a_public_cloud(member):
@@ -122,4 +94,4 @@ def test_stop_leaves_nothing_and_a_second_start_is_warm(cloud):
     assert again.timings["venvs"] < 10 and again.timings["seed"] < 5  # nothing rebuilt or reseeded
     assert again.site.auth_url == cloud.site.auth_url
     # The member's data and identity survived.
-    assert Member(again).call("GET", "image", f"/v2/images?name={IMAGE_NAME}", 200)["images"]
+    assert Session(*again.token("member")).call("GET", "image", f"/v2/images?name={IMAGE_NAME}", 200)["images"]

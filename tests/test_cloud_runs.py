@@ -17,20 +17,13 @@ import json
 import re
 import signal
 import subprocess
-import sys
-import time
-from pathlib import Path
 
 import pytest
 
-from conftest import base_env, only_run
+from cloud_views import Admin, env_for, per_service, record, run_pyz, wait_for_line
+from conftest import only_run
 
-REPO = Path(__file__).resolve().parent.parent
-if str(REPO / "tools") not in sys.path:
-    sys.path.insert(0, str(REPO / "tools"))
-
-from testcloud.common import http  # noqa: E402
-from testcloud.keystone import public_endpoints  # noqa: E402
+from testcloud.common import http
 
 pytestmark = pytest.mark.cloud
 
@@ -41,87 +34,9 @@ SCS_MEMBER_FLOORS = {"compute": 78, "identity": 12, "image": 12, "network": 64, 
 SCS_MEMBER_TOTAL_FLOOR = 200
 
 
-class Admin:
-    """The admin's view of the whole cloud, by REST: what exists, by kind."""
-
-    def __init__(self, cloud):
-        self.token, body = cloud.token("admin")
-        self.endpoints = public_endpoints(body)
-        self.member_token, member_body = cloud.token("member")
-        self.member_swift = public_endpoints(member_body)["object-store"]
-
-    def get(self, service, path, token=None):
-        status, _, body = http("GET", self.endpoints[service] + path, token=token or self.token)
-        assert status == 200, f"GET {service}{path}: HTTP {status}"
-        return body
-
-    def resources(self) -> set:
-        """(kind, id, name) of everything a run may create, in every project."""
-        found = set()
-        lists = [
-            ("servers", "compute", "/servers/detail?all_tenants=1", "servers"),
-            ("server_groups", "compute", "/os-server-groups?all_projects=1", "server_groups"),
-            ("networks", "network", "/v2.0/networks", "networks"),
-            ("subnets", "network", "/v2.0/subnets", "subnets"),
-            ("ports", "network", "/v2.0/ports", "ports"),
-            ("routers", "network", "/v2.0/routers", "routers"),
-            ("security_groups", "network", "/v2.0/security-groups", "security_groups"),
-            ("floatingips", "network", "/v2.0/floatingips", "floatingips"),
-            ("subnetpools", "network", "/v2.0/subnetpools", "subnetpools"),
-            ("volumes", "volumev3", "/volumes/detail?all_tenants=1", "volumes"),
-            ("snapshots", "volumev3", "/snapshots/detail?all_tenants=1", "snapshots"),
-            ("images", "image", "/v2/images", "images"),
-            ("users", "identity", "/users", "users"),
-            ("projects", "identity", "/projects", "projects"),
-            ("domains", "identity", "/domains", "domains"),
-            ("roles", "identity", "/roles", "roles"),
-            ("flavors", "compute", "/flavors?is_public=None", "flavors"),
-        ]
-        for kind, service, path, key in lists:
-            for item in self.get(service, path)[key]:
-                found.add((kind, item["id"], item.get("name") or ""))
-        for user in self.get("identity", "/users")["users"]:
-            for pair in self.get("compute", f"/os-keypairs?user_id={user['id']}")["keypairs"]:
-                found.add(("keypairs", user["id"], pair["keypair"]["name"]))
-        status, _, containers = http("GET", self.member_swift + "?format=json", token=self.member_token)
-        assert status in (200, 204)
-        found |= {("containers", c["name"], c["name"]) for c in containers or []}
-        return found
-
-
 @pytest.fixture(scope="module")
 def admin(cloud):
     return Admin(cloud)
-
-
-def env_for(cloud, who, tmp_path, **extra):
-    env = base_env(tmp_path)
-    env.update(cloud.openrc(who))
-    env.update(extra)
-    return env
-
-
-def run_pyz(pyz, args, env, timeout=3600):
-    return subprocess.run([str(pyz)] + list(args), env=env, capture_output=True, text=True,
-                          timeout=timeout, stdin=subprocess.DEVNULL)
-
-
-def per_service(run_dir: Path) -> dict:
-    """{service: {"passed", "failed", "skipped"}} from the run's tests.json."""
-    counts = {}
-    for test in json.loads((run_dir / "tests.json").read_text())["tests"]:
-        parts = test["name"].split(".")
-        service = parts[2] if parts[1] == "api" else parts[1]
-        status = {"success": "passed", "fail": "failed", "skip": "skipped"}[test["status"]]
-        counts.setdefault(service, {"passed": 0, "failed": 0, "skipped": 0})[status] += 1
-    return counts
-
-
-def record(name, run_dir: Path, counts: dict) -> None:
-    """The figures, for docs/TEST-CLOUD.md and the issue's note (pytest -s shows them)."""
-    meta = json.loads((run_dir / "run.json").read_text())
-    print(f"\n{name}: {json.dumps(counts, sort_keys=True)} duration {meta.get('duration_seconds')} s, "
-          f"concurrency {meta.get('concurrency')}, verdict {meta.get('verdict')}")
 
 
 def test_scs0128_as_member_passes_the_floor_and_leaves_the_cloud_as_it_was(cloud, admin, pyz, tmp_path):
@@ -250,20 +165,6 @@ def test_plan_names_a_wrong_region_and_a_dead_endpoint(cloud, pyz, tmp_path):
         assert done.returncode == 0, done.stderr[-2000:]
     finally:
         http("DELETE", f"{identity}/services/{service_id}", token=admin_token)
-
-
-def wait_for_line(process, pattern, timeout=900) -> list:
-    """Read the launcher's stderr until a line matches; returns the lines."""
-    lines = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        line = process.stderr.readline()
-        if not line:
-            break
-        lines.append(line)
-        if re.search(pattern, line):
-            return lines
-    raise AssertionError(f"no line matching {pattern!r}: {''.join(lines)[-2000:]}")
 
 
 @pytest.mark.parametrize("who,sig,after", [

@@ -25,7 +25,7 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from typing import Dict, List, Optional
 
-VERSION = 3
+VERSION = 4
 
 # Where the launcher mounts the run's results directory inside the container.
 RESULTS_DIR = "/results"
@@ -49,6 +49,9 @@ SUMMARY_FILE = "summary.txt"
 TEMPEST_CONF_FILE = "tempest.sanitised.conf"
 VERSIONS_FILE = "versions.json"
 CLEANUP_FILE = "cleanup.json"  # what the tests left in the cloud, and what TCUP removed
+# What the run created in the cloud, one JSON object a line, written as it was
+# created (tcup.runner.records): the evidence the cleanup and `tcup cleanup` go by.
+RESOURCES_FILE = "resources.jsonl"
 
 # Runner exit codes, mirrored by the launcher's own (see README).
 EXIT_OK = 0
@@ -144,7 +147,8 @@ class Settings:
     cloud: Cloud
     selection: Selection
     # "run"; "debug": write tempest.conf, then wait for the shell; "plan":
-    # select and discover, report what a run would do, run nothing.
+    # select and discover, report what a run would do, run nothing;
+    # "cleanup": remove what the run in RESULTS_DIR recorded (`tcup cleanup`).
     mode: str = "run"
     concurrency: Optional[int] = None  # None: the container's CPU count
     choices: Choices = field(default_factory=Choices)
@@ -155,6 +159,8 @@ class Settings:
     # travel here, not in the container's environment, because a proxy URL
     # may hold a password and `docker inspect` shows the environment.
     proxy: Dict[str, str] = field(default_factory=dict)
+    # "cleanup" mode: say what would be removed, remove nothing.
+    dry_run: bool = False
     contract: int = VERSION
 
     def to_line(self) -> bytes:
@@ -174,6 +180,7 @@ class Settings:
             choices=Choices(**data["choices"]),
             accounts=[Credentials(**account) for account in data["accounts"]],
             proxy=data.get("proxy") or {},
+            dry_run=bool(data.get("dry_run")),
         )
 
     def secrets(self) -> List[str]:
@@ -191,9 +198,14 @@ class Settings:
 #             null, what discovery chose for the tests' servers
 #   plan      services (catalog types), tests ({service: count}), skips
 #             ({service: count} of tests certain to skip, with reasons)
-#   cleanup   removed (how many resources the tests left and TCUP deleted),
-#             left: [{"kind", "id", "name", "remove_with"}] still in the cloud,
-#             error (why the cleanup could not run), if any
+#   cleanup   removed: [{"kind", "id", "name", "project", "why"}] what the run
+#             had made and TCUP deleted; left: the same, with "remove_with"
+#             (a command) and "error", for what is still in the cloud (in
+#             "cleanup" mode with dry_run: what would be removed); unproven:
+#             the same, for resources named as a request of the run asked when
+#             no answer came (shown, never removed); notes: lines
+#             on what could not be checked; dry_run; error (why the cleanup
+#             could not run), if any
 #   test      name, uuid, status ("inprogress"|"success"|"fail"|"skip"), reason
 #   ready     (debug) tempest.conf is written; the runner waits for the shell;
 #             command: what to type in that shell to run the selected tests

@@ -14,7 +14,8 @@ from pathlib import Path
 from tcup.launcher.errors import EXIT_INTERRUPTED, TcupError
 
 TARGETS = ("platform", "compute", "object", "dns", "orchestration", "iaas")
-COMMANDS = ("run", "plan", "upload", "results", "pubkey", "image", "guidelines", "report", "bundle", "diff", "rerun")
+COMMANDS = ("run", "plan", "upload", "results", "pubkey", "image", "guidelines", "report", "bundle", "diff", "rerun",
+            "cleanup")
 
 DESCRIPTION = """\
 Run OpenStack's interop tests (Tempest) against your cloud from a container,
@@ -38,6 +39,8 @@ other commands:
   tcup report RUN      write the run's HTML report (report.html) again and print its path
   tcup bundle RUN      write a support bundle (.tar.gz): results, a sanitised tempest.conf,
                        services and versions; no secret, user, project or host in it
+  tcup cleanup RUN     remove from the cloud what a saved run recorded creating (what a killed
+                       run left); --dry-run shows it first
   tcup guidelines      list the shipped test lists: interop guidelines and SCS-0128
   tcup pubkey --sign-key KEY
                        print a key's public line and self-signature for RefStack
@@ -270,6 +273,25 @@ def bundle_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def cleanup_parser() -> argparse.ArgumentParser:
+    parser = Parser(prog="tcup cleanup",
+                    description="Remove from the cloud what a saved run (complete or NAME.incomplete) recorded "
+                                "creating: the resources its tests made, by their recorded ids, and what lies in "
+                                "the projects its dynamic credentials made; nothing else, and nothing by name. "
+                                "It needs the credentials the run had, from the environment.")
+    parser.add_argument("run", metavar="RUN", help="a run directory, or a run's name as `tcup results` lists it")
+    parser.add_argument("--dry-run", action="store_true", help="show what would be removed; remove nothing")
+    creds = parser.add_argument_group("credentials")
+    creds.add_argument("--keyring", action="store_true", help="read a missing password from the OS keyring")
+    creds.add_argument("--accounts", metavar="FILE", type=Path,
+                       help="the member accounts the run had besides yours (its --accounts)")
+    parser.add_argument("--output", metavar="DIR", type=Path,
+                        help="where runs named by name are (default: $XDG_DATA_HOME/tcup/runs)")
+    _image_options(parser)
+    parser.add_argument("-v", "--verbose", action="store_true", help="show the runner's log")
+    return parser
+
+
 def guidelines_parser() -> argparse.ArgumentParser:
     return Parser(prog="tcup guidelines",
                                    description="List the test lists shipped with TCUP: date, status, tests, source.")
@@ -314,7 +336,7 @@ def main(argv=None) -> int:
     command = argv.pop(0) if argv and argv[0] in COMMANDS else "run"
     parser = {"run": run_parser, "plan": run_parser, "upload": upload_parser, "results": results_parser, "pubkey": pubkey_parser,
               "image": image_parser, "guidelines": guidelines_parser, "diff": diff_parser, "report": report_parser,
-              "bundle": bundle_parser, "rerun": rerun_parser}[command]()
+              "bundle": bundle_parser, "rerun": rerun_parser, "cleanup": cleanup_parser}[command]()
     args = parser.parse_args(argv)
     if command == "plan":
         args.dry_run, command = True, "run"
@@ -362,6 +384,10 @@ def main(argv=None) -> int:
             from tcup.launcher.results import bundle
 
             return bundle.command(args)
+        if command == "cleanup":
+            from tcup.launcher.cloud import cleanup
+
+            return cleanup.command(args)
         if command == "results":
             from tcup.launcher.results import runs as results
 

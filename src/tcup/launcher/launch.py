@@ -62,36 +62,8 @@ def run(args, summary: Optional[dict] = None, rerun=None) -> int:
         choices = contract.Choices(image=args.image, flavor=args.flavor, network=args.network,
                                    tempest_options=dict(args.tempest_options), skip_services=skip)
         concurrency = args.concurrency
-    prompts = []  # what the user was asked at the terminal, to ask again after a typo
-
-    def ask(question: str) -> str:
-        prompts.append(question)
-        return credentials_.prompt_secret(question)
-
-    credentials = credentials_.load(use_keyring=args.keyring, prompt=ask)
     # 2. Ask Keystone for a token before any container exists.
-    from tcup.launcher.cloud import identity
-
-    with interrupted(lambda: "while asking Keystone for a token; no container was started and nothing was saved"):
-        for attempt in range(1, PROMPT_TRIES + 1):
-            try:
-                cloud = identity.check(credentials)
-                break
-            except identity.Rejected as error:
-                # A secret typed at the prompt may be a typo: ask again, as
-                # sudo and ssh do; one from the environment or keyring is final.
-                if not prompts or attempt == PROMPT_TRIES:
-                    raise
-                print(f"tcup: {error}; try again", file=sys.stderr, flush=True)
-                credentials = credentials_.with_secret(credentials, ask(prompts[0]))
-    redact = secret_mask(credentials)
-    if credentials.auth_type == credentials_.APP_CREDENTIAL:
-        # Tempest's credential classes and accounts.yaml hold users and
-        # passwords only; discover-tempest-config fails on anything else.
-        raise BadInput(
-            "Keystone accepts this application credential, but Tempest 47 can only test as a user with a password; "
-            "set OS_USERNAME, OS_PASSWORD and OS_PROJECT_NAME instead"
-        )
+    credentials, cloud, redact = authenticate(args.keyring)
     accounts = member_accounts(args.accounts, credentials, cloud)
     for account in accounts:
         for secret in account.secrets():
@@ -194,6 +166,41 @@ def run(args, summary: Optional[dict] = None, rerun=None) -> int:
     if summary is not None and uploaded == EXIT_OK:
         summary["upload_url"] = uploaded_url(path)
     return uploaded or outcome.exit_code
+
+
+def authenticate(use_keyring: bool):
+    """The user's credentials (a missing secret asked for at the terminal),
+    checked with Keystone before any container exists: (credentials, the
+    cloud's facts, the mask of what TCUP prints)."""
+    prompts = []  # what the user was asked at the terminal, to ask again after a typo
+
+    def ask(question: str) -> str:
+        prompts.append(question)
+        return credentials_.prompt_secret(question)
+
+    credentials = credentials_.load(use_keyring=use_keyring, prompt=ask)
+    from tcup.launcher.cloud import identity
+
+    with interrupted(lambda: "while asking Keystone for a token; no container was started and nothing was saved"):
+        for attempt in range(1, PROMPT_TRIES + 1):
+            try:
+                cloud = identity.check(credentials)
+                break
+            except identity.Rejected as error:
+                # A secret typed at the prompt may be a typo: ask again, as
+                # sudo and ssh do; one from the environment or keyring is final.
+                if not prompts or attempt == PROMPT_TRIES:
+                    raise
+                print(f"tcup: {error}; try again", file=sys.stderr, flush=True)
+                credentials = credentials_.with_secret(credentials, ask(prompts[0]))
+    if credentials.auth_type == credentials_.APP_CREDENTIAL:
+        # Tempest's credential classes and accounts.yaml hold users and
+        # passwords only; discover-tempest-config fails on anything else.
+        raise BadInput(
+            "Keystone accepts this application credential, but Tempest 47 can only test as a user with a password; "
+            "set OS_USERNAME, OS_PASSWORD and OS_PROJECT_NAME instead"
+        )
+    return credentials, cloud, secret_mask(credentials)
 
 
 def run_json(args, command=None) -> int:

@@ -77,19 +77,52 @@ def plural(count: int, noun: str) -> str:
     return f"{count} {noun[:-1]}ies" if noun.endswith("y") else f"{count} {noun}s"
 
 
+def by_kind(entries: list) -> str:
+    """"2 servers, 1 volume": how many resources of each kind, most first."""
+    counts: Dict[str, int] = {}
+    for entry in entries:
+        counts[entry.get("kind") or "resources"] = counts.get(entry.get("kind") or "resources", 0) + 1
+    return ", ".join(f"{count} {kind_words(kind, count)}"
+                     for kind, count in sorted(counts.items(), key=lambda pair: (-pair[1], pair[0])))
+
+
+def kind_words(kind: str, count: int) -> str:
+    """A kind as words: "security_groups" -> "security groups" (one: "security group")."""
+    words = kind.replace("_", " ").replace("floatingips", "floating IPs").replace("subnetpools", "subnet pools")
+    if count == 1 and words.endswith("s"):
+        words = words[:-1]
+    return words
+
+
 def cleanup_lines(result: dict) -> list:
-    """What the runner's cleanup did, for the terminal: how much it removed,
-    and each resource still in the cloud with the command that removes it."""
+    """What the runner's cleanup did, for the terminal: what it removed, by
+    kind; what could not be checked; and each resource still in the cloud
+    with the command that removes it. A dry run (`tcup cleanup --dry-run`)
+    says what would be removed."""
+    removed, left = result.get("removed") or [], result.get("left") or []
+    if isinstance(removed, int):  # a run saved by TCUP before the evidence rule counted only
+        removed = [{"kind": "resources"}] * removed
     lines = []
-    if result.get("removed"):
-        lines.append(f"tcup: removed {plural(result['removed'], 'resource')} the tests left in the cloud")
+    if removed:
+        lines.append(f"tcup: removed {plural(len(removed), 'resource')} the tests left in the cloud: {by_kind(removed)}")
+    lines += [f"tcup: note: {note}" for note in result.get("notes") or []]
     if result.get("error"):
-        lines.append(f"tcup: warning: the cleanup could not run ({result['error']}); resources the tests "
-                     "created may be left in the cloud (their names start with 'tempest')")
-    left = result.get("left") or []
-    if left:
+        lines.append(f"tcup: warning: the cleanup could not run ({result['error']}); what the tests created may be "
+                     "left in the cloud; remove it later with `tcup cleanup RUN`")
+    unproven = result.get("unproven") or []
+    if unproven:
+        lines.append(f"tcup: note: {plural(len(unproven), 'resource')} ({by_kind(unproven)}) carry a name the run "
+                     "asked for in a request cut off before its answer; with no recorded id they may or may not be "
+                     "the run's, and were not removed; check, and remove by hand with:")
+        lines += [f"tcup:   {entry.get('remove_with')}   # {entry.get('kind')} {entry.get('name') or ''}".rstrip()
+                  for entry in unproven]
+    if left and result.get("dry_run"):
+        lines.append(f"tcup: would remove {plural(len(left), 'resource')} the run made: {by_kind(left)}")
+        lines += [f"tcup:   {kind_words(entry.get('kind') or '', 1)} {entry.get('id')} {entry.get('name') or ''}".rstrip()
+                  for entry in left]
+    elif left:
         lines.append(f"tcup: warning: {plural(len(left), 'resource')} the tests created could not be removed "
-                     "from the cloud; remove them with:")
+                     f"from the cloud ({by_kind(left)}); remove them with:")
         lines += [f"tcup:   {entry.get('remove_with') or entry.get('kind') + ' ' + str(entry.get('id'))}"
                   f"   # {entry.get('kind')} {entry.get('name') or ''}".rstrip() for entry in left]
     return lines

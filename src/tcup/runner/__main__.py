@@ -7,6 +7,7 @@ waits for the launcher's shell to end. Any failure is one `error` event and
 an exit code from the contract; stdout carries events only.
 """
 
+import dataclasses
 import os
 import select
 import signal
@@ -19,7 +20,7 @@ from pathlib import Path
 
 from tcup import contract
 from tcup.contract import Settings
-from tcup.runner import cleanup, config, events, redact, results, run, selection
+from tcup.runner import cleanup, config, events, records, redact, results, run, selection
 from tcup.runner.errors import InfraError, InputError, RunnerError, Stopped
 from tcup.runner.events import emit, log
 
@@ -27,7 +28,7 @@ SETTINGS_TIMEOUT = 60
 # The debug shell is for a person at a terminal; a day is long enough.
 DEBUG_TIMEOUT = 24 * 3600
 LOAD_LIST = config.SECRET / "load-list.txt"
-MODES = ("run", "debug", "plan")
+MODES = ("run", "debug", "plan", "cleanup")
 # Tempest's test packages (tempest.api.X) and the service_available option
 # that says whether the cloud has the service they test.
 SERVICE_OPTIONS = {"compute": "nova", "network": "neutron", "volume": "cinder", "image": "glance",
@@ -55,8 +56,10 @@ def main() -> int:
 def serve(settings: Settings) -> int:
     """The run, step by step."""
     check_settings(settings)
-    if settings.mode == "run":
+    if settings.mode in ("run", "cleanup"):
         check_results_dir()
+    if settings.mode == "cleanup":
+        return clean_by_record(settings)
 
     # select: Tempest's tests against the list and/or regex, first, so that
     # a list matching nothing is refused before anything else is said or done.
@@ -88,19 +91,21 @@ def serve(settings: Settings) -> int:
     # run: Tempest, its stream redacted into the results as it comes; and
     # whatever way it ends, what the tests created is removed from the cloud.
     results_dir = Path(contract.RESULTS_DIR)
+    record = start_record(settings, workspace, results_dir)
     cleanup.before(workspace)
     try:
         emit("phase", name="run", message=f"running {len(chosen.tests)} test{'' if len(chosen.tests) == 1 else 's'}, "
                                                      f"concurrency {concurrency}")
         partial = results_dir / (contract.SUBUNIT_FILE + ".partial")
-        outcome = run.run_tests(workspace, chosen.tests, LOAD_LIST, concurrency, partial,
+        recording = dataclasses.replace(workspace, env={**workspace.env, records.RECORD_VARIABLE: str(record)})
+        outcome = run.run_tests(recording, chosen.tests, LOAD_LIST, concurrency, partial,
                                 events.mask(), on_test)
         os.replace(partial, results_dir / contract.SUBUNIT_FILE)
     finally:
         # A stop signal is ignored from here on (on_stop_signal): the
         # cleanup is what the launcher waits for.
         emit("phase", name="cleanup", message="removing what the tests created in the cloud")
-        emit("cleanup", **cleanup.after(workspace, results_dir))
+        emit("cleanup", **cleanup.after(workspace, results_dir, record))
 
     # results: refstack.json, tests.json, junit.xml, summary.txt.
     emit("phase", name="results", message="writing the result files")
@@ -114,6 +119,28 @@ def serve(settings: Settings) -> int:
     numbers = results.counts(outcome.outcomes)
     emit("done", **numbers, duration_seconds=int(outcome.duration_seconds))
     return contract.EXIT_TESTS_FAILED if numbers["failed"] else contract.EXIT_OK
+
+
+def start_record(settings: Settings, workspace: config.Workspace, results_dir: Path) -> Path:
+    """The run's record of what it creates (tcup.runner.records), begun with
+    the cloud and the kind of credentials it is about."""
+    path = results_dir / contract.RESOURCES_FILE
+    records.append(str(path), [records.header(settings.cloud.cpid, workspace.credentials)])
+    return path
+
+
+def clean_by_record(settings: Settings) -> int:
+    """`tcup cleanup RUN`: remove (or, dry, list) what a saved run recorded,
+    with the credentials it ran with; no test is listed or run."""
+    env = config.prepare(settings)
+    emit("phase", name="config", message="writing tempest.conf with discover-tempest-config")
+    workspace = config.configure(settings, env)
+    emit("phase", name="cleanup", message="looking for what the run recorded" if settings.dry_run else
+         "removing what the run recorded")
+    results_dir = Path(contract.RESULTS_DIR)
+    emit("cleanup", **cleanup.after(workspace, results_dir, results_dir / contract.RESOURCES_FILE,
+                                    by_record=True, dry_run=settings.dry_run))
+    return contract.EXIT_OK
 
 
 def service_of(test: selection.Test) -> str:
@@ -224,7 +251,7 @@ def check_settings(settings: Settings) -> None:
         raise InputError(f"mode {settings.mode!r} is not one of {', '.join(MODES)}")
     if settings.concurrency is not None and (not isinstance(settings.concurrency, int) or settings.concurrency < 1):
         raise InputError(f"concurrency must be a positive number, not {settings.concurrency!r}")
-    if not settings.selection.tests and not settings.selection.regex:
+    if settings.mode != "cleanup" and not settings.selection.tests and not settings.selection.regex:
         raise InputError("the selection names no test list and no regex")
     for key, value in settings.choices.tempest_options.items():
         section, _, option = key.partition(".")

@@ -1,164 +1,65 @@
-"""Leaving the cloud as the run found it.
+"""Leaving the cloud as the run found it, touching nothing that is not the run's.
 
 Tempest's tests delete what they create, unless they are cut short: a
 Ctrl-C, a SIGTERM, a crash or a timeout leaves servers, volumes, networks
-and, for an admin, the users, projects and domains of dynamic credentials.
-So, around every run:
+and, for an admin, the users and projects of dynamic credentials. Other
+people work in the same cloud at the same time, with the same account
+even, and their resources may carry Tempest's names too. So a resource is
+removed only with evidence that this run made it:
 
-* ``save``, before the tests: what the run's credentials can see of the
-  kinds Tempest creates (Tempest's own cleanup services, ``tempest cleanup``'s
-  code, in their save-state mode);
-* ``clean``, after the tests, however they ended: delete what is new since
-  ``save`` *and* is Tempest's, either recorded by Tempest as created in this
-  run (``record_resources``: the id of every POST's answer) or named with
-  Tempest's resource prefix. Something a colleague created in the same
-  project during the run is new but neither, and is left alone. Deleting is
-  repeated until nothing is left (a server's ports go when the server has
-  gone) or a deadline passes; what is still there is reported, exactly.
+* its id is in the run's record (``tcup.runner.records``: every resource a
+  request of this run created, as it was created; and Tempest's own
+  ``record_resources`` file), or
+* it belongs to a project or user that this run's dynamic credentials made
+  (and then that project or user goes too, being recorded).
 
-Swift is not among Tempest's cleanup services; its containers are handled
-here the same way (new, and named with the prefix).
+Never by name, and never merely because it appeared during the run.
 
-Run as ``python -m tcup.runner.cleanup save|clean`` in the workspace, with
-Tempest's environment: a member's account is read from accounts.yaml, an
-admin's from tempest.conf (discovery writes it there, in the tmpfs).
+``save``, before the tests, lists what the credentials see of each kind
+(every page of it). A recorded id that was already there is spared (an
+answer that named an existing resource). A kind whose listing failed or was
+cut short cannot be checked so: for it, only recorded ids are removed, and
+a note says so. ``clean`` repeats deleting until nothing of the run's is
+left (a server's volume goes once the server has gone) or a deadline passes,
+and reports what it removed and what is left, by kind, id, name and project.
+
+``tcup cleanup RUN`` runs ``clean`` later, from the saved record alone (no
+listing from before the run exists then).
+
+Run as ``python -m tcup.runner.cleanup save|clean [--record FILE] [--no-state]
+[--dry-run]`` in the workspace, with Tempest's environment: a member's
+account is read from accounts.yaml, an admin's from tempest.conf.
 """
 
-import functools
+import argparse
 import json
 import sys
 import time
 from pathlib import Path
+from typing import Dict, List, Optional
 
-# Written in the workspace (the process's cwd) and in the secret tmpfs.
+from tcup.runner import records, resources
+
+# Written in the workspace (the process's cwd), in the secret tmpfs.
 STATE_FILE = "tcup-cleanup-state.json"
-LEFT_FILE = "tcup-cleanup-left.json"
-RECORDED_FILE = "resource_list.json"  # Tempest's record_resources file
+RESULT_FILE = "tcup-cleanup-result.json"
+TEMPEST_RECORD = "resource_list.json"  # Tempest's record_resources file, in its cwd
 DEADLINE = 120  # seconds of deleting before what is left is reported
-SAVE_TIMEOUT = 60
+SAVE_TIMEOUT = 120
 PAUSE = 3
-
-# How a user removes what is left, by Tempest's resource kind.
-REMOVE_WITH = {
-    "servers": "openstack server delete {id}", "keypairs": "openstack keypair delete {id}",
-    "server_groups": "openstack server group delete {id}", "floatingips": "openstack floating ip delete {id}",
-    "routers": "openstack router delete {id}  (after: openstack router remove subnet/port)",
-    "ports": "openstack port delete {id}", "subnets": "openstack subnet delete {id}",
-    "networks": "openstack network delete {id}", "security_groups": "openstack security group delete {id}",
-    "subnetpools": "openstack subnet pool delete {id}", "snapshots": "openstack volume snapshot delete {id}",
-    "volumes": "openstack volume delete --force {id}", "images": "openstack image delete {id}",
-    "users": "openstack user delete {id}", "projects": "openstack project delete {id}",
-    "domains": "openstack domain set --disable {id} && openstack domain delete {id}",
-    "roles": "openstack role delete {id}", "flavors": "openstack flavor delete {id}",
-    "regions": "openstack region delete {id}",
-    "containers": "openstack container delete --recursive {id}",
-    "default_security_groups": "openstack security group delete {id}",
-}
-
-
-class ContainerService:
-    """Swift containers, in the same shape as Tempest's cleanup services."""
-
-    def __init__(self, manager, **kwargs):
-        self.manager = manager
-        self.saved_state_json = kwargs.get("saved_state_json") or {}
-        self.data = kwargs.get("data")
-
-    def names(self):
-        _, body = self.manager.account_client.list_account_containers(params={"format": "json"})
-        return [container["name"] for container in body or []]
-
-    def save_state(self):
-        self.data["containers"] = {name: name for name in self.names()}
-
-    def list(self):
-        saved = self.saved_state_json.get("containers", {})
-        return [{"id": name, "name": name} for name in self.names() if name not in saved]
-
-    def delete_one(self, item):
-        container = item["id"]
-        _, objects = self.manager.container_client.list_container_objects(container, params={"format": "json"})
-        for obj in objects or []:
-            self.manager.object_client.delete_object(container, obj["name"])
-        self.manager.container_client.delete_container(container)
-
-
-class DefaultSecurityGroupService:
-    """The "default" security groups Neutron makes by itself for a project
-    on its first use (Tempest's cleanup never lists them): those of the
-    projects dynamic credentials made. Admin runs only."""
-
-    def __init__(self, manager, **kwargs):
-        self.client = manager.security_groups_client
-        self.saved_state_json = kwargs.get("saved_state_json") or {}
-        self.data = kwargs.get("data")
-
-    def groups(self):
-        return [group for group in self.client.list_security_groups()["security_groups"] if group["name"] == "default"]
-
-    def save_state(self):
-        self.data["default_security_groups"] = {group["id"]: group.get("project_id") for group in self.groups()}
-
-    def list(self):
-        saved = self.saved_state_json.get("default_security_groups", {})
-        return [group for group in self.groups() if group["id"] not in saved]
-
-    def delete_one(self, item):
-        self.client.delete_security_group(item["id"])
-
-
-# Tempest's cleanup service classes and the kind each saves and filters by
-# (the key of its save_state data, also the key record_resources uses).
-KINDS = {
-    "ServerService": "servers", "KeyPairService": "keypairs", "ServerGroupService": "server_groups",
-    "NetworkFloatingIpService": "floatingips", "NetworkRouterService": "routers",
-    "NetworkMeteringLabelRuleService": "metering_label_rules", "NetworkMeteringLabelService": "metering_labels",
-    "NetworkPortService": "ports", "NetworkSubnetService": "subnets", "NetworkService": "networks",
-    "NetworkSecGroupService": "security_groups", "NetworkSubnetPoolsService": "subnetpools",
-    "SnapshotService": "snapshots", "VolumeService": "volumes", "ImageService": "images",
-    "UserService": "users", "ProjectService": "projects", "DomainService": "domains", "RoleService": "roles",
-    "FlavorService": "flavors", "RegionService": "regions", "ContainerService": "containers",
-    "DefaultSecurityGroupService": "default_security_groups",
-}
-
-
-@functools.lru_cache(maxsize=None)
-def services(admin: bool):
-    """Tempest's cleanup service classes for what the run's credentials may
-    have created (a member creates no users, projects or flavors), plus Swift."""
-    from tempest.cmd import cleanup_service as tempest_cleanup
-
-    if not admin:
-        # init_conf looks the admin's network up with admin credentials, which
-        # a member run has none of; the network is only used to spare it,
-        # and nothing that was there before the run is removed anyway.
-        tempest_cleanup._get_network_id = lambda *_: None
-    tempest_cleanup.init_conf()
-    classes = list(tempest_cleanup.get_resource_cleanup_services())
-    if tempest_cleanup.IS_GLANCE:
-        classes.append(tempest_cleanup.ImageService)
-    if admin:
-        classes += [service for service in tempest_cleanup.get_global_cleanup_services()
-                    if service is not tempest_cleanup.ImageService]
-        if tempest_cleanup.IS_NEUTRON:
-            classes.append(DefaultSecurityGroupService)
-    from tempest import config
-
-    if config.CONF.service_available.swift:
-        classes.append(ContainerService)
-    return classes
+SERVICES = ("nova", "cinder", "neutron", "glance", "swift")
 
 
 def managers(admin: bool) -> dict:
     """Tempest's clients for the run's own credentials, by the scope they
-    see: the admin sees every project; each member account sees its own
-    project (with --accounts, the tests' resources are spread over all of
-    them), one account per project."""
+    see: the admin sees every project (its listings ask for all of them);
+    each member account sees its own project (with --accounts, the tests'
+    resources are spread over all of them), one account per project."""
     from tempest import clients, config
     from tempest.common import credentials_factory
 
     if admin:
-        return {"admin": see_every_project(clients.Manager(credentials_factory.get_configured_admin_credentials()))}
+        return {"admin": clients.Manager(credentials_factory.get_configured_admin_credentials())}
     import yaml
 
     found = {}
@@ -170,122 +71,197 @@ def managers(admin: bool) -> dict:
     return found
 
 
-def see_every_project(mgr):
-    """An admin's lists of servers, volumes and snapshots, across projects.
-    Tempest's cleanup services list them without all_tenants, which shows
-    only the admin's own project; what a test of dynamic credentials made
-    lives in the project Tempest made for it."""
-    servers, volumes, snapshots = mgr.servers_client, mgr.volumes_client_latest, mgr.snapshots_client_latest
-    list_servers, list_volumes, list_snapshots = servers.list_servers, volumes.list_volumes, snapshots.list_snapshots
-    servers.list_servers = lambda detail=False, **params: list_servers(detail, **{"all_tenants": True, **params})
-    volumes.list_volumes = lambda detail=False, params=None: list_volumes(detail, {"all_tenants": True, **(params or {})})
-    snapshots.list_snapshots = lambda detail=False, **params: list_snapshots(detail, **{"all_tenants": True, **params})
-    return mgr
+def available() -> Dict[str, bool]:
+    from tempest import config
+
+    return {name: bool(getattr(config.CONF.service_available, name, False)) for name in SERVICES}
 
 
-def service_kwargs(**extra) -> dict:
-    return {"data": {}, "is_dry_run": False, "saved_state_json": {}, "resource_list_json": {},
-            "is_preserve": False, "is_resource_list": False, "is_save_state": False, "prefix": None,
-            "got_exceptions": [], **extra}
+def list_kind(kind: resources.Kind, mgr, admin: bool) -> resources.Listing:
+    """A kind's listing; one that fails is an empty, incomplete one."""
+    try:
+        return kind.list(mgr, admin)
+    except Exception as error:  # noqa: BLE001 - a kind these credentials may not list
+        return resources.Listing([], False, f"the listing failed ({type(error).__name__})")
 
 
 def save(admin: bool) -> dict:
-    """What the credentials can see now: {scope: {kind: {id: name}}}."""
-    saved = {}
+    """What the credentials can see now: {scope: {kind: {"ids", "complete", "why"}}}."""
+    state = {}
+    kinds = resources.kinds(admin, available())
     for scope, mgr in managers(admin).items():
-        state = saved[scope] = {}
-        for service_class in services(admin):
-            data = {}
-            try:
-                service_class(mgr, **service_kwargs(data=data, is_save_state=True)).save_state()
-            except Exception as error:  # noqa: BLE001 - a kind these credentials may not list
-                print(f"cleanup: cannot list {service_class.__name__}: {type(error).__name__}", file=sys.stderr)
-            state.update(data)
-    return saved
+        state[scope] = {}
+        for kind in kinds:
+            found = list_kind(kind, mgr, admin)
+            state[scope][kind.name] = {"ids": sorted({item["id"] for item in found.items}),
+                                       "complete": found.complete, "why": found.why}
+    return state
 
 
-def key_and_name(item: dict, kind: str) -> tuple:
-    """How a listed resource is known: its id and name (a keypair, listed
-    wrapped and without an id, by its name)."""
-    key = item.get("keypair", {}).get("name") if kind == "keypairs" else item.get("id")
-    return key, (item.get("keypair") or item).get("name") or ""
+class Evidence:
+    """What this run can prove it made: recorded ids, and the projects and
+    users its dynamic credentials made (an admin's run)."""
+
+    def __init__(self, recorded: records.Recorded, admin: bool):
+        self.recorded = recorded
+        self.projects = set(recorded.ids("projects")) if admin else set()
+        self.users = set(recorded.ids("users")) if admin else set()
+
+    def why(self, kind: str, item: dict, before: Optional[dict]) -> Optional[str]:
+        """Why ``item`` is the run's to remove, or None. ``before``: the
+        kind's listing from before the run (None: there is none, as for
+        `tcup cleanup`); a kind whose listing was not complete is removed
+        by record alone."""
+        if before is not None and before["complete"] and item["id"] in before["ids"]:
+            return None  # it was there before the run, whatever the record says
+        if item["id"] in self.recorded.ids(kind):
+            return "recorded"
+        if before is not None and not before["complete"]:
+            return None
+        if item.get("project") in self.projects and kind != "projects":
+            return "in a project this run made"
+        if kind == "keypairs" and item.get("user") in self.users:
+            return "of a user this run made"
+        return None
 
 
-def ours(item: dict, kind: str, recorded: dict, prefix: str, projects=None) -> bool:
-    """Tempest's: recorded as created by this run, or named with its prefix;
-    or the security group Neutron made by itself for a project of Tempest's
-    (dynamic credentials' projects get a "default" one on first use).
-    ``projects``: the ids of this run's projects, and of every project that
-    no longer exists (an item here is new since the run began, so a default
-    group whose project is gone was made for a project of this run)."""
-    key, name = key_and_name(item, kind)
-    if key in recorded.get(kind, {}) or (bool(prefix) and name.startswith(prefix)):
-        return True
-    owner = item.get("project_id") or item.get("tenant_id")
-    if kind != "default_security_groups":
-        return False
-    return owner in recorded.get("projects", {}) or (projects is not None and projects(owner))
+class Cleaner:
+    """Rounds of listing and deleting what this run made, in every scope."""
 
+    def __init__(self, admin: bool, state: Optional[dict], evidence: Evidence, dry_run: bool = False):
+        self.admin, self.state, self.evidence, self.dry_run = admin, state, evidence, dry_run
+        self.scopes = managers(admin)
+        self.kinds = resources.kinds(admin, available())
+        self.asked: Dict[tuple, dict] = {}  # every resource deleting was tried for
+        self.notes: List[str] = []
+        self.seen: Dict[str, List[dict]] = {}  # the newest listing of each kind, every scope
 
-def projects_of_this_run(mgr, state: dict, recorded: dict, prefix: str):
-    """A test for a project id: made by this run, or gone (see ``ours``)."""
-    projects = mgr.projects_client.list_projects()["projects"]
-    existing = {project["id"] for project in projects}
-    made = {project["id"] for project in projects
-            if project["id"] not in state.get("projects", {}) and ours(project, "projects", recorded, prefix)}
-    return lambda project_id: project_id in made or (project_id is not None and project_id not in existing)
+    def listed_before(self, scope: str, kind: str) -> Optional[dict]:
+        if self.state is None:
+            return None
+        found = (self.state.get(scope) or {}).get(kind)
+        return {"ids": set(found["ids"]), "complete": found["complete"]} if found else \
+            {"ids": set(), "complete": False}
 
+    def run(self) -> dict:
+        deadline = time.monotonic() + DEADLINE
+        while True:
+            present = self.round()
+            if not present or self.dry_run or time.monotonic() > deadline:
+                break
+            for (kind, _), entry in present.items():
+                self.delete(kind, entry)
+            time.sleep(PAUSE)  # deleting is asynchronous: what is gone shows in the next listing
+        removed = [entry for key, entry in self.asked.items() if key not in present]
+        return {"removed": [public(entry) for entry in removed], "left": [public(entry) for entry in present.values()],
+                "unproven": [public(entry) for entry in self.unproven()], "notes": self.notes,
+                "dry_run": self.dry_run}
 
-def clean(admin: bool, saved: dict, recorded: dict, prefix: str) -> dict:
-    """Delete what this run created; returns {"removed": n, "left": [...]}."""
-    scopes = managers(admin)
-    removed, left = set(), []
-    deadline = time.monotonic() + DEADLINE
-    while True:
-        left = []
-        for scope, mgr in scopes.items():
-            left += clean_scope(admin, mgr, saved.setdefault(scope, {}), recorded, prefix, removed)
-        if not left or time.monotonic() > deadline:
-            break
-        time.sleep(PAUSE)
-        # A delete is asynchronous: count as left only what is still listed next round.
-    return {"removed": len(removed - {(entry["kind"], entry["id"]) for entry in left}), "left": left}
+    def unproven(self) -> List[dict]:
+        """Resources named as a request of this run asked, when the run was
+        stopped before the answer (and its id) came: maybe the run's, maybe
+        not, so they are shown, never removed."""
+        found = []
+        for asked in self.evidence.recorded.unanswered():
+            for item in self.seen.get(asked["kind"], []):
+                if item["name"] == asked["name"] and item["id"] not in self.evidence.recorded.ids(asked["kind"]):
+                    found.append({**item, "kind": asked["kind"], "why": "asked for by the run; no answer came"})
+        return found
 
+    def round(self) -> Dict[tuple, dict]:
+        """What of the run's is there now, by (kind, id)."""
+        present: Dict[tuple, dict] = {}
+        for scope, mgr in self.scopes.items():
+            for kind in self.kinds:
+                for entry in self.candidates(scope, mgr, kind):
+                    present[(kind.name, entry["id"])] = entry
+        return present
 
-def clean_scope(admin: bool, mgr, state: dict, recorded: dict, prefix: str, removed: set) -> list:
-    """One round of deleting what this run created in one scope; returns
-    what was still there (and was asked to go)."""
-    left = []
-    ours_or_gone = projects_of_this_run(mgr, state, recorded, prefix) if admin else None
-    for service_class in services(admin):
-        service = service_class(mgr, **service_kwargs(saved_state_json=state))
-        kind = KINDS.get(service_class.__name__, service_class.__name__)
-        state.setdefault(kind, {})
+    def candidates(self, scope: str, mgr, kind: resources.Kind) -> List[dict]:
+        before = self.listed_before(scope, kind.name)
+        if before is not None and not before["complete"]:
+            self.note(f"{kind.name}: the listing from before the tests {self.why_incomplete(scope, kind.name)}; "
+                      f"only {kind.name} this run recorded are removed")
+        found = list_kind(kind, mgr, self.admin)
+        if scope == next(iter(self.scopes)):
+            self.seen[kind.name] = []
+        self.seen[kind.name] = self.seen.get(kind.name, []) + found.items
+        if not found.complete:
+            self.note(f"{kind.name}: the listing after the tests {found.why or 'was cut short'}; recorded "
+                      f"{kind.name} it did not show are deleted by id")
+        chosen = []
+        for item in found.items:
+            why = self.evidence.why(kind.name, item, before)
+            if why:
+                chosen.append({**item, "kind": kind.name, "why": why, "scope": scope, "mgr": mgr})
+        if not found.complete or kind.name == "keypairs":
+            # Nova lists only the caller's keypairs: a dynamic user's is
+            # known from its record alone.
+            chosen += self.unlisted(scope, mgr, kind, {item["id"] for item in found.items}, before)
+        return chosen
+
+    def unlisted(self, scope, mgr, kind, listed: set, before) -> List[dict]:
+        """Recorded resources a cut-short listing did not show: deleting by id
+        says whether they are still there (gone: not found)."""
+        entries = []
+        for key, record in self.evidence.recorded.ids(kind.name).items():
+            if key in listed or (before and before["complete"] and key in before["ids"]):
+                continue
+            entry = {"id": key, "name": record.get("name") or "", "project": record.get("project"),
+                     "user": record.get("user"), "kind": kind.name, "why": "recorded", "scope": scope, "mgr": mgr}
+            if self.dry_run or self.delete(kind, entry, quiet_if_gone=True):
+                entries.append(entry)
+        return entries
+
+    def delete(self, kind, entry: dict, quiet_if_gone: bool = False) -> bool:
+        """Ask for one resource to go; False when it is not there (any more)."""
+        kind = kind if isinstance(kind, resources.Kind) else resources.BY_NAME[kind]
+        self.asked[(kind.name, entry["id"])] = entry
         try:
-            items = [item for item in service.list() if ours(item, kind, recorded, prefix, ours_or_gone)]
-        except Exception as error:  # noqa: BLE001 - listing may be refused; say so once
-            print(f"cleanup: cannot list {kind}: {type(error).__name__}", file=sys.stderr)
-            continue
-        for item in items:
-            key, name = key_and_name(item, kind)
-            try:
-                if hasattr(service, "delete_one"):  # TCUP's own services
-                    service.delete_one(item)
-                else:
-                    # The service's own delete, narrowed to this one item.
-                    service.list = lambda item=item: [item]
-                    service.delete()
-                removed.add((kind, key))
-            except Exception:  # noqa: BLE001 - it may go on the next round
-                pass
-            left.append({"kind": kind, "id": key, "name": name})
-    return left
+            kind.delete(entry["mgr"], entry)
+            entry.pop("error", None)
+        except Exception as error:  # noqa: BLE001 - it may go in a later round
+            if type(error).__name__ == "NotFound":
+                if quiet_if_gone:
+                    self.asked.pop((kind.name, entry["id"]), None)
+                return False
+            entry["error"] = type(error).__name__
+        return True
 
+    def why_incomplete(self, scope: str, kind: str) -> str:
+        found = (self.state or {}).get(scope, {}).get(kind)
+        return found["why"] if found and found.get("why") else "is missing"
+
+    def note(self, line: str) -> None:
+        if line not in self.notes:
+            self.notes.append(line)
+
+
+def public(entry: dict) -> dict:
+    """A resource as cleanup.json and the launcher show it."""
+    shown = {key: entry.get(key) for key in ("kind", "id", "name", "project", "why", "error") if entry.get(key)}
+    template = resources.BY_NAME[entry["kind"]].removes_with
+    shown["remove_with"] = template.format(id=entry["id"])
+    return shown
+
+
+def read_recorded(record: Optional[str]) -> records.Recorded:
+    """The run's record and Tempest's own, as one."""
+    recorded = records.Recorded()
+    if record and Path(record).is_file():
+        recorded = records.Recorded.parse(Path(record).read_text(errors="replace"))
+    try:
+        recorded.add_tempest(json.loads(Path(TEMPEST_RECORD).read_text()))
+    except (OSError, ValueError):
+        pass  # none: Tempest recorded nothing (or the run never started)
+    return recorded
+
+
+# -- in the runner (no Tempest imported there) -----------------------------------
 
 def before(workspace) -> None:
-    """In the runner: remember what the cloud holds before the tests."""
+    """Remember what the cloud holds before the tests."""
     from tcup.runner import process
-
     from tcup.runner.errors import InfraError
     from tcup.runner.events import log
 
@@ -293,44 +269,54 @@ def before(workspace) -> None:
         process.run([sys.executable, "-m", "tcup.runner.cleanup", "save"], env=workspace.env,
                     cwd=str(workspace.path), timeout=SAVE_TIMEOUT, what="cleanup (before the tests)")
     except InfraError as error:
-        # Not fatal: the cleanup then removes only what Tempest recorded or
-        # named as its own, which is what it removes anyway.
+        # Not fatal: the cleanup then removes only what the run recorded.
         log(f"cannot list the cloud's resources before the tests: {error}")
 
 
-def after(workspace, results_dir: Path) -> dict:
-    """In the runner: remove what the tests left; {"removed": n, "left": [...]},
-    also written to the results (an interrupted run's launcher reads it there)."""
+def after(workspace, results_dir: Path, record: Path, by_record: bool = False, dry_run: bool = False) -> dict:
+    """Remove what the run made; {"removed": [...], "left": [...], "notes": [...]},
+    also written to the results (an interrupted run's launcher reads it
+    there), unless it only says what it would remove."""
     from tcup import contract, private_files
     from tcup.runner import process
     from tcup.runner.errors import InfraError
 
-    left_file = Path(workspace.path) / LEFT_FILE
+    argv = [sys.executable, "-m", "tcup.runner.cleanup", "clean", "--record", str(record)]
+    argv += ["--no-state"] if by_record else []
+    argv += ["--dry-run"] if dry_run else []
     try:
-        process.run([sys.executable, "-m", "tcup.runner.cleanup", "clean"], env=workspace.env,
-                    cwd=str(workspace.path), timeout=DEADLINE + SAVE_TIMEOUT, what="cleanup (after the tests)")
-        result = json.loads(left_file.read_text())
+        process.run(argv, env=workspace.env, cwd=str(workspace.path), timeout=DEADLINE + SAVE_TIMEOUT,
+                    what="cleanup (after the tests)")
+        result = json.loads((Path(workspace.path) / RESULT_FILE).read_text())
     except (InfraError, OSError, ValueError) as error:
-        result = {"removed": 0, "left": [], "error": str(error)}
-    private_files.write_atomically(results_dir / contract.CLEANUP_FILE, (json.dumps(result, indent=2) + "\n").encode())
+        result = {"removed": [], "left": [], "notes": [], "error": str(error)}
+    if not dry_run:
+        private_files.write_atomically(results_dir / contract.CLEANUP_FILE,
+                                       (json.dumps(result, indent=2) + "\n").encode())
     return result
 
 
 def main(argv) -> int:
     from tempest import config
 
-    action = argv[0]
+    parser = argparse.ArgumentParser(prog="tcup.runner.cleanup")
+    parser.add_argument("action", choices=("save", "clean"))
+    parser.add_argument("--record", help="the run's record (records.py)")
+    parser.add_argument("--no-state", action="store_true", help="no listing from before the run exists")
+    parser.add_argument("--dry-run", action="store_true", help="say what would be removed; remove nothing")
+    args = parser.parse_args(argv)
     admin = config.CONF.auth.use_dynamic_credentials
-    if action == "save":
+    if args.action == "save":
         Path(STATE_FILE).write_text(json.dumps(save(admin)))
         return 0
-    state = json.loads(Path(STATE_FILE).read_text()) if Path(STATE_FILE).exists() else {}
-    recorded = json.loads(Path(RECORDED_FILE).read_text()) if Path(RECORDED_FILE).exists() else {}
-    prefix = config.CONF.resource_name_prefix
-    result = clean(admin, state, recorded, prefix)
-    for entry in result["left"]:
-        entry["remove_with"] = REMOVE_WITH.get(entry["kind"], "").format(id=entry["id"])
-    Path(LEFT_FILE).write_text(json.dumps(result))
+    if args.no_state:
+        state = None
+    elif Path(STATE_FILE).exists():
+        state = json.loads(Path(STATE_FILE).read_text())
+    else:
+        state = {}  # the listing before the tests failed: every kind by record alone
+    result = Cleaner(admin, state, Evidence(read_recorded(args.record), admin), args.dry_run).run()
+    Path(RESULT_FILE).write_text(json.dumps(result))
     return 0
 
 

@@ -1,0 +1,146 @@
+"""What the cloud tests share: REST views of the test cloud (the admin's view
+of everything, a member's session), and running TCUP as a user does."""
+
+import json
+import re
+import subprocess
+import time
+from pathlib import Path
+
+from conftest import base_env
+from testcloud.common import http
+from testcloud.keystone import public_endpoints
+
+BUILD_TIMEOUT = 120
+
+
+class Admin:
+    """The admin's view of the whole cloud, by REST: what exists, by kind."""
+
+    def __init__(self, cloud):
+        self.token, body = cloud.token("admin")
+        self.endpoints = public_endpoints(body)
+        self.member_token, member_body = cloud.token("member")
+        self.member_project = member_body["project"]["id"]
+        self.member_swift = public_endpoints(member_body)["object-store"]
+
+    def delete(self, kind, key, timeout=180):
+        """Remove one server, volume or network by hand, as a user would, and wait until it is gone."""
+        service, path = {"servers": ("compute", "/servers/"), "volumes": ("volumev3", "/volumes/"),
+                         "networks": ("network", "/v2.0/networks/")}[kind]
+        http("DELETE", self.endpoints[service] + path + key, token=self.token)
+        deadline = time.monotonic() + timeout
+        while http("GET", self.endpoints[service] + path + key, token=self.token)[0] != 404:
+            assert time.monotonic() < deadline, f"{kind} {key} is still there"
+            time.sleep(1)
+
+    def get(self, service, path, token=None):
+        status, _, body = http("GET", self.endpoints[service] + path, token=token or self.token)
+        assert status == 200, f"GET {service}{path}: HTTP {status}"
+        return body
+
+    def resources(self) -> set:
+        """(kind, id, name) of everything a run may create, in every project."""
+        found = set()
+        lists = [
+            ("servers", "compute", "/servers/detail?all_tenants=1", "servers"),
+            ("server_groups", "compute", "/os-server-groups?all_projects=1", "server_groups"),
+            ("networks", "network", "/v2.0/networks", "networks"),
+            ("subnets", "network", "/v2.0/subnets", "subnets"),
+            ("ports", "network", "/v2.0/ports", "ports"),
+            ("routers", "network", "/v2.0/routers", "routers"),
+            ("security_groups", "network", "/v2.0/security-groups", "security_groups"),
+            ("floatingips", "network", "/v2.0/floatingips", "floatingips"),
+            ("subnetpools", "network", "/v2.0/subnetpools", "subnetpools"),
+            ("volumes", "volumev3", "/volumes/detail?all_tenants=1", "volumes"),
+            ("snapshots", "volumev3", "/snapshots/detail?all_tenants=1", "snapshots"),
+            ("images", "image", "/v2/images", "images"),
+            ("users", "identity", "/users", "users"),
+            ("projects", "identity", "/projects", "projects"),
+            ("domains", "identity", "/domains", "domains"),
+            ("roles", "identity", "/roles", "roles"),
+            ("flavors", "compute", "/flavors?is_public=None", "flavors"),
+        ]
+        for kind, service, path, key in lists:
+            for item in self.get(service, path)[key]:
+                found.add((kind, item["id"], item.get("name") or ""))
+        for user in self.get("identity", "/users")["users"]:
+            for pair in self.get("compute", f"/os-keypairs?user_id={user['id']}")["keypairs"]:
+                found.add(("keypairs", user["id"], pair["keypair"]["name"]))
+        status, _, containers = http("GET", self.member_swift + "?format=json", token=self.member_token)
+        assert status in (200, 204)
+        found |= {("containers", c["name"], c["name"]) for c in containers or []}
+        return found
+
+
+def env_for(cloud, who, tmp_path, **extra):
+    env = base_env(tmp_path)
+    env.update(cloud.openrc(who))
+    env.update(extra)
+    return env
+
+
+def run_pyz(pyz, args, env, timeout=3600):
+    return subprocess.run([str(pyz)] + list(args), env=env, capture_output=True, text=True,
+                          timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def per_service(run_dir: Path) -> dict:
+    """{service: {"passed", "failed", "skipped"}} from the run's tests.json."""
+    counts = {}
+    for test in json.loads((run_dir / "tests.json").read_text())["tests"]:
+        parts = test["name"].split(".")
+        service = parts[2] if parts[1] == "api" else parts[1]
+        status = {"success": "passed", "fail": "failed", "skip": "skipped"}[test["status"]]
+        counts.setdefault(service, {"passed": 0, "failed": 0, "skipped": 0})[status] += 1
+    return counts
+
+
+def record(name, run_dir: Path, counts: dict) -> None:
+    """The figures, for docs/TEST-CLOUD.md and the issue's note (pytest -s shows them)."""
+    meta = json.loads((run_dir / "run.json").read_text())
+    print(f"\n{name}: {json.dumps(counts, sort_keys=True)} duration {meta.get('duration_seconds')} s, "
+          f"concurrency {meta.get('concurrency')}, verdict {meta.get('verdict')}")
+
+
+class Session:
+    """A user's REST session: token and public endpoints by service type."""
+
+    def __init__(self, token: str, body: dict):
+        self.token = token
+        self.project_id = body["project"]["id"]
+        self.user_id = body["user"]["id"]
+        self.endpoints = public_endpoints(body)
+
+    def call(self, method, service, path, wanted, **kwargs):
+        status, _, payload = http(method, self.endpoints[service] + path, token=self.token, **kwargs)
+        wanted = wanted if isinstance(wanted, tuple) else (wanted,)
+        assert status in wanted, f"{method} {service}{path}: HTTP {status}: {payload!r:.500}"
+        return payload
+
+    def wait(self, service, path, field, until, timeout=BUILD_TIMEOUT):
+        """Poll a resource until its ``field`` leaves the transient states;
+        returns the resource (None once it is gone, 404)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            status, _, payload = http("GET", self.endpoints[service] + path, token=self.token)
+            if status == 404:
+                return None
+            resource = next(iter(payload.values()))
+            if resource[field] not in until or time.monotonic() > deadline:
+                return resource
+            time.sleep(0.5)
+
+
+def wait_for_line(process, pattern, timeout=900) -> list:
+    """Read the launcher's stderr until a line matches; returns the lines."""
+    lines = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = process.stderr.readline()
+        if not line:
+            break
+        lines.append(line)
+        if re.search(pattern, line):
+            return lines
+    raise AssertionError(f"no line matching {pattern!r}: {''.join(lines)[-2000:]}")
