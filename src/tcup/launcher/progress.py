@@ -21,7 +21,7 @@ from tcup import contract
 from tcup.contract import Credentials
 from tcup.masking import Mask
 from tcup.launcher.errors import (EXIT_BAD_INPUT, EXIT_INFRA, EXIT_NOT_COMPLIANT, EXIT_OK, EXIT_TESTS_FAILED,
-                                  EXIT_WAIVED, printable)
+                                  EXIT_WAIVED, printable, proxy_secrets)
 
 
 FINISHED = {"success": "passed", "fail": "failed", "skip": "skipped"}
@@ -31,9 +31,9 @@ TICK_SECONDS = 1.0
 
 
 def secret_mask(credentials: Credentials) -> Mask:
-    """The mask for what TCUP prints: the credentials' secrets."""
+    """The mask for what TCUP prints: the credentials' secrets and the proxies' passwords."""
     mask = Mask()
-    for secret in credentials.secrets():
+    for secret in credentials.secrets() + proxy_secrets():
         mask.secret(secret)
     return mask
 

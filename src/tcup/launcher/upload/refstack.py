@@ -29,7 +29,7 @@ from typing import Callable, List, Mapping, Optional, Tuple
 from urllib.parse import urlsplit
 
 from tcup import __version__, contract, private_files
-from tcup.launcher.errors import EXIT_BAD_INPUT, EXIT_UPLOAD_FAILED, TcupError, printable
+from tcup.launcher.errors import EXIT_BAD_INPUT, EXIT_UPLOAD_FAILED, TcupError, network_reason, printable
 from tcup.launcher.results.runs import INCOMPLETE, RUN_FILE
 
 DEFAULT_URL = "https://refstack.openstack.org/api"
@@ -391,19 +391,19 @@ def post_once(url: str, body: bytes, headers: dict, timeout: float) -> Answer:
         # No redirects: following one would turn the POST into a GET and lose the body.
         response = requests.post(url, data=body, headers=headers, timeout=timeout, allow_redirects=False)
     except requests.exceptions.SSLError as error:
-        return Answer(reason=f"TLS failed ({_network_reason(error)}); check the URL or REQUESTS_CA_BUNDLE")
+        return Answer(reason=f"TLS failed ({network_reason(error)}); check the URL or REQUESTS_CA_BUNDLE")
     except requests.exceptions.ConnectTimeout:
         return Answer(reason=f"no connection within {_seconds(timeout)}", retry=True)
     except requests.Timeout:
         return Answer(reason=f"no answer within {_seconds(timeout)}", retry=True, maybe_stored=True)
     except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as error:
-        return Answer(reason=f"cannot reach the server ({_network_reason(error)})", retry=True)
+        return Answer(reason=f"cannot reach the server ({network_reason(error)})", retry=True)
     except (requests.exceptions.InvalidURL, requests.exceptions.InvalidProxyURL) as error:
         # Its message quotes the URL, and the one at fault may be a proxy's with its password.
         return Answer(reason=f"a URL could not be used ({type(error).__name__}); check --upload-url and the "
                              "https_proxy/http_proxy settings")
     except requests.RequestException as error:
-        return Answer(reason=_one_line(str(error)))
+        return Answer(reason=f"the request failed ({network_reason(error)})")
     return judge(response)
 
 
@@ -461,15 +461,6 @@ def retry_after(value: Optional[str]) -> Optional[float]:
     if when.tzinfo is None:
         when = when.replace(tzinfo=timezone.utc)
     return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
-
-
-def _network_reason(error: Exception) -> str:
-    """The root cause of a requests error in a few words (its str() is a paragraph of pool internals)."""
-    text = str(error)
-    found = re.search(r"\[Errno -?\d+\] ([^'\")\]]+)", text) or re.search(r"\[SSL: [A-Z_]+\] ([^'\")(]+)", text)
-    if found:
-        return found.group(1).strip().rstrip(".")
-    return type(error).__name__
 
 
 def _seconds(value: float) -> str:
