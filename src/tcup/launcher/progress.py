@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Set, Tuple
 
-from tcup import contract
+from tcup import contract, private_files
 from tcup.contract import Credentials
 from tcup.masking import Mask
 from tcup.launcher.errors import (EXIT_BAD_INPUT, EXIT_INFRA, EXIT_NOT_COMPLIANT, EXIT_OK, EXIT_TESTS_FAILED,
@@ -377,10 +377,9 @@ class Progress:
         """What the user reads at the end: the runner's summary, the
         compliance report, and where the results are."""
         parts = []
-        summary = path / contract.SUMMARY_FILE
-        if summary.exists():  # the launcher added the compliance table and the verdict to it
-            parts.append(summary.read_text().rstrip())
-        else:
+        try:  # the launcher added the compliance table and the verdict to it
+            parts.append(private_files.read_result(path / contract.SUMMARY_FILE).decode(errors="replace").rstrip())
+        except OSError:
             parts += [self.compliance.rstrip()] if self.compliance else []
             parts += ["Verdict: " + self.outcome(0).verdict_words] if self.done is not None else []
         parts.append(f"Results saved in {path}")
@@ -521,7 +520,7 @@ def run_timings(run: Path) -> Dict[str, Tuple[float, str]]:
     it on the same worker, so class fixtures are counted; a class that a
     fixture skipped or failed reports no test, so its tests (from tests.json)
     share the fixture's time."""
-    statuses = [s for s in read_subunit((run / contract.SUBUNIT_FILE).read_bytes())
+    statuses = [s for s in read_subunit(private_files.read_result(run / contract.SUBUNIT_FILE))
                 if s.timestamp is not None and s.status != "exists"]
     last_end: Dict[str, float] = {}
     seconds: Dict[str, float] = {}
@@ -541,7 +540,7 @@ def run_timings(run: Path) -> Dict[str, Tuple[float, str]]:
             timings[test_key(*split_test_id(test_id))] = (took, test_id)
     if fixtures:
         try:
-            tests = json.loads((run / contract.TESTS_FILE).read_text())["tests"]
+            tests = json.loads(private_files.read_result(run / contract.TESTS_FILE))["tests"]
         except (OSError, ValueError, KeyError, TypeError):
             tests = []  # an incomplete run: its fixtures' time is not shared out
         for scope, took in fixtures.items():

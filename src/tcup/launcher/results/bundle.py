@@ -14,8 +14,6 @@ Standard library only.
 import configparser
 import io
 import json
-import os
-import stat
 import tarfile
 import time
 from pathlib import Path
@@ -103,13 +101,10 @@ def _regular_files(run: Path):
         if entry.name.startswith("."):
             continue  # a temporary file of a write in progress
         try:
-            fd = os.open(entry, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+            data = private_files.read_result(entry)
+            yield entry.name, (data, entry.lstat().st_mtime)
         except OSError:
             continue
-        with os.fdopen(fd, "rb") as file:
-            info = os.fstat(file.fileno())
-            if stat.S_ISREG(info.st_mode):
-                yield entry.name, (file.read(), info.st_mtime)
 
 
 def _report(run: Path) -> Optional[str]:

@@ -21,10 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional
 
-from tcup import contract
+from tcup import contract, private_files
 from tcup.launcher.errors import BadInput, printable
 from tcup.launcher.progress import plural
-from tcup.launcher.results.runs import INCOMPLETE, RUN_FILE, find_run
+from tcup.launcher.results.runs import RUN_FILE, RUN_FILES, find_run, json_object, read_file, unfinished
 
 REPORT_FILE = "report.html"
 COMPLIANCE_FILE = "compliance.json"
@@ -66,7 +66,7 @@ class RunFacts:
 
     @property
     def complete(self) -> bool:
-        return bool(self.meta.get("complete")) and not self.path.name.endswith(INCOMPLETE)
+        return unfinished(self.path) is None
 
     def count(self, status: str) -> int:
         return sum(test.status == status for test in self.tests)
@@ -76,8 +76,7 @@ def locate(run: Path, root: Optional[Path] = None) -> Path:
     """A run directory (found as runs.find_run finds it) that holds a run's
     files; refuses anything else in one line."""
     path = find_run(run, root)
-    if not any((path / name).is_file() for name in (RUN_FILE, contract.TESTS_FILE, contract.SUBUNIT_FILE,
-                                                       contract.SUBUNIT_FILE + ".partial")):
+    if not any((path / name).is_file() for name in RUN_FILES):
         raise BadInput(f"{path} is not a TCUP run directory (it holds no {RUN_FILE} or "
                        f"{contract.TESTS_FILE}); see `tcup results` for the saved runs")
     return path
@@ -87,37 +86,31 @@ def read(path: Path) -> RunFacts:
     """The facts of the run in ``path``; a run without tests.json (stopped
     before the runner wrote its results) has nothing to report."""
     tests_file = path / contract.TESTS_FILE
-    if not tests_file.is_file():
-        raise BadInput(f"{path} has no {contract.TESTS_FILE}: the run stopped before its results were written, "
-                       "so there is nothing to report")
     try:
-        outcome = json.loads(tests_file.read_text(errors="replace"))
+        text = read_file(tests_file)
+    except OSError as error:
+        raise BadInput(f"{path} has no readable {contract.TESTS_FILE} ({error.strerror or error}): the run stopped "
+                       "before its results were written, so there is nothing to report") from None
+    try:
+        outcome = json.loads(text)
         tests = [TestResult(str(t["name"]), t.get("uuid"), str(t["status"]), t.get("reason"),
                             flaky=bool(t.get("flaky")), first_reason=t.get("first_reason"),
                             waived=t["waived"] if isinstance(t.get("waived"), dict) else None)
                  for t in outcome["tests"]]
     except (ValueError, KeyError, TypeError) as error:
         raise BadInput(f"{tests_file} is not TCUP's tests.json ({type(error).__name__}: {error})")
-    facts = RunFacts(path, _json(path / RUN_FILE) or {}, tests, list(outcome.get("missing") or []),
-                     compliance=_json(path / COMPLIANCE_FILE))
+    facts = RunFacts(path, json_object(path / RUN_FILE) or {}, tests, list(outcome.get("missing") or []),
+                     compliance=json_object(path / COMPLIANCE_FILE))
     facts.duration = _add_junit(path / contract.JUNIT_FILE, tests)
     facts.fixture_errors = _fixture_errors(path / contract.SUMMARY_FILE)
     return facts
-
-
-def _json(path: Path) -> Optional[dict]:
-    try:
-        data = json.loads(path.read_text(errors="replace"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
 
 
 def _add_junit(path: Path, tests: List[TestResult]) -> Optional[float]:
     """Each test's duration and a failure's whole traceback, from junit.xml
     (tests.json keeps a one-line reason only); the suite's time."""
     try:
-        root = ET.parse(path).getroot()
+        root = ET.fromstring(private_files.read_result(path))
     except (OSError, ET.ParseError):
         return None
     by_name = {test.name: test for test in tests}
@@ -144,7 +137,7 @@ def _seconds(text: Optional[str]) -> float:
 def _fixture_errors(path: Path) -> List[str]:
     """summary.txt's class and module fixture errors: they belong to no test."""
     try:
-        lines = path.read_text(errors="replace").splitlines()
+        lines = read_file(path).splitlines()
     except OSError:
         return []
     if FIXTURE_HEADING not in lines:

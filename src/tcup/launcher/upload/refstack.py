@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 
 from tcup import __version__, contract, private_files
 from tcup.launcher.errors import EXIT_BAD_INPUT, EXIT_UPLOAD_FAILED, TcupError, network_reason, printable
-from tcup.launcher.results.runs import INCOMPLETE, RUN_FILE
+from tcup.launcher.results.runs import run_directory, unfinished
 
 DEFAULT_URL = "https://refstack.openstack.org/api"
 URL_VARIABLE = "REFSTACK_URL"
@@ -174,31 +174,31 @@ def _printable_log(log: Callable[[str], None]) -> Callable[[str], None]:
 
 
 def locate(run: Path, force: bool = False, log: Callable[[str], None] = print) -> Tuple[Path, Path]:
-    """(results file, uploads record) for a run directory or a bare refstack JSON file."""
+    """(results file, uploads record) for a run directory or a bare refstack
+    JSON file. A run, named by its directory or by a file in it, must be
+    finished (runs.unfinished decides) unless forced."""
     if run.is_dir():
         results_file = run / contract.REFSTACK_FILE
         if not results_file.is_file():
             raise UploadError(f"{run} has no {contract.REFSTACK_FILE}; give a TCUP run directory", EXIT_BAD_INPUT)
         _check_complete(run, force, log)
         return results_file, run / UPLOADS_FILE
-    if run.is_file():
+    if not (run.exists() or run.is_symlink()):
+        raise UploadError(f"{run} does not exist; give a run directory or a {contract.REFSTACK_FILE} file",
+                          EXIT_BAD_INPUT)
+    directory = run_directory(run)
+    if directory is None:
         return run, run.with_name(run.name + "." + UPLOADS_FILE)
-    raise UploadError(f"{run} does not exist; give a run directory or a {contract.REFSTACK_FILE} file", EXIT_BAD_INPUT)
+    _check_complete(directory, force, log)
+    # A run's own refstack.json is noted where `tcup results` looks: the run's record.
+    mine = run.name == contract.REFSTACK_FILE
+    return run, directory / UPLOADS_FILE if mine else run.with_name(run.name + "." + UPLOADS_FILE)
 
 
 def _check_complete(run: Path, force: bool, log: Callable[[str], None]) -> None:
-    """Refuse a run the launcher did not finish: partial results would misstate
-    the cloud. A finished run has a run.json saying so; an unfinished one is
-    still named NAME.incomplete and has none."""
-    try:
-        meta = json.loads((run / RUN_FILE).read_text())
-    except (OSError, ValueError):
-        meta = None
-    if run.name.endswith(INCOMPLETE) or not isinstance(meta, dict):
-        why = f"is an incomplete run (no readable {RUN_FILE})"
-    elif meta.get("complete") is not True:
-        why = f"is marked incomplete in {RUN_FILE}"
-    else:
+    """Refuse a run the launcher did not finish: partial results would misstate the cloud."""
+    why = unfinished(run)
+    if why is None:
         return
     if not force:
         raise UploadError(f"{run} {why}; its results are partial (--force uploads them anyway)", EXIT_BAD_INPUT)
@@ -206,9 +206,10 @@ def _check_complete(run: Path, force: bool, log: Callable[[str], None]) -> None:
 
 
 def read_json(path: Path):
-    """The parsed JSON of ``path``, or a one-line UploadError."""
+    """The parsed JSON of ``path`` (read as every result file is: never
+    through a link), or a one-line UploadError."""
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
+        return json.loads(private_files.read_result(Path(path)).decode("utf-8"))
     except OSError as error:
         raise UploadError(f"cannot read {path}: {error.strerror or error}", EXIT_BAD_INPUT) from None
     except ValueError as error:

@@ -1,0 +1,181 @@
+"""Every decision of the launcher's results/ package, on small stored run
+directories (tests/data/runs, made by make_runs.py there with TCUP's own
+writers): no engine, no Keystone, milliseconds each. A developer without
+Docker gets a signal here in seconds; the same decisions are tested end to
+end in test_rerun.py, test_diff.py, test_report.py, test_bundle.py and
+test_waivers.py with real runs.
+
+a-complete: create_token passed, validate_token failed, app_credential
+skipped, list_servers passed, default_domain passed. b-later, a day on:
+create_token failed, validate_token passed, app_credential skipped,
+list_servers skipped, list_images passed. c-interrupted.incomplete: passed,
+failed, skipped, one running, one never begun.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tcup import contract, private_files
+from tcup.launcher.errors import BadInput
+
+DATA = Path(__file__).resolve().parent / "data" / "runs"
+CANARIES = json.loads((DATA / "canaries.json").read_text())
+REPO = Path(__file__).resolve().parent.parent
+UUID = {"create_token": "6f8e4436-fc96-4282-8122-e41df57197a9", "validate_token": "a9512ac3-3909-48a4-b395-11f438e16260",
+        "app_credential": "8080c75c-eddc-4786-941a-c2da7039ae61", "list_servers": "fcdf192d-0f74-4d89-911f-1ec002b822c4",
+        "list_images": "1e341d7a-90a9-494c-b143-2cdf2aeb6aee", "default_domain": "17a5de24-e6a0-4e4a-a9ee-d85b6e5612b5"}
+SHORT = {uuid: name for name, uuid in UUID.items()}
+SECRET = "never-to-be-shown-8c1d0a"  # no character HTML or JSON would escape
+
+
+@pytest.fixture
+def runs(tmp_path) -> Path:
+    """A private copy of the stored runs: the commands write into them."""
+    root = tmp_path / "runs"
+    shutil.copytree(DATA, root, ignore=lambda _, names: {"make_runs.py", "canaries.json", "__pycache__"} & set(names))
+    root.chmod(0o700)
+    for path in root.rglob("*"):
+        path.chmod(0o700 if path.is_dir() else 0o600)
+    return root
+
+
+@pytest.fixture
+def secret_file(tmp_path) -> Path:
+    """A file of the user's that a link planted in a run directory points
+    to, shaped as every result file at once, so any reader would show it."""
+    test = {"name": SECRET, "uuid": UUID["create_token"], "status": "fail", "reason": SECRET}
+    path = tmp_path / "private.json"
+    path.write_text(json.dumps({"tests": [test], "missing": [], "label": SECRET, "complete": True,
+                                "verdict": SECRET, "cpid": SECRET, "duration_seconds": 1,
+                                "results": [{"name": SECRET, "uuid": UUID["create_token"]}],
+                                "capabilities": {SECRET: {"status": "fail", "failed": [test]}}}))
+    return path
+
+
+@pytest.fixture
+def secret_xml(tmp_path) -> Path:
+    path = tmp_path / "private.xml"
+    path.write_text(f'<testsuite time="1"><testcase classname="tempest.api.identity.v3.test_tokens.TokensV3Test" '
+                    f'name="test_validate_token" time="1"><failure>{SECRET}</failure></testcase></testsuite>')
+    return path
+
+
+def plant(run: Path, name: str, target: Path) -> None:
+    (run / name).unlink(missing_ok=True)
+    (run / name).symlink_to(target)
+
+
+def tcup(*args, cwd=None):
+    """`python -m tcup ARGS`, as a user runs it, with no engine in reach."""
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(cwd or REPO), "PYTHONPATH": str(REPO / "src"),
+           "DOCKER_HOST": "unix:///nonexistent.sock"}
+    return subprocess.run([sys.executable, "-m", "tcup", *map(str, args)], capture_output=True, text=True,
+                          timeout=60, env=env, cwd=cwd, stdin=subprocess.DEVNULL)
+
+
+# --- one reader for what the container wrote -----------------------------------------
+
+def test_the_reader_takes_regular_files_only_and_bounded(tmp_path, secret_file):
+    link = tmp_path / "link"
+    link.symlink_to(secret_file)
+    with pytest.raises(OSError, match="a link, not a file TCUP wrote"):
+        private_files.read_result(link)
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)  # opened for reading it would wait for a writer for ever
+    with pytest.raises(OSError, match="not a regular file"):
+        private_files.read_result(fifo)
+    with pytest.raises(OSError, match="larger than 16 bytes"):
+        private_files.read_result(secret_file, limit=16)
+    assert private_files.read_result(secret_file) == secret_file.read_bytes()
+
+
+@pytest.mark.parametrize("name", [contract.SUMMARY_FILE, contract.TESTS_FILE, "run.json", contract.JUNIT_FILE,
+                                  "compliance.json"])
+def test_a_link_planted_in_a_run_shows_nothing_it_points_to(runs, secret_file, secret_xml, tmp_path, name):
+    """What the container could leave in the results directory: a link to a
+    file of the user's. No command prints, reports or bundles that file."""
+    from tcup.launcher.progress import Progress
+    from tcup.masking import Mask
+
+    run = runs / "a-complete"
+    plant(run, name, secret_xml if name.endswith(".xml") else secret_file)
+    assert SECRET not in Progress(Mask()).summary_text(run)
+    report = tcup("report", run)
+    assert SECRET not in report.stdout + report.stderr
+    if report.returncode == 0:
+        assert SECRET not in (run / "report.html").read_text()
+    bundle = tcup("bundle", run, "--file", tmp_path / "b.tar.gz")
+    assert bundle.returncode == 0, bundle.stderr
+    import tarfile
+
+    with tarfile.open(tmp_path / "b.tar.gz") as tar:
+        names = tar.getnames()
+        assert not any(SECRET.encode() in tar.extractfile(m).read() for m in tar.getmembers() if m.isfile())
+    assert f"results/{name}" not in " ".join(names)
+    diff = tcup("diff", run, runs / "b-later")
+    assert SECRET not in diff.stdout + diff.stderr
+
+
+def test_a_planted_link_is_refused_by_diff_rerun_and_upload_in_one_line(runs, secret_file):
+    from tcup.launcher.results import rerun
+
+    run = runs / "a-complete"
+    plant(run, contract.TESTS_FILE, secret_file)
+    diff = tcup("diff", run, runs / "b-later")
+    assert diff.returncode == 2 and diff.stderr == f"tcup: error: cannot read {run}/tests.json: a link, not a file " \
+                                                   "TCUP wrote\n"
+    with pytest.raises(BadInput, match="no readable tests.json"):
+        rerun.plan(run)
+    plant(run, contract.REFSTACK_FILE, secret_file)
+    upload = tcup("upload", run, "--upload-url", "http://127.0.0.1:9/api")
+    assert upload.returncode == 2 and SECRET not in upload.stderr
+    assert upload.stderr == f"tcup: error: cannot read {run}/refstack.json: a link, not a file TCUP wrote\n"
+
+
+def test_finishing_a_run_reads_no_link(runs, secret_file):
+    """launch.finish_results and save(): a planted tests.json or summary.txt
+    is not merged, waived or copied into the summary."""
+    from tcup.launcher import launch
+    from tcup.launcher.results import waivers
+
+    run = runs / "a-complete"
+    plant(run, contract.TESTS_FILE, secret_file)
+    waiver = waivers.Waiver("validate_token", "known", "https://bugs.example/1", __import__("datetime").date.max, 1)
+    assert launch.finish_results(run, None, [waiver]) is None
+    assert (run / contract.TESTS_FILE).is_symlink()  # left as it was: nothing was written through it
+
+
+# --- the run's completeness, decided once ------------------------------------------------
+
+@pytest.mark.parametrize("named", ["directory", "its refstack.json"])
+def test_an_incomplete_run_is_not_uploaded_however_it_is_named(runs, named):
+    run = runs / "b-later"
+    (run / "run.json").unlink()  # what an interrupted run lacks: the launcher writes it last
+    run = run.rename(runs / "b-later.incomplete")
+    given = run if named == "directory" else run / contract.REFSTACK_FILE
+    done = tcup("upload", given, "--upload-url", "http://127.0.0.1:9/api")
+    assert done.returncode == 2
+    assert done.stderr == (f"tcup: error: {run} is an incomplete run (no readable run.json); its results are partial "
+                           "(--force uploads them anyway)\n")
+
+
+def test_a_run_json_without_its_completeness_mark_is_not_uploaded(runs):
+    from tcup.launcher.results.runs import list_runs, unfinished
+
+    run = runs / "a-complete"
+    meta = json.loads((run / "run.json").read_text())
+    del meta["complete"]
+    (run / "run.json").write_text(json.dumps(meta))
+    assert unfinished(run) == "is marked incomplete in run.json"
+    done = tcup("upload", run / contract.REFSTACK_FILE, "--upload-url", "http://127.0.0.1:9/api")
+    assert done.returncode == 2 and "is marked incomplete in run.json" in done.stderr
+    assert {entry["name"]: entry["complete"] for entry in list_runs(runs)} == {
+        "a-complete": False, "b-later": True, "c-interrupted.incomplete": False}
+    assert unfinished(runs / "b-later") is None
+    assert unfinished(runs / "c-interrupted.incomplete") == "is an incomplete run (no readable run.json)"
