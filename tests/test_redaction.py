@@ -208,6 +208,47 @@ def test_the_launcher_masks_the_text_fields_of_an_event_the_runner_did_not():
     assert seen.outcome(None).message == "bad password ***"
 
 
+def test_every_text_of_every_event_is_masked_however_deep():
+    """The choices and the cleanup name the cloud's things: network names
+    with the user's or project's name in them, project ids, hosts in the
+    commands that remove what is left. A kind, a status or a test's name
+    stays whole, even when the password is the same word."""
+    project_id = "8f1e0c6a9b5d4e2f8a7c6b5d4e3f2a1b"
+    cloud = Cloud(cpid="c", admin=False, project_id=project_id, hosts=["neutron.example.org"])
+    settings = Settings(credentials(password="network"), cloud, Selection(label="x", regex="."))
+    out = io.StringIO()
+    events.use_mask(redact.for_settings(settings))
+    stdout, sys.stdout = sys.stdout, out
+    try:
+        events.emit("choices", image=None, network={"id": project_id, "name": "acme-prod-net"})
+        events.emit("cleanup", removed=[{"kind": "network", "id": project_id, "name": "alice.cloudy-net",
+                                         "project": project_id}],
+                    left=[{"kind": "network", "id": "n1", "name": "tempest-net", "project": project_id,
+                           "remove_with": f"openstack --os-project-id {project_id} network delete n1"}],
+                    notes=["https://Neutron.Example.ORG:9696 answered 503 for alice.cloudy"])
+        events.emit("test", name="tempest.api.network.test_networks.NetworksTest.test_network", uuid=None,
+                    status="fail", reason="password network refused")
+    finally:
+        sys.stdout = stdout
+        events.use_mask(Mask())
+    choices, cleanup, test = (json.loads(line) for line in out.getvalue().splitlines())
+    assert choices["network"] == {"id": "<project-id>", "name": "<project>-net"}
+    assert cleanup["removed"] == [{"kind": "network", "id": "<project-id>", "name": "<username>-net",
+                                   "project": "<project-id>"}]
+    assert cleanup["left"][0]["remove_with"] == "openstack --os-project-id <project-id> *** delete n1"
+    assert cleanup["left"][0]["kind"] == "network"
+    assert cleanup["notes"] == ["https://<cloud-host>:9696 answered 503 for <username>"]
+    assert (test["name"], test["status"], test["reason"]) == (
+        "tempest.api.network.test_networks.NetworksTest.test_network", "fail", "password *** refused")
+    # The launcher masks what the runner let through, as deep.
+    seen = progress.Progress(progress.secret_mask(credentials(password="s3cr3t-pw")), out=io.StringIO())
+    seen.feed(1, contract.event("cleanup", removed=0, left=[{"kind": "server", "id": "s1", "name": "x",
+                                                             "remove_with": "nova delete s3cr3t-pw"}],
+                                notes=["s3cr3t-pw"]).encode())
+    assert seen.cleanup == {"removed": 0, "left": [{"kind": "server", "id": "s1", "name": "x",
+                                                    "remove_with": "nova delete ***"}], "notes": ["***"]}
+
+
 # --- identifiers the user did not give ----------------------------------------------
 
 def test_ids_and_hosts_from_keystone_are_masked_in_any_case():

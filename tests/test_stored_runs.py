@@ -179,3 +179,50 @@ def test_a_run_json_without_its_completeness_mark_is_not_uploaded(runs):
         "a-complete": False, "b-later": True, "c-interrupted.incomplete": False}
     assert unfinished(runs / "b-later") is None
     assert unfinished(runs / "c-interrupted.incomplete") == "is an incomplete run (no readable run.json)"
+
+
+# --- the bundle: what support needs, no identifier ------------------------------------
+
+def bundle_files(run: Path, into: Path) -> dict:
+    """The bundle of ``run``, made by `tcup bundle`, as {name: bytes}."""
+    import tarfile
+
+    done = tcup("bundle", run, "--file", into / "ticket.tar.gz", cwd=into)
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    with tarfile.open(into / "ticket.tar.gz") as tar:
+        return {m.name.split("/", 1)[1]: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}
+
+
+def test_a_bundle_carries_no_identifier_an_older_run_recorded(runs, tmp_path):
+    """a-complete's run.json, settings.json and cleanup.json hold what an
+    older TCUP let through: a network named for the project, a project id,
+    a host, a --set value, the user's home. None reaches the bundle, in any
+    spelling; what support reads (counts, verdict, which options) does."""
+    from tcup.masking import spellings
+
+    run = runs / "a-complete"
+    (run / "report.html").write_text(f"<p>{run}</p>")  # an older TCUP's report, with the full path
+    files = bundle_files(run, tmp_path)
+    needles = {name: spellings(value) for name, value in CANARIES.items()}
+    needles["cpid"] = spellings(json.loads((run / "run.json").read_text())["cpid"])
+    needles["runs root"] = spellings(str(runs))
+    found = sorted(f"{name} in {member}" for member, data in files.items() for name, forms in needles.items()
+                   if any(form.encode() in data for form in forms))
+    assert found == []
+    assert sorted(files) == ["README.txt", "results/cleanup.json", "results/compliance.json", "results/compliance.txt",
+                             "results/junit.xml", "results/refstack.json", "results/report.html", "results/run.json",
+                             "results/settings.json", "results/summary.txt", "results/tempest.subunit",
+                             "results/tests.json", "services.json", "versions.json"]
+    meta = json.loads(files["results/run.json"])
+    assert (meta["verdict"], meta["passed"], meta["failed"], meta["skipped"], meta["cpid"]) == ("failed", 3, 1, 1, "<cpid>")
+    assert meta["merged_from"] == ["20260104T090000Z-0a0a0a"]
+    assert meta["choices"]["network"] == {"id": "<id>", "name": "<name>"}
+    assert meta["cleanup"] == {"removed": 2, "error": "<error>", "left": [
+        {"kind": "network", "id": "<id>", "name": "<name>", "project": "<project>", "remove_with": "<remove_with>"}]}
+    assert meta["settings"]["choices"]["tempest_options"] == {"identity.uri_v3": "<value>"}
+    assert meta["settings"]["test_list"]["source"] == "guideline-2026.01.json"
+    assert json.loads(files["results/settings.json"]) == meta["settings"]
+    report = files["results/report.html"].decode()
+    assert "<h1>TCUP run <span class=\"mono\">a-complete</span></h1>" in report and "NOT COMPLIANT" in report
+    # The runner's own files go as they are: it masked them before they reached the disk.
+    assert files["results/tests.json"] == (run / "tests.json").read_bytes()

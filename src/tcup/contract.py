@@ -23,7 +23,7 @@ of another version rather than guessing.
 
 import json
 from dataclasses import asdict, dataclass, field, fields
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional
 
 VERSION = 3
 
@@ -182,8 +182,9 @@ class Settings:
 
 
 # Events: the runner prints ``event(NAME, **fields)`` lines; the launcher reads
-# them with ``parse_event``. Names and their fields (TEXT_FIELDS are free
-# text, masked on both sides; every other field is the protocol's own):
+# them with ``parse_event``. Names and their fields (PROTOCOL_FIELDS are the
+# protocol's own; every other string, at any depth, is free text from the
+# cloud and is masked on both sides: see ``masked``):
 #   phase     name ("config"|"select"|"run"|"cleanup"|"results"), message
 #   selected  count, missing (uuids of the list that this Tempest lacks)
 #   mode      credentials ("dynamic"|"preprovisioned"), concurrency, accounts
@@ -200,9 +201,28 @@ class Settings:
 #   done      passed, failed, skipped, admin_skipped, duration_seconds
 #   error     kind ("input"|"infra"), message
 EVENTS = ("phase", "selected", "mode", "choices", "plan", "cleanup", "test", "ready", "done", "error")
-# Masking is for these alone: a password such as "fail", "done" or "0" must
-# not turn a status, a name or the JSON itself into "***".
-TEXT_FIELDS = ("message", "reason")
+# Never masked: a password such as "fail", "done" or "0" must not turn a
+# status, a test's name or uuid, or the JSON itself into "***". At an event's
+# top level these; in a nested object, only what kind of thing it describes.
+PROTOCOL_FIELDS = ("event", "name", "uuid", "status", "kind", "credentials", "missing")
+NESTED_PROTOCOL_FIELDS = ("kind",)
+
+
+def masked(event: dict, mask: Callable[[str], str]) -> dict:
+    """``event`` with every free-text string passed through ``mask``, nested
+    lists and objects included (a cleanup's names, ids and commands, the
+    choices' names): what a field holds is the cloud's unless the protocol
+    says otherwise. Keys are the protocol's and stay."""
+    def clean(value, key):
+        if isinstance(value, str):
+            return value if key in NESTED_PROTOCOL_FIELDS else mask(value)
+        if isinstance(value, list):
+            return [clean(item, key) for item in value]
+        if isinstance(value, dict):
+            return {inner: clean(item, inner) for inner, item in value.items()}
+        return value
+
+    return {key: value if key in PROTOCOL_FIELDS else clean(value, key) for key, value in event.items()}
 
 
 def event(name: str, /, **payload) -> str:

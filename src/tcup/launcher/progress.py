@@ -135,9 +135,9 @@ class Progress:
         self.compliance = None
 
     def feed(self, stream: int, raw: bytes) -> None:
-        """One line of the runner's output. An event is parsed first and only
-        its text fields are masked: masking the raw line would let a password
-        such as "done", "0" or "e" break the JSON or a status."""
+        """One line of the runner's output. An event is parsed first and then
+        its free text masked (contract.masked): masking the raw line would let
+        a password such as "done", "0" or "e" break the JSON or a status."""
         line = raw.decode("utf-8", errors="replace")
         event = contract.parse_event(line) if stream == 1 else None
         if event is None:
@@ -146,9 +146,7 @@ class Progress:
             if self.verbose:
                 self._print(f"  | {line}")
             return
-        for key in contract.TEXT_FIELDS:
-            if isinstance(event.get(key), str):
-                event[key] = self.mask.text(event[key])
+        event = contract.masked(event, self.mask.text)
         getattr(self, "_on_" + event["event"], lambda e: None)(event)
 
     def __enter__(self) -> "Progress":

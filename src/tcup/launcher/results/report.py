@@ -180,8 +180,7 @@ def _header(facts: RunFacts) -> str:
             ("Started", meta.get("started")), ("Finished", meta.get("finished")),
             ("Tempest run", f"{facts.duration:.0f} s" if facts.duration is not None else None),
             ("Credentials", meta.get("credentials")), ("Concurrency", meta.get("concurrency")),
-            ("Cloud (cpid)", meta.get("cpid")), ("TCUP", meta.get("tcup_version")),
-            ("Run directory", str(facts.path))]
+            ("Cloud (cpid)", meta.get("cpid")), ("TCUP", meta.get("tcup_version"))]
     facts_html = "".join(f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in rows if v not in (None, ""))
     return (f'<header><h1>TCUP run <span class="mono">{e(facts.path.name)}</span></h1>\n'
             f'<p class="verdict {VERDICT_CLASS.get(verdict, "warn")}" id="verdict">{e(words)}</p>\n'

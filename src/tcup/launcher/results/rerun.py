@@ -57,7 +57,7 @@ class Plan:
     failed_before: Dict[str, Optional[str]] = field(default_factory=dict)
     failed: int = 0
     not_run: Optional[int] = None  # None: unknown (an interrupted run that listed nothing)
-    merged_from: List[str] = field(default_factory=list)
+    merged_from: List[str] = field(default_factory=list)  # run names, never paths (the user's home)
 
     @property
     def root(self) -> Path:
@@ -102,7 +102,7 @@ def plan(path: Path) -> Plan:
             raise BadInput(f"{path} has no failed test to rerun (verdict: {meta.get('verdict')})")
         tests = [{"name": t["name"], "uuid": t["uuid"]} for t in again]
         selection = contract.Selection(label=original.label, tests=tests, regex=original.regex)
-        return Plan(path, True, settings, earlier, missing, selection, not_run=0, merged_from=[str(path)],
+        return Plan(path, True, settings, earlier, missing, selection, not_run=0, merged_from=[path.name],
                     failed_before={test_key(t["name"], t.get("uuid")): t.get("reason") for t in again},
                     failed=len(again))
     # Resume: the stream says what finished; stestr listed every test it was given first.
@@ -123,7 +123,7 @@ def plan(path: Path) -> Plan:
                        "nothing is left to run")
     selection = contract.Selection(label=original.label, tests=tests, regex=original.regex)
     return Plan(path, False, settings, earlier, [], selection, failed_before=failed_before,
-                failed=len(failed_before), not_run=not_run, merged_from=[str(path)])
+                failed=len(failed_before), not_run=not_run, merged_from=[path.name])
 
 
 def _tests_json(path: Path):

@@ -30,12 +30,11 @@ from urllib.parse import urlsplit
 
 from tcup import __version__, contract, private_files
 from tcup.launcher.errors import EXIT_BAD_INPUT, EXIT_UPLOAD_FAILED, TcupError, network_reason, printable
-from tcup.launcher.results.runs import run_directory, unfinished
+from tcup.launcher.results.runs import UPLOADS_FILE, run_directory, unfinished
 
 DEFAULT_URL = "https://refstack.openstack.org/api"
 URL_VARIABLE = "REFSTACK_URL"
 RESULTS_PATH = "/v1/results"
-UPLOADS_FILE = "uploads.json"
 # The only keys a RefStack upload carries; anything else stays home.
 BODY_KEYS = ("cpid", "duration_seconds", "results")
 TEST_KEYS = ("name", "uuid")
