@@ -54,19 +54,47 @@ def test_no_engine_says_how_to_get_one(no_engine_env):
         container_.find_host()
 
 
-@pytest.mark.parametrize("host", ["tcp://cloud-ci.example.com:2375", "tcp://10.0.0.5:2375"])
+# Every spelling the docker SDK reads as plain HTTP to another machine.
+CLEAR_TEXT_HOSTS = ["tcp://cloud-ci.example.com:2375", "tcp://10.0.0.5:2375", "http://192.0.2.10:2375",
+                    "TCP://192.0.2.10:2375", "Tcp://192.0.2.10:2375", "192.0.2.10:2375", " tcp://192.0.2.10:2375",
+                    "tcp://127.0.0.1.attacker.example:2375", "tcp://localhost.attacker.example:2375",
+                    "tcp://[2001:db8::1]:2375", "tcp://0.0.0.0:2375"]
+
+
+@pytest.mark.parametrize("host", CLEAR_TEXT_HOSTS)
 def test_a_network_engine_without_tls_is_refused(no_engine_env, monkeypatch, host):
     monkeypatch.setenv("DOCKER_HOST", host)
-    with pytest.raises(BadInput, match="without TLS.*DOCKER_TLS_VERIFY"):
+    with pytest.raises(BadInput, match="without verified TLS.*DOCKER_TLS_VERIFY"):
+        container_.find_host()
+    monkeypatch.setenv("DOCKER_TLS_VERIFY", "")  # the SDK's "no"
+    with pytest.raises(BadInput, match="without verified TLS"):
+        container_.find_host()
+    monkeypatch.delenv("DOCKER_TLS_VERIFY")
+    monkeypatch.setenv("DOCKER_CERT_PATH", str(no_engine_env))  # TLS, but nothing verified
+    with pytest.raises(BadInput, match="without verified TLS"):
         container_.find_host()
 
 
-def test_a_network_engine_with_tls_or_on_loopback_is_taken(no_engine_env, monkeypatch):
-    monkeypatch.setenv("DOCKER_HOST", "tcp://127.0.0.1:2375")
-    assert container_.find_host() == "tcp://127.0.0.1:2375"
-    monkeypatch.setenv("DOCKER_HOST", "tcp://engine.example.com:2376")
+@pytest.mark.parametrize("host", ["tcp://127.0.0.1:2375", "tcp://127.3.2.1:2375", "127.0.0.1:2375",
+                                  "tcp://[::1]:2375", "[::1]:2375", "unix:///run/docker.sock",
+                                  "ssh://engine@engine.example.com", "https://engine.example.com:2376"])
+def test_a_network_engine_with_tls_or_on_loopback_is_taken(no_engine_env, monkeypatch, host):
+    monkeypatch.setenv("DOCKER_HOST", host)
+    assert container_.find_host() == host
+
+
+def test_verified_tls_makes_any_network_engine_fine(no_engine_env, monkeypatch):
     monkeypatch.setenv("DOCKER_TLS_VERIFY", "1")
-    assert container_.find_host() == "tcp://engine.example.com:2376"
+    for host in CLEAR_TEXT_HOSTS:
+        monkeypatch.setenv("DOCKER_HOST", host)
+        assert container_.find_host() == host
+
+
+@pytest.mark.parametrize("host", ["localhost:2375", "tcp://", "fd://3", "tcp://engine.example.com"])
+def test_an_engine_address_the_sdk_cannot_read_is_one_line(no_engine_env, monkeypatch, host):
+    monkeypatch.setenv("DOCKER_HOST", host)
+    with pytest.raises(BadInput, match=r"is not an engine address \(.+\); use unix://PATH"):
+        container_.find_host()
 
 
 def test_tls_settings_that_do_not_work_get_one_line(no_engine_env, monkeypatch):

@@ -32,11 +32,12 @@ def find_host() -> str:
     exists of Docker's, Podman's rootful and this user's rootless Podman."""
     host = os.environ.get("DOCKER_HOST")
     if host:
-        if host.startswith("tcp://") and not os.environ.get("DOCKER_TLS_VERIFY") and not _loopback(host):
+        if _in_clear_text(host, os.environ):
             # The settings line carries the password; never in clear text over a network.
             raise BadInput(
-                f"DOCKER_HOST={host} is a network engine without TLS, which would see your password in clear "
-                "text; set DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH, or use an ssh:// or unix:// DOCKER_HOST"
+                f"DOCKER_HOST={host} is a network engine without verified TLS, which would see your password in "
+                "clear text; set DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH, or use an ssh:// or unix:// DOCKER_HOST "
+                "(tcp://127.0.0.1:PORT for an engine on this machine)"
             )
         return host
     runtime = os.environ.get("XDG_RUNTIME_DIR") or f"/run/user/{os.getuid()}"
@@ -53,9 +54,29 @@ def find_host() -> str:
     )
 
 
-def _loopback(host: str) -> bool:
-    name = host.split("://", 1)[1].rsplit(":", 1)[0].strip("[]")
-    return name in ("localhost", "::1") or name.startswith("127.")
+def _in_clear_text(host: str, environ) -> bool:
+    """Whether the docker SDK would speak to ``host`` over a network without
+    verified TLS. The host is read as the SDK reads it (tcp://, TCP://,
+    http:// and a bare host:port are all plain HTTP to it); only a literal
+    loopback address is this machine: a name can resolve anywhere."""
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    from docker.errors import DockerException
+    from docker.utils import parse_host
+
+    try:
+        url = urlsplit(parse_host(host))
+    except DockerException as error:
+        raise BadInput(f"DOCKER_HOST={host} is not an engine address ({error}); use unix://PATH, ssh://HOST "
+                       "or tcp://HOST:PORT with TLS") from None
+    # DOCKER_TLS_VERIFY, set to anything but "", is the SDK's verified TLS.
+    if url.scheme != "http" or environ.get("DOCKER_TLS_VERIFY", "") != "":
+        return False
+    try:
+        return not ipaddress.ip_address(url.hostname or "").is_loopback
+    except ValueError:
+        return True
 
 
 class Engine:
