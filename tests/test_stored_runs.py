@@ -226,3 +226,67 @@ def test_a_bundle_carries_no_identifier_an_older_run_recorded(runs, tmp_path):
     assert "<h1>TCUP run <span class=\"mono\">a-complete</span></h1>" in report and "NOT COMPLIANT" in report
     # The runner's own files go as they are: it masked them before they reached the disk.
     assert files["results/tests.json"] == (run / "tests.json").read_bytes()
+
+
+# --- the HTML report: every value typed or escaped -------------------------------------
+
+MARKUP = '"><img src=x onerror=alert(1)><form action=//evil.example><base href=//evil.example/>'
+# Every element the page itself uses; none loads anything or sends a form.
+PAGE_TAGS = {"html", "head", "meta", "title", "style", "body", "header", "h1", "h2", "h3", "p", "span", "table",
+             "thead", "tbody", "tr", "th", "td", "nav", "a", "section", "div", "b", "article", "details", "summary",
+             "pre", "ul", "li"}
+
+
+def with_markup(value):
+    """Every value of a saved document, numbers and flags included, as markup."""
+    if isinstance(value, dict):
+        return {key: with_markup(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [with_markup(item) for item in value]
+    return MARKUP
+
+
+def page_tags(page: str) -> set:
+    from html.parser import HTMLParser
+
+    class Tags(HTMLParser):
+        found = set()
+
+        def handle_starttag(self, tag, attrs):
+            self.found.add(tag)
+
+    parser = Tags()
+    parser.feed(page)
+    return parser.found
+
+
+def test_markup_in_every_field_of_a_run_renders_escaped(runs):
+    from tcup.launcher.results import report
+
+    run = runs / "a-complete"
+    for name in ("run.json", "tests.json", "compliance.json"):
+        document = json.loads((run / name).read_text())
+        (run / name).write_text(json.dumps(with_markup(document)))
+    # tests.json keeps its shape (a list of tests), the rest is markup; a waiver and a flaky mark too.
+    tests = json.loads((run / "tests.json").read_text())
+    tests["tests"][0].update(waived={"reason": MARKUP, "bug": MARKUP, "expires": MARKUP}, flaky=True,
+                             first_reason=MARKUP, status="fail")
+    (run / "tests.json").write_text(json.dumps(tests))
+    (run / "summary.txt").write_text(f"{report.FIXTURE_HEADING}\n  {MARKUP}\n")
+    page = report.render(report.read(run))
+    assert page_tags(page) <= PAGE_TAGS
+    assert "<img" not in page and "<form" not in page and "<base" not in page
+    assert page.count("&lt;img src=x onerror=alert(1)&gt;") >= 10  # shown, as text
+    assert "form-action 'none'; base-uri 'none'" in page
+    # admin_skipped is a count: markup there is not shown at all.
+    assert "skipped for lack of admin credentials" not in page
+
+
+def test_the_report_names_the_run_not_where_it_is_kept(runs):
+    done = tcup("report", "a-complete", "--output", runs)
+    assert done.returncode == 0, done.stderr
+    page = (runs / "a-complete" / "report.html").read_text()
+    assert str(runs) not in page and "<h1>TCUP run <span class=\"mono\">a-complete</span></h1>" in page
+    assert 'id="verdict">NOT COMPLIANT' in page
+    # Merged from: the earlier run by name, whatever an older TCUP recorded.
+    assert "20260104T090000Z-0a0a0a and a rerun" in page and "canary-user" not in page

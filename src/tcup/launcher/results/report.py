@@ -215,7 +215,7 @@ def _counts(facts: RunFacts) -> str:
     flaky = sum(1 for t in facts.tests if t.flaky)
     cells += [("waived", waived, "warn")] if waived else []
     cells += [("flaky", flaky, "warn")] if flaky else []
-    admin = facts.meta.get("admin_skipped")
+    admin = _count(facts.meta.get("admin_skipped"))
     others = sorted({t.status for t in facts.tests} - set(STATUS_WORDS))
     cells += [(status, facts.count(status), "warn") for status in others]
     cells.append(("not in this Tempest", len(facts.missing), "warn" if facts.missing else ""))
@@ -226,6 +226,12 @@ def _counts(facts: RunFacts) -> str:
     return f'<section><h2>Counts</h2><div class="counts">{boxes}</div>{note}</section>'
 
 
+def _count(value) -> int:
+    """A count from a saved file, as a number whatever the file holds: it
+    goes into the page unescaped."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
 def _compliance(report: Optional[dict]) -> str:
     if not report:
         return ('<section id="compliance"><h2>Compliance</h2><p class="note">No compliance report: this run '
@@ -233,18 +239,21 @@ def _compliance(report: Optional[dict]) -> str:
     rows = []
     # What needs a look first: failing capabilities, then the partly shown ones.
     order = {"fail": 0, "partial": 1, "pass": 2, "skip": 3}
-    capabilities = sorted(report.get("capabilities", {}).items(),
+    found = report.get("capabilities") if isinstance(report.get("capabilities"), dict) else {}
+    capabilities = sorted(((str(name), cap) for name, cap in found.items() if isinstance(cap, dict)),
                           key=lambda item: (order.get(item[1].get("status"), 4), item[0]))
-    states = ("failed", "skipped", "missing", "not_run") + (("waived",) if report.get("totals", {}).get("waived") else ())
+    totals = {key: _count(value) for key, value in report.get("totals", {}).items()} \
+        if isinstance(report.get("totals"), dict) else {}
+    states = ("failed", "skipped", "missing", "not_run") + (("waived",) if totals.get("waived") else ())
     for name, cap in capabilities:
-        numbers = {state: len(cap.get(state) or []) for state in ("passed",) + states}
+        numbers = {state: len(cap.get(state) or []) if isinstance(cap.get(state), list) else 0
+                   for state in ("passed",) + states}
         total = sum(numbers.values())
         status = str(cap.get("status", "?"))
         rows.append(f'<tr class="cap-{e(status)}"><td><span class="tag {e(status)}">{e(status.upper())}</span></td>'
                     f'<td class="mono">{e(name)}</td><td class="num">{numbers["passed"]}/{total}</td>'
                     + "".join(f'<td class="num">{numbers[s] or ""}</td>' for s in states)
                     + "</tr>")
-    totals = report.get("totals", {})
     summary = (f"{plural(totals.get('capabilities', 0), 'capability')}: {totals.get('pass', 0)} pass, "
                f"{totals.get('fail', 0)} fail, {totals.get('partial', 0)} partial, {totals.get('skip', 0)} skip. "
                f"{plural(totals.get('tests', 0), 'test')} on the list: {totals.get('passed', 0)} passed, "
@@ -371,7 +380,7 @@ PAGE = """<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; form-action 'none'; base-uri 'none'">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="generator" content="TCUP {generated}">
 <title>{title}</title>
