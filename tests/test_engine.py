@@ -10,8 +10,31 @@ from tcup.launcher.engine import container as container_
 from tcup.launcher.engine import image as image_
 from tcup.launcher.errors import BadInput, Infrastructure
 
-CERT = b"-----BEGIN CERTIFICATE-----\nMIIBcert\n-----END CERTIFICATE-----\n"
-KEY = b"-----BEGIN PRIVATE KEY-----\nMIIEkey\n-----END PRIVATE KEY-----\n"
+
+
+def ca_and_key(name: str):
+    """A self-signed CA certificate and its private key, both PEM, as a proxy's CA file holds them."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now)
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True).sign(key, hashes.SHA256()))
+    return (cert.public_bytes(serialization.Encoding.PEM),
+            key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                              serialization.NoEncryption()))
+
+
+CERT, KEY = ca_and_key("TCUP test proxy CA")
+OTHER_CERT, _ = ca_and_key("TCUP test other CA")
 
 
 @pytest.fixture
@@ -107,18 +130,41 @@ def test_tls_settings_that_do_not_work_get_one_line(no_engine_env, monkeypatch):
 
 def test_only_certificates_of_a_ca_file_are_kept(tmp_path):
     ca = tmp_path / "ca.pem"
-    ca.write_bytes(b"some comment\n" + CERT + b"\n" + CERT.replace(b"cert", b"other"))
-    kept = image_.read_ca(ca)
-    assert kept.count(b"BEGIN CERTIFICATE") == 2 and b"comment" not in kept
+    ca.write_bytes(b"some comment\n" + CERT + b"\n# another\n" + OTHER_CERT + b"trailing words")
+    assert image_.read_ca(ca) == CERT + OTHER_CERT  # as cryptography writes them: nothing of the file's own
 
 
-def test_a_ca_file_with_a_private_key_is_refused(tmp_path):
+def key_in(body: bytes) -> bytes:
+    return b"".join(line for line in body.splitlines(keepends=True) if not line.startswith(b"-----"))
+
+
+@pytest.mark.parametrize("content", [
+    pytest.param(KEY + CERT, id="key first"),
+    pytest.param(CERT + KEY.replace(b"PRIVATE KEY", b"RSA PRIVATE KEY"), id="RSA key after"),
+    # A certificate block without its END line swallows the key block after it.
+    pytest.param(CERT.replace(b"-----END CERTIFICATE-----\n", b"") + KEY + b"-----END CERTIFICATE-----\n",
+                 id="unterminated certificate"),
+    pytest.param(CERT + b"# the PRIVATE KEY is below\n" + key_in(KEY), id="words and a bare key"),
+])
+def test_a_ca_file_with_a_private_key_anywhere_is_refused(tmp_path, content):
     ca = tmp_path / "mitmproxy-ca.pem"
-    ca.write_bytes(KEY + CERT)
-    with pytest.raises(BadInput, match="holds a private key"):
+    ca.write_bytes(content)
+    with pytest.raises(BadInput, match="holds a private key; give only the CA certificate"):
         image_.read_ca(ca)
-    ca.write_bytes(CERT + KEY.replace(b"PRIVATE KEY", b"RSA PRIVATE KEY"))
-    with pytest.raises(BadInput, match="holds a private key"):
+
+
+def test_a_certificate_block_that_is_no_certificate_stays_out(tmp_path, capsys):
+    """A key (or anything) dressed as a certificate never reaches the image."""
+    ca = tmp_path / "ca.pem"
+    ca.write_bytes(CERT + b"-----BEGIN CERTIFICATE-----\n" + key_in(KEY) + b"-----END CERTIFICATE-----\n")
+    assert image_.read_ca(ca) == CERT
+    assert capsys.readouterr().err == (f"tcup: warning: --ca-cert {ca}: 1 of 2 certificate blocks are not X.509 "
+                                       "certificates and are left out\n")
+    ca.write_bytes(b"-----BEGIN CERTIFICATE-----\n" + key_in(KEY) + b"-----END CERTIFICATE-----\n")
+    with pytest.raises(BadInput, match="holds no X.509 certificate in PEM form"):
+        image_.read_ca(ca)
+    ca.write_bytes(b"no PEM at all")
+    with pytest.raises(BadInput, match="holds no X.509 certificate in PEM form"):
         image_.read_ca(ca)
 
 

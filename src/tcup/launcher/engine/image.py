@@ -9,8 +9,9 @@ import io
 import os
 import re
 import sys
-import time
 import tarfile
+import time
+import warnings
 from pathlib import Path
 from typing import Dict, Optional
 
@@ -48,28 +49,46 @@ def context_files() -> Dict[str, bytes]:
     return files
 
 
-PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----.*?-----END \1-----\s*", re.S)
+CERTIFICATE_BLOCK = re.compile(rb"-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----", re.S)
 
 
 def read_ca(path: Path) -> bytes:
-    """The CERTIFICATE blocks of a PEM file, and nothing else from it.
+    """The X.509 certificates of a PEM file, each parsed and written anew,
+    and nothing else from it.
 
     A proxy's CA file often holds the CA's private key too (mitmproxy's
     does); that key must never reach an image, where anyone who can read
-    the image could impersonate the proxy."""
+    the image could impersonate the proxy. So a file that mentions a private
+    key anywhere is refused, whatever its blocks look like (a certificate
+    block without its END line would swallow the key after it), and what
+    goes into the image is what cryptography parsed, not the file's text."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+
     try:
         pem = Path(path).read_bytes()
     except OSError as error:
         raise BadInput(f"--ca-cert {path} cannot be read ({error.strerror}); give a PEM file")
-    blocks = [(match.group(1), match.group(0)) for match in PEM_BLOCK.finditer(pem)]
-    if any(b"PRIVATE KEY" in kind for kind, _ in blocks):
+    if b"PRIVATE KEY" in pem:
         raise BadInput(
             f"--ca-cert {path} holds a private key; give only the CA certificate "
             f"(e.g. `openssl x509 -in {path} -out ca.crt`, then --ca-cert ca.crt)"
         )
-    certificates = [block.strip() + b"\n" for kind, block in blocks if kind == b"CERTIFICATE"]
+    blocks = CERTIFICATE_BLOCK.findall(pem)
+    certificates = []
+    with warnings.catch_warnings():
+        # A bundle's old certificates draw deprecation warnings (a serial of 0); they are still read.
+        warnings.simplefilter("ignore")
+        for block in blocks:
+            try:
+                certificates.append(x509.load_pem_x509_certificate(block).public_bytes(Encoding.PEM))
+            except ValueError:
+                continue  # not a certificate, whatever its header says: it stays out of the image
     if not certificates:
-        raise BadInput(f"--ca-cert {path} holds no PEM certificate; give a PEM file")
+        raise BadInput(f"--ca-cert {path} holds no X.509 certificate in PEM form; give the CA's PEM file")
+    if len(certificates) < len(blocks):
+        print(f"tcup: warning: --ca-cert {path}: {len(blocks) - len(certificates)} of {len(blocks)} certificate "
+              "blocks are not X.509 certificates and are left out", file=sys.stderr, flush=True)
     return b"".join(certificates)
 
 
