@@ -227,3 +227,41 @@ def test_cleanup_that_fails_after_success_is_an_error():
     box.id = "0123456789abcdef"
     with pytest.raises(Infrastructure, match="could not remove container"):
         box.__exit__(None, None, None)
+
+
+class SavingEngine:
+    """Only what Image.save asks: the image as a `docker save` tar, in chunks."""
+
+    def __init__(self, chunks, fail=False):
+        self.chunks, self.fail = chunks, fail
+
+    def save_image(self, tag):
+        yield from self.chunks
+        if self.fail:
+            raise Infrastructure(f"could not save image {tag}: the engine went away")
+
+
+@pytest.mark.parametrize("name", ["tcup-image.tar", "tcup-image.tar.gz"])
+def test_saving_the_image_follows_no_link(tmp_path, name):
+    """Links planted where the file is written aside, and at the file itself:
+    what they point to stays as it was; the saved file is new and owner-only."""
+    import gzip
+
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"the user's own file")
+    target = tmp_path / name
+    (tmp_path / f"{name}.partial").symlink_to(victim)
+    target.symlink_to(victim)
+    image_.Image().save(SavingEngine([b"layer one ", b"layer two"]), target)
+    assert victim.read_bytes() == b"the user's own file"
+    assert not target.is_symlink() and oct(target.stat().st_mode & 0o777) == "0o600"
+    data = target.read_bytes()
+    assert (gzip.decompress(data) if name.endswith(".gz") else data) == b"layer one layer two"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([name, f"{name}.partial", "victim"])
+
+
+def test_a_save_that_fails_leaves_nothing(tmp_path):
+    target = tmp_path / "tcup-image.tar"
+    with pytest.raises(Infrastructure, match="the engine went away"):
+        image_.Image().save(SavingEngine([b"layer one"], fail=True), target)
+    assert list(tmp_path.iterdir()) == []

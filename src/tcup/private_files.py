@@ -8,7 +8,8 @@ import os
 import secrets
 import stat
 from pathlib import Path
-from typing import BinaryIO
+from contextlib import contextmanager
+from typing import BinaryIO, Iterator
 
 # The most of a result file that is read. The largest the runner writes, a
 # whole guideline's subunit stream with its tracebacks, is a few MB; a file
@@ -22,14 +23,17 @@ def create_private(path: Path) -> BinaryIO:
     return os.fdopen(os.open(path, flags, 0o600), "wb")
 
 
-def write_atomically(path: Path, data: bytes) -> None:
-    """Write a new sibling, then rename it over path (a rename replaces a link,
-    never follows it): a reader or a crash never sees half a file."""
+@contextmanager
+def replacing(path: Path) -> Iterator[BinaryIO]:
+    """A new private sibling to write into, renamed over path once whole (a
+    rename replaces a link, never follows it), removed if the writing
+    fails: a reader or a crash never sees half a file. For what is written
+    in pieces (an image of hundreds of MB); write_atomically for the rest."""
     path = Path(path)
     temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     try:
         with create_private(temporary) as out:
-            out.write(data)
+            yield out
             out.flush()
             os.fsync(out.fileno())
         os.replace(temporary, path)
@@ -39,6 +43,12 @@ def write_atomically(path: Path, data: bytes) -> None:
         except OSError:
             pass
         raise
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write a new sibling, then rename it over path (see ``replacing``)."""
+    with replacing(path) as out:
+        out.write(data)
 
 
 def read_result(path: Path, limit: int = READ_LIMIT) -> bytes:

@@ -4,6 +4,7 @@ The tag is a hash of the build context, so a checkout and a pyz built from
 the same commit name the same image, and whichever runs second reuses it.
 """
 
+import contextlib
 import hashlib
 import io
 import os
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Dict, Optional
 
 import tcup
+from tcup import private_files
 from tcup.launcher.errors import BadInput, Infrastructure, printable
 
 REPOSITORY = "tcup"
@@ -157,21 +159,19 @@ class Image:
     def save(self, engine, path: Path) -> None:
         """Write the image, with every layer it stands on, to one tar file
         (gzip-compressed when its name ends in .gz; both engines load either),
-        written aside and renamed so a half-written file never looks whole."""
+        through the private writer: written aside, owner-only, never through
+        a link, and renamed into place only when whole."""
         import gzip
 
         path = Path(path)
-        partial = path.with_name(path.name + ".partial")
         try:
-            with (gzip.open(partial, "wb", compresslevel=1) if path.suffix == ".gz" else open(partial, "wb")) as file:
-                for chunk in engine.save_image(self.tag):
-                    file.write(chunk)
-            os.replace(partial, path)
+            with private_files.replacing(path) as out:
+                with (gzip.GzipFile(fileobj=out, mode="wb", compresslevel=1) if path.suffix == ".gz"
+                      else contextlib.nullcontext(out)) as file:
+                    for chunk in engine.save_image(self.tag):
+                        file.write(chunk)
         except OSError as error:
             raise BadInput(f"cannot write {path} ({error.strerror}); choose a writable place with room for ~350 MB")
-        finally:
-            if partial.exists():
-                partial.unlink()
 
     def load(self, engine, path: Path) -> None:
         """Load a file `tcup image --save` wrote; it must hold this TCUP's image."""
