@@ -265,3 +265,86 @@ def test_a_save_that_fails_leaves_nothing(tmp_path):
     with pytest.raises(Infrastructure, match="the engine went away"):
         image_.Image().save(SavingEngine([b"layer one"], fail=True), target)
     assert list(tmp_path.iterdir()) == []
+
+
+# --- loading an image: only an archive that holds exactly TCUP's -----------------------
+
+def archive(tmp_path, members, gz=False):
+    """A `docker save`-like archive of small JSON members (name -> document or bytes)."""
+    import io
+    import json
+    import tarfile
+
+    path = tmp_path / ("image.tar.gz" if gz else "image.tar")
+    with tarfile.open(path, "w:gz" if gz else "w") as tar:
+        for name, content in members:
+            data = content if isinstance(content, bytes) else json.dumps(content).encode()
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+class LoadingEngine:
+    """Only what Image.load asks: a load, recorded."""
+
+    def __init__(self):
+        self.loaded = []
+
+    def load_image(self, file):
+        self.loaded.append(file.read())
+        return []
+
+
+TAG = image_.Image().tag
+REPO, VERSION = TAG.split(":")
+
+
+@pytest.mark.parametrize("members", [
+    pytest.param([("manifest.json", [{"RepoTags": [TAG]}]), ("repositories", {REPO: {VERSION: "l"}})], id="docker"),
+    pytest.param([("./manifest.json", [{"RepoTags": [f"localhost/{TAG}"]}])], id="podman"),
+    pytest.param([("index.json", {"manifests": [{"annotations": {"io.containerd.image.name": f"docker.io/library/{TAG}",
+                                                                 "org.opencontainers.image.ref.name": VERSION}}]}),
+                  ("manifest.json", [{"RepoTags": [TAG]}])], id="docker 25, OCI index"),
+])
+def test_an_archive_of_exactly_tcups_image_is_loaded(tmp_path, members):
+    for gz in (False, True):
+        engine = LoadingEngine()
+        path = archive(tmp_path, members, gz)
+        image_.Image().load(engine, path)
+        assert engine.loaded == [path.read_bytes()]  # the whole file, from its start
+
+
+@pytest.mark.parametrize("members, shown", [
+    ([("manifest.json", [{"RepoTags": [TAG, "debian:bookworm-slim"]}])], "debian:bookworm-slim"),
+    ([("manifest.json", [{"RepoTags": [TAG]}, {"RepoTags": ["debian:bookworm-slim"]}])], "debian:bookworm-slim"),
+    ([("manifest.json", [{"RepoTags": [TAG]}]), ("repositories", {REPO: {VERSION: "l"}, "debian": {"bookworm-slim": "l"}})],
+     "debian:bookworm-slim"),
+    ([("manifest.json", [{"RepoTags": [TAG]}]),
+      ("index.json", {"manifests": [{"annotations": {"io.containerd.image.name": "docker.io/library/debian:12"}}]})],
+     "debian:12"),
+    # Two members of one name: the engine takes the last.
+    ([("manifest.json", [{"RepoTags": [TAG]}]), ("manifest.json", [{"RepoTags": ["debian:bookworm-slim"]}])],
+     "debian:bookworm-slim"),
+    ([("manifest.json", [{"RepoTags": []}])], "no tagged image"),
+    ([("manifest.json", [{"RepoTags": ["tcup:0000000000000000"]}])], "tcup:0000000000000000"),
+])
+def test_an_archive_with_any_other_name_is_refused_and_nothing_loaded(tmp_path, members, shown):
+    engine = LoadingEngine()
+    path = archive(tmp_path, members)
+    with pytest.raises(BadInput, match=f"holds .*{shown}.*, not only {TAG}, the image this TCUP drives; nothing was "
+                                       "loaded"):
+        image_.Image().load(engine, path)
+    assert engine.loaded == []
+
+
+def test_a_file_that_is_no_image_archive_is_refused_in_one_line(tmp_path):
+    engine = LoadingEngine()
+    for content, said in ((b"not a tar at all", "is not an image archive"),
+                          (archive(tmp_path, [("layer.tar", b"x")]).read_bytes(), "has no manifest.json"),
+                          (archive(tmp_path, [("manifest.json", b"{not json")]).read_bytes(), "is not an image archive")):
+        path = tmp_path / "junk.tar"
+        path.write_bytes(content)
+        with pytest.raises(BadInput, match=said):
+            image_.Image().load(engine, path)
+    assert engine.loaded == []
