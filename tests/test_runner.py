@@ -510,3 +510,17 @@ def test_application_credentials_are_refused_without_leaking_the_secret():
     event = contract.parse_event(done.stdout.decode().splitlines()[-1])
     assert event["kind"] == "input" and "password" in event["message"]
     assert b"canary-app-secret" not in done.stdout + done.stderr
+
+
+def test_the_runner_refuses_a_protected_option_the_launcher_let_through():
+    """Never one check alone: settings that would switch Tempest's debug log
+    on or blind the cleanup are refused inside the container too."""
+    from tcup.runner.__main__ import check_settings
+    from tcup.runner.errors import InputError
+
+    creds = Credentials(auth_url=AUTH_URL, username="alice", password=PASSWORD, project_name="p")
+    for key in ("DEFAULT.debug", "DEFAULT.record_resources", "auth.admin_token"):
+        settings = Settings(creds, Cloud(cpid="c", admin=False), Selection(label="x", regex="."),
+                            choices=contract.Choices(tempest_options={key: "x"}))
+        with pytest.raises(InputError, match=f"option {key} is TCUP's own or would hold a secret"):
+            check_settings(settings)

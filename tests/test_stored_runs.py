@@ -290,3 +290,58 @@ def test_the_report_names_the_run_not_where_it_is_kept(runs):
     assert 'id="verdict">NOT COMPLIANT' in page
     # Merged from: the earlier run by name, whatever an older TCUP recorded.
     assert "20260104T090000Z-0a0a0a and a rerun" in page and "canary-user" not in page
+
+
+# --- --set: never a secret, never TCUP's own safety settings ---------------------------
+
+@pytest.mark.parametrize("key, why", [
+    ("auth.admin_password", "secret"), ("identity.admin_token", "secret"), ("Auth.Token-Lifetime", "secret"),
+    ("service.app_secret_id", "secret"), ("DEFAULT.debug", "protected"), ("default.Log-Dir", "protected"),
+    ("DEFAULT.log_file", "protected"), ("DEFAULT.record_resources", "protected"), ("DEFAULT.use_stderr", "protected"),
+    ("DEFAULT.resource_name_prefix", "protected"), ("oslo_concurrency.lock_path", "protected"),
+    ("auth.test_accounts_file", "protected"), ("auth.admin_username", "protected"), ("identity.uri_v3", "protected"),
+    ("identity.disable_ssl_certificate_validation", "protected"),
+    ("compute-feature-enabled.resize", None), ("service_available.nova", None), ("validation.run_validation", None),
+    ("identity.region", None), ("DEFAULT.log_date_format", None),
+])
+def test_which_options_a_set_may_not_change(key, why):
+    assert contract.option_refusal(key) == why
+
+
+def test_every_safety_option_the_runner_writes_is_refused():
+    """What the runner's tempest.conf gets from TCUP itself (runner.config.overrides)
+    for its masking, its cleanup and TLS: none of it can be --set."""
+    from tcup.contract import Credentials
+    from tcup.runner import config
+
+    decided = config.overrides(Credentials(auth_url="https://k.example/v3", insecure=True), Path("/tmp/tcup/ca.pem"))
+    safety = {key for key in decided if not key.endswith("endpoint_type") and key != "identity.region"}
+    assert len(safety) == 8 and all(contract.option_refusal(key) == "protected" for key in safety)
+
+
+def test_a_refused_set_is_one_line_before_anything_else(tmp_path):
+    """No credentials, no Keystone, no engine are asked for: the line names
+    every refused option, never a value."""
+    done = tcup("--no-upload", "--set", "DEFAULT.debug=true", "--set", "compute-feature-enabled.resize=true",
+                "--set", "auth.admin_password=hunter2", "--set", "DEFAULT.log_dir=/results", cwd=tmp_path)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr == ("tcup: error: --set auth.admin_password would hold a secret, and --set values are saved "
+                           "with the run; TCUP gives Tempest your credentials itself; --set DEFAULT.debug, "
+                           "DEFAULT.log_dir: TCUP sets 2 options itself, to keep Tempest's logs masked, its "
+                           "credentials and Keystone TCUP's own and the cleanup whole; drop the --set\n")
+
+
+def test_a_rerun_refuses_a_protected_option_its_run_recorded(runs, tmp_path):
+    run = runs / "a-complete"
+    settings = json.loads((run / "settings.json").read_text())
+    settings["choices"]["tempest_options"]["DEFAULT.record_resources"] = "false"
+    (run / "settings.json").write_text(json.dumps(settings))
+    meta = json.loads((run / "run.json").read_text())
+    meta["settings"] = settings
+    (run / "run.json").write_text(json.dumps(meta))
+    done = tcup("rerun", run, "--no-upload", cwd=tmp_path)
+    assert done.returncode == 2
+    # a-complete also recorded a --set of Keystone's address, as an older TCUP let it.
+    assert done.stderr.splitlines()[-1] == (
+        "tcup: error: --set identity.uri_v3, DEFAULT.record_resources: TCUP sets 2 options itself, to keep Tempest's "
+        "logs masked, its credentials and Keystone TCUP's own and the cleanup whole; start a new run without them")

@@ -57,6 +57,41 @@ EXIT_BAD_INPUT = 2
 EXIT_INFRA = 3
 
 
+# tempest.conf options TCUP sets itself, which a --set may not change: they
+# keep Tempest's logs where the mask reaches and out of the results, record
+# every resource the tests create for the cleanup, name what is TCUP's to
+# delete, take the credentials and Keystone's address from TCUP alone, and
+# keep TLS as the user's openrc has it. "section.option" in lower case; a
+# trailing "*" covers every option so begun.
+PROTECTED_OPTIONS = (
+    "default.debug", "default.verbose", "default.use_stderr", "default.log_dir", "default.log_file",
+    "default.log_config_append", "default.default_log_levels", "default.use_syslog", "default.use_journal",
+    "default.use_json", "default.use_eventlog", "default.publish_errors", "default.watch_log_file",
+    "default.record_resources", "default.resource_name_prefix", "oslo_concurrency.*",
+    "auth.test_accounts_file", "auth.use_dynamic_credentials", "auth.admin_*",
+    "identity.uri", "identity.uri_v3", "identity.auth_version", "identity.ca_certificates_file",
+    "identity.disable_ssl_certificate_validation",
+)
+# An option whose name holds one of these holds a secret: --set values are
+# saved with the run, and TCUP hands Tempest the credentials itself.
+SECRET_WORDS = ("password", "secret", "token")
+
+
+def option_refusal(key: str) -> Optional[str]:
+    """Why a --set of tempest.conf ``key`` ("section.option") is refused:
+    "secret", "protected", or None when it may be set. Options are compared
+    as oslo.config reads them: in any case, a dash the same as an underscore."""
+    section, _, option = key.strip().lower().partition(".")
+    option = option.strip().replace("-", "_")
+    if any(word in option for word in SECRET_WORDS):
+        return "secret"
+    name = f"{section.strip()}.{option}"
+    if any(name == protected or (protected.endswith("*") and name.startswith(protected[:-1]))
+           for protected in PROTECTED_OPTIONS):
+        return "protected"
+    return None
+
+
 @dataclass
 class Credentials:
     """What Tempest needs to reach the cloud. Secret fields are marked."""

@@ -22,7 +22,7 @@ from tcup.launcher.errors import (
     TcupError,
     printable,
 )
-from tcup.launcher.progress import Progress, secret_mask
+from tcup.launcher.progress import Progress, plural, secret_mask
 from tcup.launcher.version import invoked_as, version
 
 PROXY_VARIABLES = ("http_proxy", "https_proxy", "no_proxy")
@@ -62,6 +62,7 @@ def run(args, summary: Optional[dict] = None, rerun=None) -> int:
         choices = contract.Choices(image=args.image, flavor=args.flavor, network=args.network,
                                    tempest_options=dict(args.tempest_options), skip_services=skip)
         concurrency = args.concurrency
+    check_tempest_options(choices.tempest_options, rerun is not None)
     prompts = []  # what the user was asked at the terminal, to ask again after a typo
 
     def ask(question: str) -> str:
@@ -285,6 +286,28 @@ def show_plan(container, settings, redact, verbose: bool, output=None) -> int:
     print(f"tcup: nothing was run; run the tests with: {invoked_as()} "
           + " ".join(shlex.quote(arg) for arg in sys.argv[1:] if arg not in ("plan", "--dry-run")))
     return EXIT_OK
+
+
+def check_tempest_options(options: dict, rerun: bool = False) -> None:
+    """Refuse, in one line naming them all, the --set options (given now or,
+    for a ``rerun``, recorded by the run it repeats) that would hold a secret
+    or change what TCUP sets for its own safety (contract.PROTECTED_OPTIONS)."""
+    refused = {"secret": [], "protected": []}
+    for key in options:
+        why = contract.option_refusal(key)
+        if why:
+            refused[why].append(key)
+    said = []
+    if refused["secret"]:
+        # --set values are saved with the run (run.json); the value is never shown.
+        said.append(f"--set {', '.join(refused['secret'])} would hold a secret, and --set values are saved with "
+                    "the run; TCUP gives Tempest your credentials itself")
+    if refused["protected"]:
+        said.append(f"--set {', '.join(refused['protected'])}: TCUP sets {plural(len(refused['protected']), 'option')} "
+                    "itself, to keep Tempest's logs masked, its credentials and Keystone TCUP's own and the "
+                    "cleanup whole; " + ("start a new run without them" if rerun else "drop the --set"))
+    if said:
+        raise BadInput("; ".join(said))
 
 
 def choose_tests(guideline_name: Optional[str], target: Optional[str], test_list_path: Optional[Path],
