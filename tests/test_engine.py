@@ -348,3 +348,85 @@ def test_a_file_that_is_no_image_archive_is_refused_in_one_line(tmp_path):
         with pytest.raises(BadInput, match=said):
             image_.Image().load(engine, path)
     assert engine.loaded == []
+
+
+# --- an engine's refusal: one line, exit 3, nothing left --------------------------------
+
+CATATONIT = ("container create: container-init binary not found on the host: stat /usr/libexec/podman/catatonit: "
+             "no such file or directory")
+
+
+def api_error(explanation: str):
+    """The error the docker SDK raises for an engine's HTTP 500."""
+    import requests
+    from docker.errors import APIError
+
+    response = requests.Response()
+    response.status_code, response.reason = 500, "Internal Server Error"
+    return APIError("500 Server Error", response=response, explanation=explanation)
+
+
+class RefusingApi:
+    """An engine whose API refuses one step of a container's life; records the rest."""
+
+    def __init__(self, refuses: str):
+        self.refuses, self.calls = refuses, []
+
+    def __getattr__(self, name):
+        def call(*args, **kwargs):
+            self.calls.append(name)
+            if name == self.refuses:
+                raise api_error(CATATONIT if name == "create_container" else "cannot start: no space left on device")
+            return {"Id": "0123456789abcdef"} if name == "create_container" else {"StatusCode": 0}
+        return call
+
+
+class RefusingEngine:
+    name, host, rootless = "podman", "unix:///run/podman/podman.sock", False
+
+    def __init__(self, refuses):
+        self.api = RefusingApi(refuses)
+
+    def user(self):
+        return "1000:1000"
+
+    def userns_mode(self):
+        return None
+
+
+def test_an_engine_refusing_to_create_the_container_is_one_line_with_what_to_do():
+    engine = RefusingEngine("create_container")
+    with pytest.raises(Infrastructure) as refused:
+        with container_.Container(engine, "tcup:0123456789abcdef"):
+            pass
+    assert str(refused.value) == (
+        "the container engine at unix:///run/podman/podman.sock refused to create the run's container (image "
+        f"tcup:0123456789abcdef): {CATATONIT}; Podman runs TCUP's container with an init process (--init) and needs "
+        "its helper for that: install the catatonit package (e.g. `sudo apt-get install catatonit`; Debian only "
+        "recommends it)")
+    assert refused.value.exit_code == 3 and refused.value.__cause__ is None and refused.value.__suppress_context__
+    assert engine.api.calls == ["create_host_config", "create_container"]  # nothing was made, nothing to remove
+
+
+def test_an_engine_refusing_to_start_the_container_leaves_none_behind():
+    engine = RefusingEngine("start")
+    with pytest.raises(Infrastructure, match="refused to start the run's container: cannot start: no space left on "
+                                             "device; the engine's disk is full"):
+        with container_.Container(engine, "tcup:0123456789abcdef"):
+            pass
+    assert engine.api.calls[-2:] == ["stop", "remove_container"]
+
+
+def test_an_engine_error_that_escapes_is_one_line_at_the_command_line(monkeypatch, capsys):
+    """The net under every engine_request: whatever the engine says reaches
+    the user as one line, exit 3."""
+    from tcup.launcher import cli, launch
+
+    def results(args):
+        raise api_error("no such image: tcup:0123456789abcdef")
+
+    monkeypatch.setattr(launch, "build_image", results)
+    assert cli.main(["image"]) == 3
+    assert capsys.readouterr().err == ("tcup: error: the container engine refused to do what TCUP asked: no such "
+                                       "image: tcup:0123456789abcdef; the image went away while TCUP used it; run "
+                                       "TCUP again to build it\n")

@@ -369,6 +369,15 @@ def main(argv=None) -> int:
     except TcupError as error:
         print(f"tcup: error: {error}", file=sys.stderr)
         return error.exit_code
+    except Exception as error:  # noqa: BLE001 - the net under engine_request: an engine's error, one line
+        if not type(error).__module__.startswith("docker."):
+            raise
+        from tcup.launcher.engine.container import refusal
+        from tcup.launcher.errors import Infrastructure
+
+        refused = Infrastructure(refusal(None, "do what TCUP asked", error))
+        print(f"tcup: error: {refused}", file=sys.stderr)
+        return refused.exit_code
     except KeyboardInterrupt as interrupt:
         # A command that knows says what it interrupted and what is left
         # (launch.Interrupted); claim nothing it did not say.
