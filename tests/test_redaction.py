@@ -108,6 +108,23 @@ def test_a_secret_in_base64_is_masked_wherever_it_starts(mask, user):
     assert not leaks_in_base64(mask.text(text), CANARY.encode())
 
 
+# Its base64 holds both "+" and "/" ("fn5+Pz8/..."), which the URL-safe alphabet writes "-" and "_".
+PLUS_SLASH = "~~~???pw~~~???"
+
+
+@pytest.mark.parametrize("prefix", ["", "a", "ab"])  # each of base64's three alignments
+def test_a_secret_is_masked_in_url_safe_base64_too(prefix):
+    standard = base64.b64encode((prefix + PLUS_SLASH).encode()).decode()
+    url_safe = base64.urlsafe_b64encode((prefix + PLUS_SLASH).encode()).decode()
+    assert "+" in standard and "/" in standard and url_safe != standard
+    for mask in (redact.for_credentials(credentials(password=PLUS_SLASH)),
+                 progress.secret_mask(credentials(password=PLUS_SLASH))):
+        for encoded, text in ((standard, f"Authorization: Basic {standard}"), (url_safe, f"?token={url_safe}&x=1")):
+            masked = mask.text(text)
+            # What a cut at base64's alignment leaves (a character or three at each edge) is no piece of it.
+            assert not any(encoded[i:i + 8] in masked for i in range(len(encoded) - 7)), masked
+
+
 def test_masking_twice_changes_nothing():
     # "e" is in every label; the labels must survive a second pass.
     mask = redact.for_credentials(credentials(password="e"))

@@ -190,7 +190,9 @@ def bundle_files(run: Path, into: Path) -> dict:
     done = tcup("bundle", run, "--file", into / "ticket.tar.gz", cwd=into)
     assert done.returncode == 0 and done.stderr == "", done.stderr
     with tarfile.open(into / "ticket.tar.gz") as tar:
-        return {m.name.split("/", 1)[1]: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}
+        members = [m for m in tar.getmembers() if m.isfile()]
+        assert len({m.name for m in members}) == len(members)  # one of each: a second would shadow the first
+        return {m.name.split("/", 1)[1]: tar.extractfile(m).read() for m in members}
 
 
 def test_a_bundle_carries_no_identifier_an_older_run_recorded(runs, tmp_path):
@@ -345,3 +347,163 @@ def test_a_rerun_refuses_a_protected_option_its_run_recorded(runs, tmp_path):
     assert done.stderr.splitlines()[-1] == (
         "tcup: error: --set identity.uri_v3, DEFAULT.record_resources: TCUP sets 2 options itself, to keep Tempest's "
         "logs masked, its credentials and Keystone TCUP's own and the cleanup whole; start a new run without them")
+
+
+# --- diff: what changed from a to b ----------------------------------------------------
+
+def short(entries) -> list:
+    return [(SHORT[entry["uuid"]], entry["a"], entry["b"]) for entry in entries]
+
+
+def test_diff_names_each_change_in_its_own_list(runs):
+    from tcup.launcher.results import diff
+
+    found = diff.diff(runs / "a-complete", runs / "b-later")
+    assert (found["tests_a"], found["tests_b"]) == (5, 5)
+    assert short(found["newly_failing"]) == [("create_token", "success", "fail")]
+    assert short(found["newly_passing"]) == [("validate_token", "fail", "success")]
+    assert short(found["newly_skipped"]) == [("list_servers", "success", "skip")]
+    assert short(found["only_in_a"]) == [("default_domain", "success", None)]
+    assert short(found["only_in_b"]) == [("list_images", None, "success")]
+    assert found["newly_failing"][0]["reason"] == "testtools.matchers._impl.MismatchError: 401 != 201 (create_token)"
+    # The other way round, failing and passing swap.
+    back = diff.diff(runs / "b-later", runs / "a-complete")
+    assert short(back["newly_failing"]) == [("validate_token", "success", "fail")]
+    assert short(back["newly_passing"]) == [("list_servers", "skip", "success"), ("create_token", "fail", "success")]
+
+
+def test_diff_of_an_interrupted_run_reads_its_stream(runs):
+    """No tests.json: the stream says what finished (the test still running did not)."""
+    from tcup.launcher.results import diff
+
+    partial = runs / "c-interrupted.incomplete"
+    (partial / "tempest.subunit.partial").rename(partial / "tempest.subunit")
+    found = diff.diff(partial, runs / "b-later")
+    assert found["tests_a"] == 3
+    assert short(found["newly_failing"]) == [("create_token", "success", "fail")]
+    assert short(found["newly_passing"]) == [("validate_token", "fail", "success")]
+    assert sorted(short(found["only_in_b"])) == [("list_images", None, "success"), ("list_servers", None, "skip")]
+
+
+# --- waivers: through their expiry day, not a day longer --------------------------------
+
+def waiver_for(test: str, expires):
+    from tcup.launcher.results import waivers
+
+    return waivers.Waiver(UUID[test], "known bug", "https://bugs.example/1", expires, 1)
+
+
+def test_a_waiver_holds_through_its_expiry_day_and_not_after(runs):
+    import datetime
+
+    from tcup.launcher.results import waivers
+
+    expires = datetime.date(2026, 6, 30)
+    for today, applied in ((expires - datetime.timedelta(days=1), True), (expires, True),
+                           (expires + datetime.timedelta(days=1), False)):
+        tests = json.loads((runs / "a-complete" / "tests.json").read_text())["tests"]
+        assert waivers.apply(tests, [waiver_for("validate_token", expires)], today) == int(applied), today
+        waived = [SHORT[t["uuid"]] for t in tests if t.get("waived")]
+        assert waived == (["validate_token"] if applied else [])
+        assert [t["status"] for t in tests if SHORT[t["uuid"]] == "validate_token"] == ["fail"]  # still a failure
+        expired = waivers.expired_lines([waiver_for("validate_token", expires)], today)
+        assert expired == ([] if applied else [f"waiver 1 ({UUID['validate_token']}; https://bugs.example/1) expired "
+                                               "on 2026-06-30, so since 2026-07-01 it waives nothing"])
+
+
+def test_a_waiver_marks_failures_only(runs):
+    import datetime
+
+    from tcup.launcher.results import waivers
+
+    tests = json.loads((runs / "a-complete" / "tests.json").read_text())["tests"]
+    everything = waivers.Waiver("tempest", "all", "https://bugs.example/2", datetime.date.max, 1)
+    assert waivers.apply(tests, [everything], datetime.date(2026, 1, 1)) == 1
+    assert [SHORT[t["uuid"]] for t in tests if t.get("waived")] == ["validate_token"]
+
+
+def test_finishing_a_waived_run_counts_the_waiver_and_keeps_the_failure(runs):
+    import datetime
+
+    from tcup.launcher import launch
+
+    run = runs / "a-complete"
+    final = launch.finish_results(run, None, [waiver_for("validate_token", datetime.date.max)])
+    assert {key: final.counts[key] for key in ("selected", "passed", "failed", "skipped", "waived")} == \
+        {"selected": 5, "passed": 3, "failed": 1, "skipped": 1, "waived": 1}
+    assert final.conclusion.exit_code != 0  # a test was skipped: no waiver makes that a pass
+    saved = json.loads((run / "tests.json").read_text())["tests"]
+    assert [(SHORT[t["uuid"]], t["status"]) for t in saved if t.get("waived")] == [("validate_token", "fail")]
+    assert final.waiver_lines[0] == "Waived failures (still failures; not uploaded as passed):"
+
+
+# --- compliance: a capability passes only when all its tests passed ---------------------
+
+def test_compliance_judges_each_capability_by_all_its_tests(runs):
+    from tcup.launcher.guideline import TestList
+    from tcup.launcher.results import compliance
+
+    settings = json.loads((runs / "b-later" / "settings.json").read_text())
+    listed = TestList(**settings["test_list"])
+    outcome = json.loads((runs / "b-later" / "tests.json").read_text())
+    report = compliance.report(listed, outcome["tests"], outcome["missing"])
+    assert {name: cap["status"] for name, cap in report["capabilities"].items()} == {
+        "compute-servers-list": "skip", "identity-v3-application-credentials": "skip",
+        "identity-v3-tokens-create": "fail", "images-v2-list": "pass"}
+    # Without the failure, what passed with what skipped is partial, not a pass.
+    for test in outcome["tests"]:
+        test["status"] = "success" if test["status"] == "fail" else test["status"]
+    listed.tests.append({"name": "tempest.api.image.v2.test_images.ListUserImagesTest.test_list_with_status",
+                         "uuid": "9959ca1d-1aa7-4b7a-a1ea-0fff0499b37e", "capability": "images-v2-list",
+                         "capabilities": ["images-v2-list"]})
+    report = compliance.report(listed, outcome["tests"], ["9959ca1d-1aa7-4b7a-a1ea-0fff0499b37e"])
+    assert report["capabilities"]["images-v2-list"]["status"] == "partial"
+    assert report["capabilities"]["identity-v3-tokens-create"]["status"] == "pass"
+    assert report["totals"]["missing"] == 1 and report["totals"]["passed"] == 3
+
+
+# --- rerun: what runs again, and the merge ----------------------------------------------
+
+def test_a_rerun_runs_the_failures_again_and_not_the_skips(runs):
+    from tcup.launcher.results import rerun
+
+    plan = rerun.plan(runs / "a-complete")
+    assert plan.complete and [SHORT[t["uuid"]] for t in plan.selection.tests] == ["validate_token"]
+    assert (plan.failed, plan.not_run, plan.merged_from) == (1, 0, ["a-complete"])
+
+
+def test_resuming_an_interrupted_run_runs_what_did_not_pass_or_skip(runs):
+    from tcup.launcher.results import rerun
+
+    plan = rerun.plan(runs / "c-interrupted.incomplete")
+    assert not plan.complete
+    assert [SHORT[t["uuid"]] for t in plan.selection.tests] == ["validate_token", "list_servers", "list_images"]
+    assert (plan.failed, plan.not_run) == (1, 2)
+    assert sorted(SHORT[t["uuid"]] for t in plan.earlier.values()) == ["app_credential", "create_token"]
+
+
+def test_a_rerun_merges_into_one_run_and_marks_the_flaky(runs, tmp_path):
+    """The rerun of a-complete's failure, which passes now: one tests.json,
+    one refstack.json of every pass, one junit.xml, one stream."""
+    from tcup.launcher.progress import read_subunit
+    from tcup.launcher.results import rerun
+
+    plan = rerun.plan(runs / "a-complete")
+    now = tmp_path / "rerun.incomplete"
+    shutil.copytree(runs / "b-later", now)  # a later run's files: validate_token passed there
+    outcome = json.loads((now / "tests.json").read_text())
+    outcome["tests"] = [t for t in outcome["tests"] if SHORT[t["uuid"]] == "validate_token"]
+    (now / "tests.json").write_text(json.dumps(outcome))
+    merged = rerun.merge(plan, now)
+    statuses = {SHORT[t["uuid"]]: (t["status"], bool(t.get("flaky")), bool(t.get("reran"))) for t in merged["tests"]}
+    assert statuses == {"create_token": ("success", False, False), "validate_token": ("success", True, True),
+                        "app_credential": ("skip", False, False), "list_servers": ("success", False, False),
+                        "default_domain": ("success", False, False)}
+    flaky = next(t for t in merged["tests"] if t.get("flaky"))
+    assert flaky["first_reason"] == "testtools.matchers._impl.MismatchError: 401 != 201 (validate_token)"
+    refstack = json.loads((now / "refstack.json").read_text())
+    assert sorted(SHORT[t["uuid"]] for t in refstack["results"]) == [
+        "create_token", "default_domain", "list_servers", "validate_token"]
+    assert refstack["duration_seconds"] == 24  # both runs' time
+    stream = read_subunit((now / "tempest.subunit").read_bytes())
+    assert sum(s.status == "exists" for s in stream) == 10  # both runs' streams, joined
