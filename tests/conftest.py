@@ -4,6 +4,7 @@ Keystone, the pyz), each started once per session and cleaned up after."""
 import json
 import os
 import secrets
+import shutil
 import subprocess
 import sys
 import threading
@@ -24,10 +25,42 @@ CONTAINER_LABEL = "org.opencontainers.image.title=tcup"
 
 
 def _unavailable(reason: str):
-    # In CI a missing engine is a broken setup, not a reason to pass quietly.
+    """Skip a test whose engine, Keystone, tool or privilege is missing on a
+    developer's machine; in CI fail it: there a missing piece is a broken
+    setup, and a test that skips tests nothing."""
     if os.environ.get("CI"):
-        pytest.fail(reason)
+        pytest.fail(f"{reason} (CI must provide it: a test that skips in CI tests nothing)")
     pytest.skip(reason)
+
+
+def needs(condition: bool, reason: str) -> None:
+    """Go on only where ``condition`` holds: otherwise _unavailable."""
+    if not condition:
+        _unavailable(reason)
+
+
+def require_module(name: str):
+    """A module the dev dependencies (or the lock) bring, or _unavailable."""
+    import importlib
+
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        _unavailable(f"{name} is not installed: install the dev dependencies (`make venv`)")
+
+
+ORDINARY_USER = "nobody"
+
+
+def as_ordinary_user(command, **kwargs) -> subprocess.CompletedProcess:
+    """``command`` as an ordinary user: as is for one, through setpriv as
+    ``nobody`` for root (CI runs as root): what only an ordinary user can
+    see is tested in CI too. What it reads must be readable by that user."""
+    prefix = []
+    if os.geteuid() == 0:
+        needs(bool(shutil.which("setpriv")), "setpriv (util-linux) is missing: it runs this test as an ordinary user")
+        prefix = ["setpriv", f"--reuid={ORDINARY_USER}", "--regid=nogroup", "--clear-groups"]
+    return subprocess.run(prefix + list(command), capture_output=True, text=True, stdin=subprocess.DEVNULL, **kwargs)
 
 
 @pytest.fixture(scope="session")
@@ -83,7 +116,8 @@ def _test_cloud(request, tmp_path_factory, profiles, variable):
     from testcloud.cloud import Cloud
     from testcloud.common import port_open, processes_under
 
-    if "cloud" not in (request.config.option.markexpr or "") and not os.environ.get("TCUP_TEST_CLOUD"):
+    if not ("cloud" in (request.config.option.markexpr or "") or os.environ.get("TCUP_TEST_CLOUD")
+            or os.environ.get("CI")):  # in CI always: a cloud test that skips there tests nothing
         pytest.skip("the test cloud runs with -m cloud (or TCUP_TEST_CLOUD=1)")
     given = os.environ.get(variable)
     started = Cloud(Path(given) if given else tmp_path_factory.mktemp("cloud"), profiles=profiles).start()

@@ -3,6 +3,7 @@ is used, what a CA file may put into an image, what names the image, and
 cleanup that never replaces the error on its way."""
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -64,12 +65,33 @@ def test_then_docker_then_rootful_then_rootless_podman(no_engine_env):
     assert container_.find_host() == f"unix://{no_engine_env}/docker.sock"
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root may use any socket")
-def test_a_socket_this_user_may_not_use_is_passed_over(no_engine_env):
-    (no_engine_env / "docker.sock").touch(mode=0o600)
-    os.chmod(no_engine_env / "docker.sock", 0)
-    (no_engine_env / "rootful.sock").touch()
-    assert container_.find_host() == f"unix://{no_engine_env}/rootful.sock"
+def test_a_socket_this_user_may_not_use_is_passed_over():
+    """Only an ordinary user meets a socket it may not use (root may use
+    any): run as one, as root through setpriv, so CI (root) tests it too."""
+    import shutil
+    import subprocess
+    import sys
+    import tempfile
+
+    from conftest import ROOT, as_ordinary_user
+
+    place = Path(tempfile.mkdtemp(prefix="tcup-sockets-"))  # where the ordinary user can look
+    try:
+        place.chmod(0o755)
+        for name, mode in (("docker.sock", 0), ("rootful.sock", 0o666)):
+            (place / name).touch()
+            (place / name).chmod(mode)  # whatever the umask
+        find = ("import sys; sys.path.insert(0, sys.argv[1])\n"
+                "from tcup.launcher.engine import container\n"
+                "container.DOCKER_SOCKET = sys.argv[2] + '/docker.sock'\n"
+                "container.PODMAN_SOCKETS = (sys.argv[2] + '/rootful.sock',)\n"
+                "print(container.find_host())\n")
+        done = as_ordinary_user([sys.executable, "-c", find, str(ROOT / "src"), str(place)],
+                                env={"PATH": "/usr/bin:/bin", "XDG_RUNTIME_DIR": str(place)}, timeout=60)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout == f"unix://{place}/rootful.sock\n"
+    finally:
+        shutil.rmtree(place)
 
 
 def test_no_engine_says_how_to_get_one(no_engine_env):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CONTAINER_LABEL, ROOT, _unavailable, openrc, tcup
+from conftest import CONTAINER_LABEL, ROOT, _unavailable, needs, openrc, tcup
 
 pytestmark = [pytest.mark.engine, pytest.mark.keystone, pytest.mark.podman]
 
@@ -36,8 +36,8 @@ def answering(socket_path: str) -> bool:
 @pytest.fixture(scope="session")
 def podman_services():
     """Both Podman services; stopped again after the tests when they started them."""
-    if os.geteuid() != 0 or not shutil.which("setpriv"):
-        pytest.skip("the Podman tests set up a rootless user, which needs root")
+    needs(os.geteuid() == 0 and bool(shutil.which("setpriv")), "the Podman tests set up a rootless user, which needs "
+          "root and setpriv")
     were_running = answering(ROOTFUL_SOCKET)
     done = subprocess.run(["bash", str(ROOT / ".ci" / "podman.sh")], capture_output=True, text=True, timeout=1800)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
