@@ -157,17 +157,52 @@ def pyz(tmp_path_factory):
     return output
 
 
+# The engines' own processes, whose log files (what their stdout and stderr
+# point to) a watch reads after the fact.
+ENGINE_PROCESSES = ("dockerd", "containerd", "podman")
+ENGINE_LOG_BYTES = 64 << 20  # the most of one log a watch reads
+
+
+def engine_logs() -> dict:
+    """{log file: its size now} of each engine process whose output goes to
+    a file (as .ci/engine.sh and .ci/podman.sh start them); {} where /proc
+    does not show them (another user's processes)."""
+    found = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            if Path(entry.path, "comm").read_text().strip() not in ENGINE_PROCESSES:
+                continue
+            targets = {os.readlink(f"{entry.path}/fd/{fd}") for fd in (1, 2)}
+        except OSError:
+            continue
+        for target in targets:
+            if os.path.isfile(target):
+                found[target] = os.path.getsize(target)
+    return found
+
+
 class ContainerWatch:
     """Records every TCUP container while a command runs: its inspect data
-    and its logs, for the leak checks, and whether any outlives the run."""
+    and its logs, for the leak checks, and whether any outlives the run.
+    A container can be too short-lived for a look every 0.5 s, so once the
+    command is over the watch reads what the engine keeps of the while:
+    its event stream (each container it created, with its attributes) and
+    its own log."""
 
-    def __init__(self, client):
+    def __init__(self, client, label: str = CONTAINER_LABEL):
         self.client = client
+        self.label = label
         self.seen = {}
+        self.events = []  # the engine's events for these containers, read after the fact
+        self.engine_log = {}  # log file -> what the engine wrote to it meanwhile
+        self._began, self._logs = None, {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._poll, daemon=True)
 
     def __enter__(self):
+        self._began, self._logs = time.time(), engine_logs()
         self._thread.start()
         return self
 
@@ -186,11 +221,36 @@ class ContainerWatch:
 
     def tcup_containers(self) -> set:
         """Ids of the TCUP containers there are now, stopped ones included."""
-        return {c["Id"] for c in self.client.api.containers(all=True, filters={"label": CONTAINER_LABEL})}
+        return {c["Id"] for c in self.client.api.containers(all=True, filters={"label": self.label})}
 
     def __exit__(self, *exc):
         self._stop.set()
         self._thread.join(10)
+        self._read_records()
+
+    def _read_records(self) -> None:
+        """The engine's records of the while, read after it."""
+        # until: the stream ends there instead of waiting for events to come.
+        self.events = list(self.client.events(since=int(self._began) - 1, until=int(time.time()) + 1, decode=True,
+                                              filters={"type": "container", "label": self.label}))
+        for path, start in self._logs.items():
+            try:
+                with open(path, "rb") as log:
+                    log.seek(start if os.path.getsize(path) >= start else 0)  # rotated: from its start
+                    self.engine_log[path] = log.read(ENGINE_LOG_BYTES)
+            except OSError:
+                continue
+
+    def created(self, image: str = None) -> dict:
+        """Id -> attributes of each container the engine created while
+        watched (of ``image`` only, if given), from its events."""
+        return {event["id"]: event.get("Actor", {}).get("Attributes", {}) for event in self.events
+                if event.get("Action") == "create" and (image is None or event.get("from") == image)}
+
+    def unseen(self, image: str = None) -> set:
+        """The containers the engine created that no look caught: gone
+        before their inspect data, environment or log could be read."""
+        return {cid for cid in self.created(image) if "inspect" not in self.seen.get(cid, {})}
 
 
 @pytest.fixture
