@@ -254,16 +254,35 @@ class ContainerWatch:
 
 
 @pytest.fixture
-def watch(engine):
+def watch(engine, tmp_path):
+    from tcup.launcher.engine.image import Image
+
+    tag = Image().tag
     before = ContainerWatch(engine).tcup_containers()
     with ContainerWatch(engine) as watcher:
         watcher.before = before
         yield watcher
+
+    def ours() -> set:
+        """The test's containers still there: of this checkout's image, or
+        with a mount under the test's directory. Other sessions' TCUP
+        containers share the engine, and come and go as they please."""
+        found = set()
+        for container_id in watcher.tcup_containers() - before:
+            try:
+                inspect = engine.api.inspect_container(container_id)
+            except Exception:  # noqa: BLE001 - gone between list and look
+                continue
+            mounts = [str(m.get("Source", "")) for m in inspect.get("Mounts") or []]
+            if inspect["Config"].get("Image") == tag or any(m.startswith(f"{tmp_path}/") for m in mounts):
+                found.add(container_id)
+        return found
+
     # Give auto-remove a moment; then no container of ours may be left.
     deadline = time.time() + 15
-    while time.time() < deadline and watcher.tcup_containers() - before:
+    while time.time() < deadline and ours():
         time.sleep(0.5)
-    left = watcher.tcup_containers() - before
+    left = ours()
     assert not left, f"containers left behind: {left}"
 
 

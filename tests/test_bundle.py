@@ -101,7 +101,7 @@ def test_a_bundle_holds_what_support_needs_and_no_canary(image, keystone, canary
     needles = {name: spellings(value) for name, value in canary_member.items()}
     needles["auth url"] = spellings(keystone.auth_url) | spellings(host)
     needles["cpid"] = spellings(meta["cpid"])
-    needles["run directory"] = spellings(str(tmp_path))
+    needles["run directory"] = spellings(str(run.parent))  # where the runs are kept: the user's home
     needles["choices"] = {form for choice in meta["choices"].values()
                           if choice and len(str(choice.get("id") or "")) >= 8 for form in spellings(choice["id"])}
     files = [p for p in top.rglob("*") if p.is_file()]
