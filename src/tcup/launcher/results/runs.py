@@ -54,13 +54,10 @@ def find_run(text, root: Optional[Path] = None) -> Path:
 RUN_FILES = (RUN_FILE, contract.TESTS_FILE, contract.SUBUNIT_FILE, contract.SUBUNIT_FILE + ".partial")
 
 
-def run_directory(path: Path) -> Optional[Path]:
-    """The run directory ``path`` is, or holds a file of (refstack.json named
+def run_holding(path: Path) -> Optional[Path]:
+    """The run directory that holds the file ``path`` (a refstack.json named
     by itself); None for a file outside any run (a RefStack JSON from elsewhere)."""
-    path = Path(path)
-    if path.is_dir():
-        return path
-    parent = path.parent
+    parent = Path(path).parent
     if parent.name.endswith(INCOMPLETE) or any((parent / name).exists() for name in RUN_FILES):
         return parent
     return None

@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 
 from tcup import __version__, contract, private_files
 from tcup.launcher.errors import EXIT_BAD_INPUT, EXIT_UPLOAD_FAILED, TcupError, network_reason, printable
-from tcup.launcher.results.runs import UPLOADS_FILE, run_directory, unfinished
+from tcup.launcher.results.runs import UPLOADS_FILE, run_holding, unfinished
 
 DEFAULT_URL = "https://refstack.openstack.org/api"
 URL_VARIABLE = "REFSTACK_URL"
@@ -185,7 +185,7 @@ def locate(run: Path, force: bool = False, log: Callable[[str], None] = print) -
     if not (run.exists() or run.is_symlink()):
         raise UploadError(f"{run} does not exist; give a run directory or a {contract.REFSTACK_FILE} file",
                           EXIT_BAD_INPUT)
-    directory = run_directory(run)
+    directory = run_holding(run)
     if directory is None:
         return run, run.with_name(run.name + "." + UPLOADS_FILE)
     _check_complete(directory, force, log)
