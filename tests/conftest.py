@@ -4,6 +4,7 @@ Keystone, the pyz), each started once per session and cleaned up after."""
 import json
 import os
 import secrets
+import shutil
 import subprocess
 import sys
 import threading
@@ -24,10 +25,42 @@ CONTAINER_LABEL = "org.opencontainers.image.title=tcup"
 
 
 def _unavailable(reason: str):
-    # In CI a missing engine is a broken setup, not a reason to pass quietly.
+    """Skip a test whose engine, Keystone, tool or privilege is missing on a
+    developer's machine; in CI fail it: there a missing piece is a broken
+    setup, and a test that skips tests nothing."""
     if os.environ.get("CI"):
-        pytest.fail(reason)
+        pytest.fail(f"{reason} (CI must provide it: a test that skips in CI tests nothing)")
     pytest.skip(reason)
+
+
+def needs(condition: bool, reason: str) -> None:
+    """Go on only where ``condition`` holds: otherwise _unavailable."""
+    if not condition:
+        _unavailable(reason)
+
+
+def require_module(name: str):
+    """A module the dev dependencies (or the lock) bring, or _unavailable."""
+    import importlib
+
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        _unavailable(f"{name} is not installed: install the dev dependencies (`make venv`)")
+
+
+ORDINARY_USER = "nobody"
+
+
+def as_ordinary_user(command, **kwargs) -> subprocess.CompletedProcess:
+    """``command`` as an ordinary user: as is for one, through setpriv as
+    ``nobody`` for root (CI runs as root): what only an ordinary user can
+    see is tested in CI too. What it reads must be readable by that user."""
+    prefix = []
+    if os.geteuid() == 0:
+        needs(bool(shutil.which("setpriv")), "setpriv (util-linux) is missing: it runs this test as an ordinary user")
+        prefix = ["setpriv", f"--reuid={ORDINARY_USER}", "--regid=nogroup", "--clear-groups"]
+    return subprocess.run(prefix + list(command), capture_output=True, text=True, stdin=subprocess.DEVNULL, **kwargs)
 
 
 @pytest.fixture(scope="session")
@@ -83,7 +116,8 @@ def _test_cloud(request, tmp_path_factory, profiles, variable):
     from testcloud.cloud import Cloud
     from testcloud.common import port_open, processes_under
 
-    if "cloud" not in (request.config.option.markexpr or "") and not os.environ.get("TCUP_TEST_CLOUD"):
+    if not ("cloud" in (request.config.option.markexpr or "") or os.environ.get("TCUP_TEST_CLOUD")
+            or os.environ.get("CI")):  # in CI always: a cloud test that skips there tests nothing
         pytest.skip("the test cloud runs with -m cloud (or TCUP_TEST_CLOUD=1)")
     given = os.environ.get(variable)
     started = Cloud(Path(given) if given else tmp_path_factory.mktemp("cloud"), profiles=profiles).start()
@@ -123,17 +157,52 @@ def pyz(tmp_path_factory):
     return output
 
 
+# The engines' own processes, whose log files (what their stdout and stderr
+# point to) a watch reads after the fact.
+ENGINE_PROCESSES = ("dockerd", "containerd", "podman")
+ENGINE_LOG_BYTES = 64 << 20  # the most of one log a watch reads
+
+
+def engine_logs() -> dict:
+    """{log file: its size now} of each engine process whose output goes to
+    a file (as .ci/engine.sh and .ci/podman.sh start them); {} where /proc
+    does not show them (another user's processes)."""
+    found = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            if Path(entry.path, "comm").read_text().strip() not in ENGINE_PROCESSES:
+                continue
+            targets = {os.readlink(f"{entry.path}/fd/{fd}") for fd in (1, 2)}
+        except OSError:
+            continue
+        for target in targets:
+            if os.path.isfile(target):
+                found[target] = os.path.getsize(target)
+    return found
+
+
 class ContainerWatch:
     """Records every TCUP container while a command runs: its inspect data
-    and its logs, for the leak checks, and whether any outlives the run."""
+    and its logs, for the leak checks, and whether any outlives the run.
+    A container can be too short-lived for a look every 0.5 s, so once the
+    command is over the watch reads what the engine keeps of the while:
+    its event stream (each container it created, with its attributes) and
+    its own log."""
 
-    def __init__(self, client):
+    def __init__(self, client, label: str = CONTAINER_LABEL):
         self.client = client
+        self.label = label
         self.seen = {}
+        self.events = []  # the engine's events for these containers, read after the fact
+        self.engine_log = {}  # log file -> what the engine wrote to it meanwhile
+        self._began, self._logs = None, {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._poll, daemon=True)
 
     def __enter__(self):
+        self._began, self._logs = time.time(), engine_logs()
         self._thread.start()
         return self
 
@@ -152,24 +221,68 @@ class ContainerWatch:
 
     def tcup_containers(self) -> set:
         """Ids of the TCUP containers there are now, stopped ones included."""
-        return {c["Id"] for c in self.client.api.containers(all=True, filters={"label": CONTAINER_LABEL})}
+        return {c["Id"] for c in self.client.api.containers(all=True, filters={"label": self.label})}
 
     def __exit__(self, *exc):
         self._stop.set()
         self._thread.join(10)
+        self._read_records()
+
+    def _read_records(self) -> None:
+        """The engine's records of the while, read after it."""
+        # until: the stream ends there instead of waiting for events to come.
+        self.events = list(self.client.events(since=int(self._began) - 1, until=int(time.time()) + 1, decode=True,
+                                              filters={"type": "container", "label": self.label}))
+        for path, start in self._logs.items():
+            try:
+                with open(path, "rb") as log:
+                    log.seek(start if os.path.getsize(path) >= start else 0)  # rotated: from its start
+                    self.engine_log[path] = log.read(ENGINE_LOG_BYTES)
+            except OSError:
+                continue
+
+    def created(self, image: str = None) -> dict:
+        """Id -> attributes of each container the engine created while
+        watched (of ``image`` only, if given), from its events."""
+        return {event["id"]: event.get("Actor", {}).get("Attributes", {}) for event in self.events
+                if event.get("Action") == "create" and (image is None or event.get("from") == image)}
+
+    def unseen(self, image: str = None) -> set:
+        """The containers the engine created that no look caught: gone
+        before their inspect data, environment or log could be read."""
+        return {cid for cid in self.created(image) if "inspect" not in self.seen.get(cid, {})}
 
 
 @pytest.fixture
-def watch(engine):
+def watch(engine, tmp_path):
+    from tcup.launcher.engine.image import Image
+
+    tag = Image().tag
     before = ContainerWatch(engine).tcup_containers()
     with ContainerWatch(engine) as watcher:
         watcher.before = before
         yield watcher
+
+    def ours() -> set:
+        """The test's containers still there: of this checkout's image, or
+        with a mount under the test's directory. Other sessions' TCUP
+        containers share the engine, and come and go as they please."""
+        found = set()
+        for container_id in watcher.tcup_containers() - before:
+            try:
+                inspect = engine.api.inspect_container(container_id)
+            except Exception:  # noqa: BLE001 - gone between list and look
+                continue
+            mounts = [str(m.get("Source", "")) for m in inspect.get("Mounts") or []]
+            if inspect["Config"].get("Image") == tag or any(m.startswith(f"{tmp_path}/") for m in mounts):
+                found.add(container_id)
+        return found
+
     # Give auto-remove a moment; then no container of ours may be left.
     deadline = time.time() + 15
-    while time.time() < deadline and watcher.tcup_containers() - before:
+    while time.time() < deadline and ours():
         time.sleep(0.5)
-    left = watcher.tcup_containers() - before
+    left = ours()
     assert not left, f"containers left behind: {left}"
 
 

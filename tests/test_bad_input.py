@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from conftest import base_env, openrc, tcup
+from conftest import base_env, needs, openrc, tcup
 
 EXIT_BAD_INPUT, EXIT_INFRA = 2, 3
 
@@ -189,11 +189,12 @@ def test_engine_not_running(keystone, tmp_path):
 
 @pytest.mark.keystone
 @pytest.mark.engine
-@pytest.mark.skipif(os.getuid() != 0, reason="needs root to act as another user")
 def test_engine_permission_denied(keystone, engine, pyz, tmp_path):
     """An ordinary user outside the docker group, with the downloaded pyz."""
     import shutil
     import tempfile
+
+    needs(os.geteuid() == 0, "this test acts as another user (nobody), which needs root")
 
     # pytest's temporary tree and the checkout may be root's alone; this user
     # gets a place of its own, with its own copy of the pyz.

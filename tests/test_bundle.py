@@ -62,10 +62,17 @@ def test_a_bundle_holds_what_support_needs_and_no_canary(image, keystone, canary
     top = extract(bundle, tmp_path / "extracted")
     assert top.name == f"tcup-bundle-{run.name}"
 
-    # The results, whole, as the run directory holds them.
-    for name in ("tests.json", "junit.xml", "summary.txt", "run.json", "refstack.json", "tempest.subunit",
-                 "report.html"):
+    # The runner's results, whole, as the run directory holds them (the runner masked them).
+    for name in ("tests.json", "junit.xml", "summary.txt", "tempest.subunit"):
         assert (top / "results" / name).read_bytes() == (run / name).read_bytes(), name
+    # The launcher's records sanitised: the facts, not the cloud's names, ids or paths.
+    meta, bundled = (json.loads(path.read_text()) for path in (run / "run.json", top / "results" / "run.json"))
+    assert {key: bundled[key] for key in ("verdict", "passed", "label", "complete")} == \
+        {key: meta[key] for key in ("verdict", "passed", "label", "complete")}
+    assert bundled["cpid"] == "<cpid>" and json.loads((top / "results" / "refstack.json").read_text())["cpid"] == "<cpid>"
+    assert {value for choice in bundled["choices"].values() if choice for value in choice.values()} <= {"<id>", "<name>"}
+    report = (top / "results" / "report.html").read_text()
+    assert run.name in report and str(run) not in report and meta["cpid"] not in report
     # tempest.conf, every secret and identifier a placeholder.
     conf = configparser.ConfigParser(interpolation=None)
     conf.read(top / "tempest.sanitised.conf")
@@ -88,10 +95,15 @@ def test_a_bundle_holds_what_support_needs_and_no_canary(image, keystone, canary
     assert versions["image"] and versions["image"].startswith("tcup:") and "bookworm" in versions["image_os"]
     assert "tempest.sanitised.conf" in (top / "README.txt").read_text()
 
-    # No canary, in any spelling, anywhere in the bundle.
+    # No canary, in any spelling, anywhere in the bundle: nor the cloud's
+    # id, the image's id discovery chose, or where the run is kept.
     host = keystone.auth_url.split("//")[1].split("/")[0]
     needles = {name: spellings(value) for name, value in canary_member.items()}
     needles["auth url"] = spellings(keystone.auth_url) | spellings(host)
+    needles["cpid"] = spellings(meta["cpid"])
+    needles["run directory"] = spellings(str(run.parent))  # where the runs are kept: the user's home
+    needles["choices"] = {form for choice in meta["choices"].values()
+                          if choice and len(str(choice.get("id") or "")) >= 8 for form in spellings(choice["id"])}
     files = [p for p in top.rglob("*") if p.is_file()]
     assert len(files) >= 11
     found = [f"{name} in {path.relative_to(top)}" for path in files for name, forms in needles.items()

@@ -8,7 +8,7 @@ import time
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
 
@@ -477,3 +477,40 @@ def test_a_refstack_refusal_is_shown_without_terminal_control(server, monkeypatc
 def test_unreachable_url():
     with pytest.raises(GuidelineError, match="cannot fetch http://127.0.0.1:9/"):
         guideline.load("http://127.0.0.1:9/2020.06.json", "platform")
+
+
+PROXY_PASSWORD = "pr0xy-s3cret/+é"
+IN_A_URL = quote(PROXY_PASSWORD, safe="")
+
+
+@pytest.mark.parametrize("proxy", [f"http://alice:{IN_A_URL}@proxy.example:bad-port",
+                                   f"http://alice:{IN_A_URL}@127.0.0.1:9"])
+def test_a_fetch_through_a_proxy_never_prints_its_password(tmp_path, proxy):
+    """A proxy URL with a password that cannot be used (a port that is not a
+    number; a proxy that is not there): the one line, on the terminal and in
+    --json, names what failed, not the proxy's URL."""
+    from tcup.masking import spellings
+
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "XDG_DATA_HOME": str(tmp_path / "data"),
+           "https_proxy": proxy, "HTTP_PROXY": proxy}
+    done = subprocess.run([sys.executable, "-m", "tcup", "--json", "--guideline", "https://guidelines.example/x.json"],
+                          env=env, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert done.returncode == 2
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("tcup: error: cannot fetch https://guidelines.example/x.json")
+    assert json.loads(done.stdout)["error"] == lines[0][len("tcup: error: "):]
+    assert not [form for form in spellings(PROXY_PASSWORD) if form in done.stdout + done.stderr]
+
+
+def test_the_launchers_masks_hold_the_proxies_passwords(monkeypatch):
+    from tcup.contract import Credentials
+    from tcup.launcher.errors import TcupError
+    from tcup.launcher.progress import secret_mask
+
+    monkeypatch.setenv("ALL_PROXY", f"socks5://bob:{IN_A_URL}@proxy.example:1080")
+    monkeypatch.setenv("http_proxy", "user:0ther-pw@proxy.example:3128")  # no scheme: requests reads http://
+    shown = secret_mask(Credentials(auth_url="http://keystone.example/v3", password="pw-of-the-user")).text(
+        f"{PROXY_PASSWORD} 0ther-pw pw-of-the-user")
+    assert shown == "*** *** ***"
+    assert str(TcupError(f"Failed to parse: socks5://bob:{IN_A_URL}@proxy.example")) == \
+        "Failed to parse: socks5://bob:***@proxy.example"

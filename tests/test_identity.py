@@ -10,7 +10,9 @@ import pytest
 
 from tcup.contract import Credentials
 from tcup.launcher.cloud import identity
-from tcup.launcher.errors import EXIT_BAD_INPUT, BadInput
+from tcup.launcher.errors import BadInput
+
+EXIT_BAD_INPUT = 2  # as README documents it
 
 PASSWORD = "canary-keystone-pw"
 PROJECT_ID = "8f1e0c6a9b5d4e2f8a7c6b5d4e3f2a1b"

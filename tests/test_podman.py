@@ -8,11 +8,12 @@ import pwd
 import shutil
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
 
-from conftest import CONTAINER_LABEL, ROOT
+from conftest import CONTAINER_LABEL, ROOT, _unavailable, needs, openrc, tcup
 
 pytestmark = [pytest.mark.engine, pytest.mark.keystone, pytest.mark.podman]
 
@@ -35,8 +36,8 @@ def answering(socket_path: str) -> bool:
 @pytest.fixture(scope="session")
 def podman_services():
     """Both Podman services; stopped again after the tests when they started them."""
-    if os.geteuid() != 0 or not shutil.which("setpriv"):
-        pytest.skip("the Podman tests set up a rootless user, which needs root")
+    needs(os.geteuid() == 0 and bool(shutil.which("setpriv")), "the Podman tests set up a rootless user, which needs "
+          "root and setpriv")
     were_running = answering(ROOTFUL_SOCKET)
     done = subprocess.run(["bash", str(ROOT / ".ci" / "podman.sh")], capture_output=True, text=True, timeout=1800)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
@@ -118,3 +119,70 @@ def test_a_real_run_on_podman(mode, keystone):
     assert {p.stat().st_uid for p in files} == {mode.user.pw_uid}, [(p.name, p.stat().st_uid) for p in files]
     left = {c.id for c in mode.client().containers.list(all=True, filters={"label": CONTAINER_LABEL})} - before
     assert not left
+
+
+@pytest.fixture
+def podman_without_init(engine):
+    """Podman as a user gets it where Debian's `catatonit` (only a
+    recommendation) was not installed: a rootful service of its own, with
+    its own storage, in a mount namespace where /usr/libexec/podman is empty
+    (nothing is uninstalled). Its store holds the base image under TCUP's
+    tag, so TCUP builds nothing and goes straight to creating its container."""
+    import docker
+
+    from tcup.launcher.engine.image import Image
+
+    if os.geteuid() != 0 or not (shutil.which("podman") and shutil.which("unshare")):
+        _unavailable("this test runs its own Podman service without catatonit, which needs root, podman and unshare "
+                     "(`bash .ci/podman.sh` installs Podman)")
+    root = Path(tempfile.mkdtemp(prefix="tcup-noinit-"))  # Podman wants a runroot of at most 50 characters
+    socket = root / "podman.sock"
+    hide = ("mount -t tmpfs -o size=1m tcup-no-catatonit /usr/libexec/podman && exec podman "
+            f"--root {root}/storage --runroot {root}/run system service --time=0 unix://{socket}")
+    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": str(root), "CONTAINERS_CONF": "/etc/tcup-ci/containers.conf"}
+    with open(root / "service.log", "wb") as log:
+        service = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "sh", "-c", hide], env=env,
+                                   stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+    try:
+        for _ in range(100):
+            if answering(str(socket)):
+                break
+            assert service.poll() is None, (root / "service.log").read_text()[-2000:]
+            time.sleep(0.2)
+        client = docker.DockerClient(base_url=f"unix://{socket}")
+        base = root / "base.tar"
+        with open(base, "wb") as file:
+            for chunk in engine.images.get("debian:bookworm-slim").save(named=True):
+                file.write(chunk)
+        with open(base, "rb") as file:
+            (loaded,) = client.images.load(file)
+        repository, tag = Image().tag.split(":")
+        loaded.tag(repository, tag)
+        yield f"unix://{socket}", client
+    finally:
+        service.terminate()
+        try:
+            service.wait(30)
+        except subprocess.TimeoutExpired:
+            service.kill()
+            service.wait(10)
+        # Its mounts lived in its own namespace and went with it.
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_an_engine_that_refuses_is_one_line_with_what_to_do(podman_without_init, keystone, tmp_path):
+    host, client = podman_without_init
+    env = openrc(keystone, "member", tmp_path, DOCKER_HOST=host)
+    env.pop("TCUP_CA_CERT", None)  # the image on hand serves; no build
+    done = tcup(["--no-upload", "--output", str(tmp_path / "runs"), "--regex", TWO_TESTS], env, timeout=300)
+    assert done.returncode == 3, done.stderr[-3000:]
+    last = done.stderr.splitlines()[-1]
+    assert last.startswith(f"tcup: error: the container engine at {host} refused to create the run's container "
+                           "(image tcup:"), done.stderr
+    assert "container-init binary not found on the host: stat /usr/libexec/podman/catatonit" in last
+    assert last.endswith("install the catatonit package (e.g. `sudo apt-get install catatonit`; Debian only "
+                         "recommends it)")
+    assert "Traceback" not in done.stderr and "building image" not in done.stderr
+    # Nothing left behind: no container, no run directory.
+    assert client.containers.list(all=True) == []
+    assert list((tmp_path / "runs").iterdir()) == []

@@ -108,6 +108,23 @@ def test_a_secret_in_base64_is_masked_wherever_it_starts(mask, user):
     assert not leaks_in_base64(mask.text(text), CANARY.encode())
 
 
+# Its base64 holds both "+" and "/" ("fn5+Pz8/..."), which the URL-safe alphabet writes "-" and "_".
+PLUS_SLASH = "~~~???pw~~~???"
+
+
+@pytest.mark.parametrize("prefix", ["", "a", "ab"])  # each of base64's three alignments
+def test_a_secret_is_masked_in_url_safe_base64_too(prefix):
+    standard = base64.b64encode((prefix + PLUS_SLASH).encode()).decode()
+    url_safe = base64.urlsafe_b64encode((prefix + PLUS_SLASH).encode()).decode()
+    assert "+" in standard and "/" in standard and url_safe != standard
+    for mask in (redact.for_credentials(credentials(password=PLUS_SLASH)),
+                 progress.secret_mask(credentials(password=PLUS_SLASH))):
+        for encoded, text in ((standard, f"Authorization: Basic {standard}"), (url_safe, f"?token={url_safe}&x=1")):
+            masked = mask.text(text)
+            # What a cut at base64's alignment leaves (a character or three at each edge) is no piece of it.
+            assert not any(encoded[i:i + 8] in masked for i in range(len(encoded) - 7)), masked
+
+
 def test_masking_twice_changes_nothing():
     # "e" is in every label; the labels must survive a second pass.
     mask = redact.for_credentials(credentials(password="e"))
@@ -158,7 +175,7 @@ def test_an_error_is_masked_before_it_is_put_on_one_line(runner_mask, capsys, se
     from tcup.runner.__main__ import report
 
     runner_mask(password=secret)
-    assert report(InfraError(f"login as alice.cloudy with {secret} refused\n  (HTTP 401)")) == contract.EXIT_INFRA
+    assert report(InfraError(f"login as alice.cloudy with {secret} refused\n  (HTTP 401)")) == 3
     out, err = capsys.readouterr()
     event = contract.parse_event(out.splitlines()[-1])
     assert event["message"] == "login as <username> with *** refused (HTTP 401)"
@@ -196,7 +213,7 @@ def test_a_short_or_common_password_breaks_no_event(secret):
     seen = progress.Progress(progress.secret_mask(credentials(password=secret)), out=io.StringIO())
     for line in lines:
         seen.feed(1, line.encode())
-    assert seen.outcome(1).exit_code == errors.EXIT_TESTS_FAILED and seen.error is None
+    assert seen.outcome(1).exit_code == 1 and seen.error is None
     assert seen.done["passed"] == 1 and seen.counts == {"running": 0, "passed": 1, "failed": 1, "skipped": 0}
     assert seen.mode == {"event": "mode", "credentials": "preprovisioned", "concurrency": 1}
 
@@ -206,6 +223,47 @@ def test_the_launcher_masks_the_text_fields_of_an_event_the_runner_did_not():
     seen = progress.Progress(progress.secret_mask(credentials(password="done")), out=io.StringIO())
     seen.feed(1, contract.event("error", kind="infra", message="bad password done").encode())
     assert seen.outcome(None).message == "bad password ***"
+
+
+def test_every_text_of_every_event_is_masked_however_deep():
+    """The choices and the cleanup name the cloud's things: network names
+    with the user's or project's name in them, project ids, hosts in the
+    commands that remove what is left. A kind, a status or a test's name
+    stays whole, even when the password is the same word."""
+    project_id = "8f1e0c6a9b5d4e2f8a7c6b5d4e3f2a1b"
+    cloud = Cloud(cpid="c", admin=False, project_id=project_id, hosts=["neutron.example.org"])
+    settings = Settings(credentials(password="network"), cloud, Selection(label="x", regex="."))
+    out = io.StringIO()
+    events.use_mask(redact.for_settings(settings))
+    stdout, sys.stdout = sys.stdout, out
+    try:
+        events.emit("choices", image=None, network={"id": project_id, "name": "acme-prod-net"})
+        events.emit("cleanup", removed=[{"kind": "network", "id": project_id, "name": "alice.cloudy-net",
+                                         "project": project_id}],
+                    left=[{"kind": "network", "id": "n1", "name": "tempest-net", "project": project_id,
+                           "remove_with": f"openstack --os-project-id {project_id} network delete n1"}],
+                    notes=["https://Neutron.Example.ORG:9696 answered 503 for alice.cloudy"])
+        events.emit("test", name="tempest.api.network.test_networks.NetworksTest.test_network", uuid=None,
+                    status="fail", reason="password network refused")
+    finally:
+        sys.stdout = stdout
+        events.use_mask(Mask())
+    choices, cleanup, test = (json.loads(line) for line in out.getvalue().splitlines())
+    assert choices["network"] == {"id": "<project-id>", "name": "<project>-net"}
+    assert cleanup["removed"] == [{"kind": "network", "id": "<project-id>", "name": "<username>-net",
+                                   "project": "<project-id>"}]
+    assert cleanup["left"][0]["remove_with"] == "openstack --os-project-id <project-id> *** delete n1"
+    assert cleanup["left"][0]["kind"] == "network"
+    assert cleanup["notes"] == ["https://<cloud-host>:9696 answered 503 for <username>"]
+    assert (test["name"], test["status"], test["reason"]) == (
+        "tempest.api.network.test_networks.NetworksTest.test_network", "fail", "password *** refused")
+    # The launcher masks what the runner let through, as deep.
+    seen = progress.Progress(progress.secret_mask(credentials(password="s3cr3t-pw")), out=io.StringIO())
+    seen.feed(1, contract.event("cleanup", removed=0, left=[{"kind": "server", "id": "s1", "name": "x",
+                                                             "remove_with": "nova delete s3cr3t-pw"}],
+                                notes=["s3cr3t-pw"]).encode())
+    assert seen.cleanup == {"removed": 0, "left": [{"kind": "server", "id": "s1", "name": "x",
+                                                    "remove_with": "nova delete ***"}], "notes": ["***"]}
 
 
 # --- identifiers the user did not give ----------------------------------------------

@@ -21,6 +21,7 @@ if str(REPO / "tools") not in sys.path:
     sys.path.insert(0, str(REPO / "tools"))
 
 import refstack_server  # noqa: E402
+from conftest import require_module  # noqa: E402
 
 pytestmark = pytest.mark.refstack  # every test here starts the real RefStack
 
@@ -58,7 +59,7 @@ def server(tmp_path_factory):
 @pytest.fixture(scope="module")
 def signing_key():
     """An RSA key pair: (private key, OpenSSH public key line)."""
-    crypto = pytest.importorskip("cryptography.hazmat.primitives.asymmetric.rsa")
+    crypto = require_module("cryptography.hazmat.primitives.asymmetric.rsa")
     from cryptography.hazmat.primitives import serialization
 
     key = crypto.generate_private_key(public_exponent=65537, key_size=2048)

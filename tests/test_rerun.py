@@ -67,7 +67,7 @@ def test_rerun_runs_only_the_failures_and_merges_one_verdict(failed_then_rerun):
     assert after[CATALOG[0]]["first_reason"] == before[CATALOG[0]]["reason"]
     assert not any(after[name].get("flaky") or after[name].get("reran") for name, _ in DISCOVERY)
     meta = json.loads((merged / "run.json").read_text())
-    assert meta["merged_from"] == [str(first_run)]
+    assert meta["merged_from"] == [first_run.name]
     assert (meta["verdict"], meta["selected"], meta["passed"], meta["failed"], meta["flaky"]) == ("compliant", 3, 3, 0, 1)
     assert meta["label"] == json.loads((first_run / "run.json").read_text())["label"] == "test list list.txt"
     # The rerun's settings are the first run's with the cause removed.
@@ -142,7 +142,7 @@ def test_resume_an_interrupted_run(image, keystone, engine, tmp_path):
     assert done.returncode == (5 if count["skip"] else 0), done.stdout[-3000:] + done.stderr[-3000:]
     assert not any(t.get("flaky") for t in tests.values())
     meta = json.loads((merged / "run.json").read_text())
-    assert meta["merged_from"] == [str(incomplete)]
+    assert meta["merged_from"] == [incomplete.name]
     assert ((meta["verdict"], meta["selected"], meta["passed"], meta["failed"], meta["skipped"])
             == ("not compliant" if count["skip"] else "compliant", selected, count["success"], 0, count["skip"]))
     assert meta["label"] == f"regex {MANY_TESTS}"

@@ -17,13 +17,15 @@ from types import SimpleNamespace
 
 import pytest
 
+from conftest import needs, require_module
 from tcup import contract
 from tcup.contract import Credentials
 from tcup.launcher.results import runs as launcher_results
-from tcup.launcher.errors import EXIT_BAD_INPUT, BadInput
+from tcup.launcher.errors import BadInput
 from tcup.runner import redact, results, run, selection
 
 PASSWORD = "canary-results-pw"
+EXIT_BAD_INPUT = 2  # as README documents it
 TEST_ID = ("tempest.api.identity.v3.test_tokens.TokensV3Test.test_create_token"
            "[id-6f8e4436-fc96-4282-8122-e41df57197a9]")
 # A subunit v2 packet holds at most 4 MiB; these attachments are more, even masked.
@@ -85,7 +87,7 @@ class Recorder:
 
 
 def test_a_large_attachment_is_rewritten_masked_in_packets_subunit_can_carry():
-    subunit = pytest.importorskip("subunit")
+    subunit = require_module("subunit")
 
     data = big_log()
     out = io.BytesIO()
@@ -136,8 +138,8 @@ out.status(test_id={test_id!r}, test_status="success", timestamp=now)
 
 
 def test_a_run_writes_its_stream_owner_only_from_the_start_and_survives_a_large_attachment(tmp_path):
-    pytest.importorskip("subunit")
-    pytest.importorskip("testtools")
+    require_module("subunit")
+    require_module("testtools")
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     stream_file, note = tmp_path / "results" / "tempest.subunit.partial", tmp_path / "mode-during-run"
@@ -201,8 +203,8 @@ def test_an_output_root_others_can_write_is_refused(tmp_path):
     assert caught.value.exit_code == EXIT_BAD_INPUT and list(shared.iterdir()) == []
 
 
-@pytest.mark.skipif(os.getuid() != 0, reason="needs root to give a directory to another user")
 def test_an_output_root_another_user_owns_is_refused(tmp_path):
+    needs(os.geteuid() == 0, "this test gives a directory to another user, which needs root")
     theirs = tmp_path / "theirs"
     theirs.mkdir(mode=0o755)
     os.chown(theirs, 65534, 65534)

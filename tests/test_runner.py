@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import require_module
 from tcup import contract, private_files
 from tcup.contract import Cloud, Credentials, Selection, Settings
 from tcup.masking import Mask
@@ -117,7 +118,7 @@ def test_a_selection_matching_nothing_is_bad_input():
     with pytest.raises(InputError) as raised:
         choose(tempest, Selection(label="nothing", regex="does_not_exist"), "47.0.0")
     assert "matches no test in Tempest 47.0.0" in str(raised.value)
-    assert raised.value.exit_code == contract.EXIT_BAD_INPUT
+    assert raised.value.exit_code == 2
     with pytest.raises(InputError):
         choose(tempest, Selection(label="bad", regex="(unclosed"), "47.0.0")
 
@@ -250,8 +251,8 @@ def test_a_reason_is_the_exception_a_traceback_ends_with():
 
 
 def test_a_real_subunit_stream_is_rewritten_without_secrets():
-    subunit = pytest.importorskip("subunit", reason="python-subunit is installed in the image, not on this host")
-    testtools = pytest.importorskip("testtools")
+    subunit = require_module("subunit")  # in the image, and in the dev dependencies
+    testtools = require_module("testtools")
     import io
 
     original = io.BytesIO()
@@ -495,7 +496,7 @@ def run_runner(line: bytes, hold_stdin: bool = True):
 def test_bad_settings_give_one_error_event_and_exit_2():
     done = run_runner(b'{"contract": 1, "credentials": {"password": "' + PASSWORD.encode()[:5] + b"\n", hold_stdin=False)
     lines = done.stdout.decode().splitlines()
-    assert done.returncode == contract.EXIT_BAD_INPUT and len(lines) == 1
+    assert done.returncode == 2 and len(lines) == 1
     event = contract.parse_event(lines[0])
     assert event["event"] == "error" and event["kind"] == "input"
     assert b"Traceback" not in done.stderr
@@ -506,7 +507,21 @@ def test_application_credentials_are_refused_without_leaking_the_secret():
                         application_credential_secret="canary-app-secret")
     settings = Settings(creds, Cloud(cpid="c", admin=False), Selection(label="x", regex="."))
     done = run_runner(settings.to_line())
-    assert done.returncode == contract.EXIT_BAD_INPUT
+    assert done.returncode == 2
     event = contract.parse_event(done.stdout.decode().splitlines()[-1])
     assert event["kind"] == "input" and "password" in event["message"]
     assert b"canary-app-secret" not in done.stdout + done.stderr
+
+
+def test_the_runner_refuses_a_protected_option_the_launcher_let_through():
+    """Never one check alone: settings that would switch Tempest's debug log
+    on or blind the cleanup are refused inside the container too."""
+    from tcup.runner.__main__ import check_settings
+    from tcup.runner.errors import InputError
+
+    creds = Credentials(auth_url=AUTH_URL, username="alice", password=PASSWORD, project_name="p")
+    for key in ("DEFAULT.debug", "DEFAULT.record_resources", "auth.admin_token"):
+        settings = Settings(creds, Cloud(cpid="c", admin=False), Selection(label="x", regex="."),
+                            choices=contract.Choices(tempest_options={key: "x"}))
+        with pytest.raises(InputError, match=f"option {key} is TCUP's own or would hold a secret"):
+            check_settings(settings)

@@ -24,9 +24,9 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO / "src") not in sys.path:
     sys.path.insert(0, str(REPO / "src"))
 
+from conftest import _unavailable, require_module  # noqa: E402
 from tcup.launcher.upload import signing
 from tcup.launcher.upload import refstack as upload  # noqa: E402
-from tcup.launcher.errors import EXIT_BAD_INPUT, EXIT_UPLOAD_FAILED  # noqa: E402
 from tcup.launcher.upload.signing import SigningError  # noqa: E402
 from tcup.launcher.upload.refstack import Retry, UploadError  # noqa: E402
 
@@ -36,6 +36,9 @@ try:
     HAVE_BCRYPT = True
 except ImportError:
     HAVE_BCRYPT = False
+
+# The exit codes as README documents them, not as the code names them.
+EXIT_BAD_INPUT, EXIT_UPLOAD_FAILED = 2, 4
 
 # Small bounds: every failing test ends in seconds.
 FAST = Retry(tries=3, initial=0.05, max_total=10.0, request_timeout=2.0)
@@ -575,9 +578,10 @@ def test_an_unencrypted_key_signs_without_asking(tmp_path, fmt):
     verify(line, signing.sign(loaded, b"the body"), b"the body")
 
 
-@pytest.mark.parametrize("fmt", ["pem", "pkcs8", pytest.param("openssh", marks=pytest.mark.skipif(
-    not HAVE_BCRYPT, reason="cryptography decrypts OpenSSH keys with bcrypt"))])
+@pytest.mark.parametrize("fmt", ["pem", "pkcs8", "openssh"])
 def test_an_encrypted_key_asks_for_the_passphrase_once(tmp_path, fmt):
+    if fmt == "openssh":
+        require_module("bcrypt")  # cryptography decrypts OpenSSH keys with it
     key = rsa_key()
     path = write_key(tmp_path / "id_rsa", key, fmt, PASSPHRASE)
     asked = Asked()
@@ -586,9 +590,10 @@ def test_an_encrypted_key_asks_for_the_passphrase_once(tmp_path, fmt):
     assert loaded.private_numbers() == key.private_numbers()
 
 
-@pytest.mark.parametrize("fmt", ["pem", "pkcs8", pytest.param("openssh", marks=pytest.mark.skipif(
-    not HAVE_BCRYPT, reason="cryptography decrypts OpenSSH keys with bcrypt"))])
+@pytest.mark.parametrize("fmt", ["pem", "pkcs8", "openssh"])
 def test_a_wrong_passphrase_is_one_line_and_not_echoed(tmp_path, fmt):
+    if fmt == "openssh":
+        require_module("bcrypt")
     path = write_key(tmp_path / "id_rsa", rsa_key(), fmt, PASSPHRASE)
     with pytest.raises(SigningError) as caught:
         signing.load_key(path, Asked("wrong guess 99"))
@@ -612,7 +617,7 @@ def test_an_encrypted_openssh_key_without_bcrypt_says_what_to_install(tmp_path):
     elif HAVE_BCRYPT:
         write_key(path, rsa_key(), "openssh", PASSPHRASE)
     else:
-        pytest.skip("neither ssh-keygen nor bcrypt to write an encrypted OpenSSH key")
+        _unavailable("neither ssh-keygen nor bcrypt to write an encrypted OpenSSH key")
     script = (
         "import sys; sys.modules['bcrypt'] = None; sys.path.insert(0, sys.argv[1])\n"
         "from tcup.launcher.upload import signing\n"

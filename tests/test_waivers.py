@@ -112,7 +112,7 @@ def test_a_rerun_with_every_failure_waived_is_compliant_with_waivers(waived_runs
     assert sorted(r["uuid"] for r in refstack["results"]) == sorted(uuid for _, uuid in PASSING)
     meta = json.loads((run / "run.json").read_text())
     assert (meta["verdict"], meta["passed"], meta["failed"], meta["waived"]) == ("compliant with waivers", 2, 2, 2)
-    assert meta["merged_from"] == [str(first_run)]
+    assert meta["merged_from"] == [first_run.name]
     verdict = "COMPLIANT with 2 waivers: 2 of 4 selected tests passed, 2 failed under a waiver"
     assert (run / "summary.txt").read_text().rstrip().endswith("Verdict: " + verdict)
     assert "Failures:" not in (run / "summary.txt").read_text()  # both are waived

@@ -23,7 +23,7 @@ of another version rather than guessing.
 
 import json
 from dataclasses import asdict, dataclass, field, fields
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional
 
 VERSION = 4
 
@@ -58,6 +58,41 @@ EXIT_OK = 0
 EXIT_TESTS_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_INFRA = 3
+
+
+# tempest.conf options TCUP sets itself, which a --set may not change: they
+# keep Tempest's logs where the mask reaches and out of the results, record
+# every resource the tests create for the cleanup, name what is TCUP's to
+# delete, take the credentials and Keystone's address from TCUP alone, and
+# keep TLS as the user's openrc has it. "section.option" in lower case; a
+# trailing "*" covers every option so begun.
+PROTECTED_OPTIONS = (
+    "default.debug", "default.verbose", "default.use_stderr", "default.log_dir", "default.log_file",
+    "default.log_config_append", "default.default_log_levels", "default.use_syslog", "default.use_journal",
+    "default.use_json", "default.use_eventlog", "default.publish_errors", "default.watch_log_file",
+    "default.record_resources", "default.resource_name_prefix", "oslo_concurrency.*",
+    "auth.test_accounts_file", "auth.use_dynamic_credentials", "auth.admin_*",
+    "identity.uri", "identity.uri_v3", "identity.auth_version", "identity.ca_certificates_file",
+    "identity.disable_ssl_certificate_validation",
+)
+# An option whose name holds one of these holds a secret: --set values are
+# saved with the run, and TCUP hands Tempest the credentials itself.
+SECRET_WORDS = ("password", "secret", "token")
+
+
+def option_refusal(key: str) -> Optional[str]:
+    """Why a --set of tempest.conf ``key`` ("section.option") is refused:
+    "secret", "protected", or None when it may be set. Options are compared
+    as oslo.config reads them: in any case, a dash the same as an underscore."""
+    section, _, option = key.strip().lower().partition(".")
+    option = option.strip().replace("-", "_")
+    if any(word in option for word in SECRET_WORDS):
+        return "secret"
+    name = f"{section.strip()}.{option}"
+    if any(name == protected or (protected.endswith("*") and name.startswith(protected[:-1]))
+           for protected in PROTECTED_OPTIONS):
+        return "protected"
+    return None
 
 
 @dataclass
@@ -189,8 +224,9 @@ class Settings:
 
 
 # Events: the runner prints ``event(NAME, **fields)`` lines; the launcher reads
-# them with ``parse_event``. Names and their fields (TEXT_FIELDS are free
-# text, masked on both sides; every other field is the protocol's own):
+# them with ``parse_event``. Names and their fields (PROTOCOL_FIELDS are the
+# protocol's own; every other string, at any depth, is free text from the
+# cloud and is masked on both sides: see ``masked``):
 #   phase     name ("config"|"select"|"run"|"cleanup"|"results"), message
 #   selected  count, missing (uuids of the list that this Tempest lacks)
 #   mode      credentials ("dynamic"|"preprovisioned"), concurrency, accounts
@@ -212,9 +248,28 @@ class Settings:
 #   done      passed, failed, skipped, admin_skipped, duration_seconds
 #   error     kind ("input"|"infra"), message
 EVENTS = ("phase", "selected", "mode", "choices", "plan", "cleanup", "test", "ready", "done", "error")
-# Masking is for these alone: a password such as "fail", "done" or "0" must
-# not turn a status, a name or the JSON itself into "***".
-TEXT_FIELDS = ("message", "reason")
+# Never masked: a password such as "fail", "done" or "0" must not turn a
+# status, a test's name or uuid, or the JSON itself into "***". At an event's
+# top level these; in a nested object, only what kind of thing it describes.
+PROTOCOL_FIELDS = ("event", "name", "uuid", "status", "kind", "credentials", "missing")
+NESTED_PROTOCOL_FIELDS = ("kind",)
+
+
+def masked(event: dict, mask: Callable[[str], str]) -> dict:
+    """``event`` with every free-text string passed through ``mask``, nested
+    lists and objects included (a cleanup's names, ids and commands, the
+    choices' names): what a field holds is the cloud's unless the protocol
+    says otherwise. Keys are the protocol's and stay."""
+    def clean(value, key):
+        if isinstance(value, str):
+            return value if key in NESTED_PROTOCOL_FIELDS else mask(value)
+        if isinstance(value, list):
+            return [clean(item, key) for item in value]
+        if isinstance(value, dict):
+            return {inner: clean(item, inner) for inner, item in value.items()}
+        return value
+
+    return {key: value if key in PROTOCOL_FIELDS else clean(value, key) for key, value in event.items()}
 
 
 def event(name: str, /, **payload) -> str:

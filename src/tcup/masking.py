@@ -11,7 +11,7 @@ import base64
 import json
 import re
 from typing import Dict, List, Optional, Set
-from urllib.parse import quote, quote_plus
+from urllib.parse import quote, quote_plus, unquote, urlsplit
 
 SECRET_LABEL = "***"
 # A secret cut at the edge of a text (a message cut short, a line split) is
@@ -92,6 +92,17 @@ class Mask:
                     body = SECRET_LABEL + body[size:]
                     break
         return body + end
+
+
+def url_password(url: str) -> Optional[str]:
+    """The password in a URL's user part (a proxy's: http://user:pw@proxy:3128),
+    as written and decoded alike by the Mask's spellings; None without one.
+    A URL without a scheme is read as requests reads it, as http://."""
+    try:
+        password = urlsplit(url if "://" in url else "http://" + url).password
+    except ValueError:
+        return None
+    return unquote(password) if password else None
 
 
 def spellings(value: str) -> Set[str]:

@@ -1,9 +1,12 @@
 """The launcher's exit codes, the one error type the CLI turns into one line,
 and ``printable``: what every message passes through before a terminal sees it."""
 
+import os
 import re
+from typing import List, Mapping
 
 from tcup import contract
+from tcup.masking import Mask, url_password
 
 EXIT_OK = contract.EXIT_OK
 EXIT_TESTS_FAILED = contract.EXIT_TESTS_FAILED
@@ -30,6 +33,35 @@ _CONTROL = re.compile(
 )
 
 
+# Where requests (and so every fetch, token request and upload) finds a proxy
+# URL, which may hold a password: each in lower and upper case.
+PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy")
+
+
+def proxy_secrets(environ: Mapping[str, str] = os.environ) -> List[str]:
+    """The passwords of the proxy URLs in the environment (http://user:pw@proxy:3128)."""
+    urls = (environ.get(name) for variable in PROXY_VARIABLES for name in (variable, variable.upper()))
+    return [password for password in (url_password(url) for url in urls if url) if password]
+
+
+def proxy_mask() -> Mask:
+    mask = Mask()
+    for secret in proxy_secrets():
+        mask.secret(secret)
+    return mask
+
+
+def network_reason(error: Exception) -> str:
+    """The root cause of a requests error in a few words, never its text
+    (a paragraph of pool internals that may quote a URL, a proxy's with its
+    password): the system's or TLS's own reason, else the error's kind."""
+    text = str(error)
+    found = re.search(r"\[Errno -?\d+\] ([^'\")\]]+)", text) or re.search(r"\[SSL: [A-Z_]+\] ([^'\")(]+)", text)
+    if found and "://" not in found.group(1):
+        return found.group(1).strip().rstrip(".")
+    return type(error).__name__
+
+
 def printable(text: str) -> str:
     """Text from the cloud, a server or a file, safe to print on a terminal:
     no sequence in it can move the cursor, retitle the window or hide what
@@ -44,7 +76,8 @@ class TcupError(Exception):
     exit_code = EXIT_INFRA
 
     def __init__(self, message: str, exit_code: int = None):
-        super().__init__(printable(str(message)))
+        # A message may quote what a library said about a URL: never a proxy's password.
+        super().__init__(printable(proxy_mask().text(str(message))))
         if exit_code is not None:
             self.exit_code = exit_code
 

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Dict, List, Optional
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from tcup.launcher.errors import BadInput
+from tcup.launcher.errors import BadInput, network_reason
 
 # Where the generated lists live inside the package (see tools/make_guidelines.py).
 GUIDELINES_DIR = "guidelines"
@@ -452,9 +452,11 @@ def _fetch(url: str) -> str:
                 raise GuidelineError(f"{url} answered HTTP {response.status_code}; check the URL")
             body = _read_bounded(response, url, deadline)
             return body.decode(response.encoding or "utf-8", errors="replace")
-    except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as error:
+    except (requests.RequestException, urllib3.exceptions.HTTPError, OSError, ValueError) as error:
         # The body is read from urllib3 directly: its errors arrive unwrapped.
-        raise GuidelineError(f"cannot fetch {url}: {error}; check the URL or download the file and give its path") from None
+        # Named by its kind: its text may quote a proxy's URL, password and all.
+        raise GuidelineError(f"cannot fetch {url} ({network_reason(error)}); check the URL and the "
+                             "https_proxy/http_proxy settings, or download the file and give its path") from None
 
 
 def _read_bounded(response, url: str, deadline: float) -> bytes:

@@ -22,7 +22,7 @@ from tcup.launcher.errors import (
     TcupError,
     printable,
 )
-from tcup.launcher.progress import Progress, secret_mask
+from tcup.launcher.progress import Progress, plural, secret_mask
 from tcup.launcher.version import invoked_as, version
 
 PROXY_VARIABLES = ("http_proxy", "https_proxy", "no_proxy")
@@ -62,6 +62,7 @@ def run(args, summary: Optional[dict] = None, rerun=None) -> int:
         choices = contract.Choices(image=args.image, flavor=args.flavor, network=args.network,
                                    tempest_options=dict(args.tempest_options), skip_services=skip)
         concurrency = args.concurrency
+    check_tempest_options(choices.tempest_options, rerun is not None)
     # 2. Ask Keystone for a token before any container exists.
     credentials, cloud, redact = authenticate(args.keyring)
     accounts = member_accounts(args.accounts, credentials, cloud)
@@ -231,11 +232,9 @@ def run_json(args, command=None) -> int:
 
 def run_summary(path: Path, selected: int) -> dict:
     """The --json summary of a saved run, from its run.json."""
-    import json
+    from tcup.launcher.results.runs import RUN_FILE, json_object
 
-    from tcup.launcher.results.runs import RUN_FILE
-
-    meta = json.loads((path / RUN_FILE).read_text())
+    meta = json_object(path / RUN_FILE) or {}
     counts = {"selected": selected, **{key: meta.get(key, 0) for key in ("passed", "failed", "skipped", "missing")}}
     return {"verdict": meta.get("verdict"), "counts": counts, "label": meta.get("label"), "run_directory": str(path)}
 
@@ -244,10 +243,11 @@ def uploaded_url(path: Path) -> Optional[str]:
     """The URL of the run's newest upload, from its upload record."""
     import json
 
+    from tcup.launcher.results.runs import read_file
     from tcup.launcher.upload.refstack import UPLOADS_FILE
 
     try:
-        return json.loads((path / UPLOADS_FILE).read_text())[-1]["url"]
+        return json.loads(read_file(path / UPLOADS_FILE))[-1]["url"]
     except (OSError, ValueError, LookupError, TypeError):
         return None
 
@@ -295,6 +295,28 @@ def show_plan(container, settings, redact, verbose: bool, output=None) -> int:
     return EXIT_OK
 
 
+def check_tempest_options(options: dict, rerun: bool = False) -> None:
+    """Refuse, in one line naming them all, the --set options (given now or,
+    for a ``rerun``, recorded by the run it repeats) that would hold a secret
+    or change what TCUP sets for its own safety (contract.PROTECTED_OPTIONS)."""
+    refused = {"secret": [], "protected": []}
+    for key in options:
+        why = contract.option_refusal(key)
+        if why:
+            refused[why].append(key)
+    said = []
+    if refused["secret"]:
+        # --set values are saved with the run (run.json); the value is never shown.
+        said.append(f"--set {', '.join(refused['secret'])} would hold a secret, and --set values are saved with "
+                    "the run; TCUP gives Tempest your credentials itself")
+    if refused["protected"]:
+        said.append(f"--set {', '.join(refused['protected'])}: TCUP sets {plural(len(refused['protected']), 'option')} "
+                    "itself, to keep Tempest's logs masked, its credentials and Keystone TCUP's own and the "
+                    "cleanup whole; " + ("start a new run without them" if rerun else "drop the --set"))
+    if said:
+        raise BadInput("; ".join(said))
+
+
 def choose_tests(guideline_name: Optional[str], target: Optional[str], test_list_path: Optional[Path],
                  regex: Optional[str]):
     """The TestList (when the tests come from a list) and the Selection."""
@@ -334,14 +356,10 @@ def _left_after_interrupt(container, run_dir) -> str:
         gone = "while the container ran; the container may be left (see the warning above)"
     cleaned = ""
     if run_dir is not None and (run_dir.incomplete / contract.CLEANUP_FILE).exists():
-        import json
-
         from tcup.launcher.progress import cleanup_lines
+        from tcup.launcher.results.runs import json_object
 
-        try:
-            lines = cleanup_lines(json.loads((run_dir.incomplete / contract.CLEANUP_FILE).read_text()))
-        except (OSError, ValueError):
-            lines = []
+        lines = cleanup_lines(json_object(run_dir.incomplete / contract.CLEANUP_FILE) or {})
         cleaned = "".join("\n" + line for line in lines) + ("\n" if lines else "")
         gone += "; what the tests created in the cloud was removed" if not any("warning" in l for l in lines) else ""
     if run_dir is not None and run_dir.incomplete.exists():
@@ -452,17 +470,18 @@ def finish_results(results_dir: Path, rerun, waiver_list: list) -> Optional[Fina
     if rerun is None and not waiver_list:
         return None
     import datetime
-    import json
 
     from tcup.launcher.progress import verdict
     from tcup.launcher.results import rerun as rerun_
     from tcup.launcher.results import waivers
-    from tcup.launcher.results.runs import status_counts, write_json
+    from tcup.launcher.results.runs import json_object, status_counts, write_json
 
     tests_file = results_dir / contract.TESTS_FILE
-    if not tests_file.is_file():
+    document = json_object(tests_file)
+    if document is None:
         return None
-    document = rerun_.merge(rerun, results_dir) if rerun is not None else json.loads(tests_file.read_text())
+    if rerun is not None:
+        document = rerun_.merge(rerun, results_dir)
     today = datetime.date.today()
     waived = waivers.apply(document["tests"], waiver_list, today)
     write_json(tests_file, document)
@@ -530,13 +549,10 @@ def save(run_dir, test_list, selection, cloud, progress, started, image_tag=None
         metadata.update(final.counts)
     if merged_from:
         metadata["merged_from"] = merged_from
-    tests_file = run_dir.incomplete / contract.TESTS_FILE
-    if test_list is not None and tests_file.exists():
-        import json
-
+    outcome = results.json_object(run_dir.incomplete / contract.TESTS_FILE)
+    if test_list is not None and outcome is not None:
         from tcup.launcher.results import compliance
 
-        outcome = json.loads(tests_file.read_text())
         report = compliance.report(test_list, outcome["tests"], outcome.get("missing", []))
         results.write_json(run_dir.incomplete / "compliance.json", report)
         results.write_file(run_dir.incomplete / "compliance.txt", compliance.render(report))
@@ -546,8 +562,12 @@ def save(run_dir, test_list, selection, cloud, progress, started, image_tag=None
     # summary.txt holds what the terminal showed: the runner's summary, the
     # compliance table and the verdict.
     summary_file = run_dir.incomplete / contract.SUMMARY_FILE
-    if summary_file.exists():
-        parts = [summary_file.read_text().rstrip(), "\n".join(final.waiver_lines) if final is not None else "",
+    try:
+        summary = results.read_file(summary_file)
+    except OSError:
+        summary = None  # the runner wrote none (or planted something else there)
+    if summary is not None:
+        parts = [summary.rstrip(), "\n".join(final.waiver_lines) if final is not None else "",
                  (progress.compliance or "").rstrip(), "Verdict: " + conclusion.verdict_words]
         results.write_file(summary_file, "\n\n".join(part for part in parts if part) + "\n")
     return run_dir.complete(metadata)

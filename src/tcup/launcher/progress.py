@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Set, Tuple
 
-from tcup import contract
+from tcup import contract, private_files
 from tcup.contract import Credentials
 from tcup.masking import Mask
 from tcup.launcher.errors import (EXIT_BAD_INPUT, EXIT_INFRA, EXIT_NOT_COMPLIANT, EXIT_OK, EXIT_TESTS_FAILED,
-                                  EXIT_WAIVED, printable)
+                                  EXIT_WAIVED, printable, proxy_secrets)
 
 
 FINISHED = {"success": "passed", "fail": "failed", "skip": "skipped"}
@@ -31,9 +31,9 @@ TICK_SECONDS = 1.0
 
 
 def secret_mask(credentials: Credentials) -> Mask:
-    """The mask for what TCUP prints: the credentials' secrets."""
+    """The mask for what TCUP prints: the credentials' secrets and the proxies' passwords."""
     mask = Mask()
-    for secret in credentials.secrets():
+    for secret in credentials.secrets() + proxy_secrets():
         mask.secret(secret)
     return mask
 
@@ -168,9 +168,9 @@ class Progress:
         self.compliance = None
 
     def feed(self, stream: int, raw: bytes) -> None:
-        """One line of the runner's output. An event is parsed first and only
-        its text fields are masked: masking the raw line would let a password
-        such as "done", "0" or "e" break the JSON or a status."""
+        """One line of the runner's output. An event is parsed first and then
+        its free text masked (contract.masked): masking the raw line would let
+        a password such as "done", "0" or "e" break the JSON or a status."""
         line = raw.decode("utf-8", errors="replace")
         event = contract.parse_event(line) if stream == 1 else None
         if event is None:
@@ -179,9 +179,7 @@ class Progress:
             if self.verbose:
                 self._print(f"  | {line}")
             return
-        for key in contract.TEXT_FIELDS:
-            if isinstance(event.get(key), str):
-                event[key] = self.mask.text(event[key])
+        event = contract.masked(event, self.mask.text)
         getattr(self, "_on_" + event["event"], lambda e: None)(event)
 
     def __enter__(self) -> "Progress":
@@ -410,10 +408,9 @@ class Progress:
         """What the user reads at the end: the runner's summary, the
         compliance report, and where the results are."""
         parts = []
-        summary = path / contract.SUMMARY_FILE
-        if summary.exists():  # the launcher added the compliance table and the verdict to it
-            parts.append(summary.read_text().rstrip())
-        else:
+        try:  # the launcher added the compliance table and the verdict to it
+            parts.append(private_files.read_result(path / contract.SUMMARY_FILE).decode(errors="replace").rstrip())
+        except OSError:
             parts += [self.compliance.rstrip()] if self.compliance else []
             parts += ["Verdict: " + self.outcome(0).verdict_words] if self.done is not None else []
         parts.append(f"Results saved in {path}")
@@ -554,7 +551,7 @@ def run_timings(run: Path) -> Dict[str, Tuple[float, str]]:
     it on the same worker, so class fixtures are counted; a class that a
     fixture skipped or failed reports no test, so its tests (from tests.json)
     share the fixture's time."""
-    statuses = [s for s in read_subunit((run / contract.SUBUNIT_FILE).read_bytes())
+    statuses = [s for s in read_subunit(private_files.read_result(run / contract.SUBUNIT_FILE))
                 if s.timestamp is not None and s.status != "exists"]
     last_end: Dict[str, float] = {}
     seconds: Dict[str, float] = {}
@@ -574,7 +571,7 @@ def run_timings(run: Path) -> Dict[str, Tuple[float, str]]:
             timings[test_key(*split_test_id(test_id))] = (took, test_id)
     if fixtures:
         try:
-            tests = json.loads((run / contract.TESTS_FILE).read_text())["tests"]
+            tests = json.loads(private_files.read_result(run / contract.TESTS_FILE))["tests"]
         except (OSError, ValueError, KeyError, TypeError):
             tests = []  # an incomplete run: its fixtures' time is not shared out
         for scope, took in fixtures.items():

@@ -257,6 +257,8 @@ def check_settings(settings: Settings) -> None:
         section, _, option = key.partition(".")
         if not section or not option or any(c in key + value for c in "\n\r[]"):
             raise InputError(f"tempest.conf option {key!r} is not SECTION.KEY=VALUE on one line")
+        if contract.option_refusal(key):  # the launcher refuses it first; never trust one alone
+            raise InputError(f"tempest.conf option {key} is TCUP's own or would hold a secret; it cannot be set")
     for account in settings.accounts:
         config.check_credentials(account)
 

@@ -278,7 +278,7 @@ def after(workspace, results_dir: Path, record: Path, by_record: bool = False, d
     also written to the results (an interrupted run's launcher reads it
     there), unless it only says what it would remove."""
     from tcup import contract, private_files
-    from tcup.runner import process
+    from tcup.runner import events, process
     from tcup.runner.errors import InfraError
 
     argv = [sys.executable, "-m", "tcup.runner.cleanup", "clean", "--record", str(record)]
@@ -291,8 +291,10 @@ def after(workspace, results_dir: Path, record: Path, by_record: bool = False, d
     except (InfraError, OSError, ValueError) as error:
         result = {"removed": [], "left": [], "notes": [], "error": str(error)}
     if not dry_run:
-        private_files.write_atomically(results_dir / contract.CLEANUP_FILE,
-                                       (json.dumps(result, indent=2) + "\n").encode())
+        # Masked as every result file is: the user's own project id is no
+        # business of a file that may be sent on.
+        shown = contract.masked(result, events.mask().text)
+        private_files.write_atomically(results_dir / contract.CLEANUP_FILE, (json.dumps(shown, indent=2) + "\n").encode())
     return result
 
 

@@ -23,11 +23,10 @@ def mask() -> Mask:
 
 def emit(name: str, /, **payload) -> None:
     """One event line on stdout, flushed so that the launcher sees it at once.
-    Only the free-text fields are masked: names, statuses and counts are the
-    protocol's (a password "fail" must not turn a failure into "***")."""
-    clean = {key: _mask.text(value) if key in contract.TEXT_FIELDS and isinstance(value, str) else value
-             for key, value in payload.items()}
-    sys.stdout.write(contract.event(name, **clean) + "\n")
+    Every free-text string is masked, however deep; test names, statuses and
+    the like are the protocol's (a password "fail" must not turn a failure
+    into "***"): contract.masked says which."""
+    sys.stdout.write(contract.event(name, **contract.masked(payload, _mask.text)) + "\n")
     sys.stdout.flush()
 
 

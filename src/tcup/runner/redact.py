@@ -14,7 +14,7 @@ from typing import Iterable, Optional, Tuple
 from urllib.parse import urlsplit
 
 from tcup.contract import Cloud, Credentials, Settings
-from tcup.masking import Mask
+from tcup.masking import Mask, url_password
 
 # Shorter identifying strings are too likely to occur by chance.
 MIN_IDENTIFIER = 3
@@ -34,10 +34,9 @@ def for_settings(settings: Settings) -> Mask:
             _add(mask, value, label, any_case)
     # A proxy URL may hold a user and a password (http://user:pass@proxy:3128).
     for url in settings.proxy.values():
+        mask.secret(url_password(url))
         try:
-            parts = urlsplit(url)
-            mask.secret(parts.password)
-            _add(mask, parts.username, "<proxy-user>")
+            _add(mask, urlsplit(url).username, "<proxy-user>")
         except ValueError:
             continue
     return mask

@@ -12,11 +12,12 @@ import signal
 import socket
 import sys
 import threading
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Tuple
 
 from tcup import contract
-from tcup.launcher.errors import BadInput, Infrastructure
+from tcup.launcher.errors import BadInput, Infrastructure, network_reason
 
 # Seconds the runner gets to wind down before it is killed: it stops Tempest,
 # then removes what the tests created in the cloud (tcup.runner.cleanup,
@@ -32,11 +33,12 @@ def find_host() -> str:
     exists of Docker's, Podman's rootful and this user's rootless Podman."""
     host = os.environ.get("DOCKER_HOST")
     if host:
-        if host.startswith("tcp://") and not os.environ.get("DOCKER_TLS_VERIFY") and not _loopback(host):
+        if _in_clear_text(host, os.environ):
             # The settings line carries the password; never in clear text over a network.
             raise BadInput(
-                f"DOCKER_HOST={host} is a network engine without TLS, which would see your password in clear "
-                "text; set DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH, or use an ssh:// or unix:// DOCKER_HOST"
+                f"DOCKER_HOST={host} is a network engine without verified TLS, which would see your password in "
+                "clear text; set DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH, or use an ssh:// or unix:// DOCKER_HOST "
+                "(tcp://127.0.0.1:PORT for an engine on this machine)"
             )
         return host
     runtime = os.environ.get("XDG_RUNTIME_DIR") or f"/run/user/{os.getuid()}"
@@ -53,9 +55,29 @@ def find_host() -> str:
     )
 
 
-def _loopback(host: str) -> bool:
-    name = host.split("://", 1)[1].rsplit(":", 1)[0].strip("[]")
-    return name in ("localhost", "::1") or name.startswith("127.")
+def _in_clear_text(host: str, environ) -> bool:
+    """Whether the docker SDK would speak to ``host`` over a network without
+    verified TLS. The host is read as the SDK reads it (tcp://, TCP://,
+    http:// and a bare host:port are all plain HTTP to it); only a literal
+    loopback address is this machine: a name can resolve anywhere."""
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    from docker.errors import DockerException
+    from docker.utils import parse_host
+
+    try:
+        url = urlsplit(parse_host(host))
+    except DockerException as error:
+        raise BadInput(f"DOCKER_HOST={host} is not an engine address ({error}); use unix://PATH, ssh://HOST "
+                       "or tcp://HOST:PORT with TLS") from None
+    # DOCKER_TLS_VERIFY, set to anything but "", is the SDK's verified TLS.
+    if url.scheme != "http" or environ.get("DOCKER_TLS_VERIFY", "") != "":
+        return False
+    try:
+        return not ipaddress.ip_address(url.hostname or "").is_loopback
+    except ValueError:
+        return True
 
 
 class Engine:
@@ -101,19 +123,16 @@ class Engine:
         """The labels of image ``tag``, or None when the engine has no such image."""
         from docker.errors import ImageNotFound
 
-        try:
-            return self.client.images.get(tag).labels or {}
-        except ImageNotFound:
-            return None
+        with engine_request(self, f"look up image {tag}"):
+            try:
+                return self.client.images.get(tag).labels or {}
+            except ImageNotFound:
+                return None
 
     def save_image(self, tag: str) -> Iterator[bytes]:
         """The image as a `docker save` tar, in chunks."""
-        from docker.errors import APIError
-
-        try:
+        with engine_request(self, f"save image {tag}"):
             yield from self.client.images.get(tag).save(named=True)
-        except APIError as error:
-            raise Infrastructure(f"could not save image {tag}: {error.explanation or error}")
 
     def load_image(self, file) -> List[str]:
         """Load a `docker save` tar; the tags it brought."""
@@ -186,6 +205,42 @@ def describe(engine) -> str:
     return "the container engine" + (f" at {host}" if host else "")
 
 
+# What an engine's refusal means, by words in its own message, and what to
+# do about it (first match wins; compared in lower case).
+REFUSAL_HINTS = (
+    (("container-init binary not found", "catatonit"),
+     "Podman runs TCUP's container with an init process (--init) and needs its helper for that: install the "
+     "catatonit package (e.g. `sudo apt-get install catatonit`; Debian only recommends it)"),
+    (("no space left on device",), "the engine's disk is full; free space (e.g. `docker system prune`)"),
+    (("no such image", "image not known"), "the image went away while TCUP used it; run TCUP again to build it"),
+)
+
+
+def refusal(engine, what: str, error) -> str:
+    """One line for an engine's refusal: what TCUP asked, the engine's own
+    words, and for a known cause what to do."""
+    said = " ".join(str(getattr(error, "explanation", None) or error or type(error).__name__).split())[:300]
+    hint = next((hint for needles, hint in REFUSAL_HINTS if any(n in said.lower() for n in needles)), None)
+    return f"{describe(engine)} refused to {what}: {said}" + (f"; {hint}" if hint else "")
+
+
+@contextmanager
+def engine_request(engine, what: str):
+    """Whatever the engine's API answers with an error while TCUP asks it
+    ``what`` (an APIError, ImageNotFound, a dropped connection) becomes one
+    line, exit 3, never a traceback."""
+    import requests
+    from docker.errors import DockerException
+
+    try:
+        yield
+    except DockerException as error:
+        raise Infrastructure(refusal(engine, what, error)) from None
+    except requests.exceptions.RequestException as error:
+        raise Infrastructure(f"{describe(engine)} did not answer when asked to {what} "
+                             f"({network_reason(error)})") from None
+
+
 def _explain(error, host: str) -> str:
     text = str(error)
     if "PermissionError" in text or "Permission denied" in text:
@@ -215,6 +270,25 @@ class Container:
 
     def __enter__(self) -> "Container":
         api = self.engine.api
+        with engine_request(self.engine, f"create the run's container (image {self.image})"):
+            self.id = self._create()["Id"]
+        try:
+            with engine_request(self.engine, "attach to the run's container"):
+                self._socket = api.attach_socket(self.id, params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1})
+            # Asked before the start, so the exit cannot slip by. Not "removed":
+            # Podman 4.3 then always reports status 0.
+            self._waiter = threading.Thread(target=self._wait, daemon=True)
+            self._waiter.start()
+            with engine_request(self.engine, "start the run's container"):
+                api.start(self.id)
+        except BaseException:
+            self.__exit__(*sys.exc_info())
+            raise
+        return self
+
+    def _create(self) -> dict:
+        """Create the container, least privileged, with its mounts."""
+        api = self.engine.api
         mounts = {}
         if self.results is not None:
             mounts[str(self.results)] = {"bind": contract.RESULTS_DIR, "mode": "rw"}
@@ -240,7 +314,7 @@ class Container:
             # The docker SDK's create_host_config accepts only Docker's "host"
             # here and raises on keep-id; Podman's API takes the field as is.
             host_config["UsernsMode"] = self.engine.userns_mode()
-        created = api.create_container(
+        return api.create_container(
             self.image,
             command=contract.RUNNER_COMMAND,
             # Not detached: docker-py then attaches stdin once, so the
@@ -254,18 +328,6 @@ class Container:
             host_config=host_config,
             labels={"org.opencontainers.image.title": "tcup"},
         )
-        self.id = created["Id"]
-        try:
-            self._socket = api.attach_socket(self.id, params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1})
-            # Asked before the start, so the exit cannot slip by. Not "removed":
-            # Podman 4.3 then always reports status 0.
-            self._waiter = threading.Thread(target=self._wait, daemon=True)
-            self._waiter.start()
-            api.start(self.id)
-        except BaseException:
-            self.__exit__(*sys.exc_info())
-            raise
-        return self
 
     def _wait(self) -> None:
         try:
@@ -301,16 +363,17 @@ class Container:
     def shell(self, command=("bash", "-l")) -> int:
         """An interactive shell in the running container, on this terminal."""
         api = self.engine.api
-        exec_id = api.exec_create(
-            self.id,
-            list(command),
-            stdin=True,
-            tty=True,
-            user=self.engine.user(),
-            workdir=contract.WORKSPACE_DIR,
-            environment={"TERM": os.environ.get("TERM", "xterm")},
-        )["Id"]
-        sock = api.exec_start(exec_id, tty=True, socket=True)
+        with engine_request(self.engine, "open a shell in the container"):
+            exec_id = api.exec_create(
+                self.id,
+                list(command),
+                stdin=True,
+                tty=True,
+                user=self.engine.user(),
+                workdir=contract.WORKSPACE_DIR,
+                environment={"TERM": os.environ.get("TERM", "xterm")},
+            )["Id"]
+            sock = api.exec_start(exec_id, tty=True, socket=True)
         try:
             _bridge_terminal(sock, lambda rows, cols: api.exec_resize(exec_id, height=rows, width=cols))
         finally:

@@ -4,17 +4,23 @@ The tag is a hash of the build context, so a checkout and a pyz built from
 the same commit name the same image, and whichever runs second reuses it.
 """
 
+import contextlib
 import hashlib
 import io
+import json
 import os
+import posixpath
 import re
 import sys
-import time
 import tarfile
+import time
+import warnings
+import zlib
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Dict, List, Optional
 
 import tcup
+from tcup import private_files
 from tcup.launcher.errors import BadInput, Infrastructure, printable
 
 REPOSITORY = "tcup"
@@ -48,28 +54,46 @@ def context_files() -> Dict[str, bytes]:
     return files
 
 
-PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----.*?-----END \1-----\s*", re.S)
+CERTIFICATE_BLOCK = re.compile(rb"-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----", re.S)
 
 
 def read_ca(path: Path) -> bytes:
-    """The CERTIFICATE blocks of a PEM file, and nothing else from it.
+    """The X.509 certificates of a PEM file, each parsed and written anew,
+    and nothing else from it.
 
     A proxy's CA file often holds the CA's private key too (mitmproxy's
     does); that key must never reach an image, where anyone who can read
-    the image could impersonate the proxy."""
+    the image could impersonate the proxy. So a file that mentions a private
+    key anywhere is refused, whatever its blocks look like (a certificate
+    block without its END line would swallow the key after it), and what
+    goes into the image is what cryptography parsed, not the file's text."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+
     try:
         pem = Path(path).read_bytes()
     except OSError as error:
         raise BadInput(f"--ca-cert {path} cannot be read ({error.strerror}); give a PEM file")
-    blocks = [(match.group(1), match.group(0)) for match in PEM_BLOCK.finditer(pem)]
-    if any(b"PRIVATE KEY" in kind for kind, _ in blocks):
+    if b"PRIVATE KEY" in pem:
         raise BadInput(
             f"--ca-cert {path} holds a private key; give only the CA certificate "
             f"(e.g. `openssl x509 -in {path} -out ca.crt`, then --ca-cert ca.crt)"
         )
-    certificates = [block.strip() + b"\n" for kind, block in blocks if kind == b"CERTIFICATE"]
+    blocks = CERTIFICATE_BLOCK.findall(pem)
+    certificates = []
+    with warnings.catch_warnings():
+        # A bundle's old certificates draw deprecation warnings (a serial of 0); they are still read.
+        warnings.simplefilter("ignore")
+        for block in blocks:
+            try:
+                certificates.append(x509.load_pem_x509_certificate(block).public_bytes(Encoding.PEM))
+            except ValueError:
+                continue  # not a certificate, whatever its header says: it stays out of the image
     if not certificates:
-        raise BadInput(f"--ca-cert {path} holds no PEM certificate; give a PEM file")
+        raise BadInput(f"--ca-cert {path} holds no X.509 certificate in PEM form; give the CA's PEM file")
+    if len(certificates) < len(blocks):
+        print(f"tcup: warning: --ca-cert {path}: {len(blocks) - len(certificates)} of {len(blocks)} certificate "
+              "blocks are not X.509 certificates and are left out", file=sys.stderr, flush=True)
     return b"".join(certificates)
 
 
@@ -138,35 +162,111 @@ class Image:
     def save(self, engine, path: Path) -> None:
         """Write the image, with every layer it stands on, to one tar file
         (gzip-compressed when its name ends in .gz; both engines load either),
-        written aside and renamed so a half-written file never looks whole."""
+        through the private writer: written aside, owner-only, never through
+        a link, and renamed into place only when whole."""
         import gzip
 
         path = Path(path)
-        partial = path.with_name(path.name + ".partial")
         try:
-            with (gzip.open(partial, "wb", compresslevel=1) if path.suffix == ".gz" else open(partial, "wb")) as file:
-                for chunk in engine.save_image(self.tag):
-                    file.write(chunk)
-            os.replace(partial, path)
+            with private_files.replacing(path) as out:
+                with (gzip.GzipFile(fileobj=out, mode="wb", compresslevel=1) if path.suffix == ".gz"
+                      else contextlib.nullcontext(out)) as file:
+                    for chunk in engine.save_image(self.tag):
+                        file.write(chunk)
         except OSError as error:
             raise BadInput(f"cannot write {path} ({error.strerror}); choose a writable place with room for ~350 MB")
-        finally:
-            if partial.exists():
-                partial.unlink()
 
     def load(self, engine, path: Path) -> None:
-        """Load a file `tcup image --save` wrote; it must hold this TCUP's image."""
+        """Load a file `tcup image --save` wrote. Its manifest is read first:
+        an archive that names anything but this TCUP's image (another tag, a
+        doctored base image that later builds would stand on) is refused,
+        and nothing of it is loaded."""
         try:
             with open(path, "rb") as file:
-                tags = engine.load_image(file)
+                names = archive_names(file, path)
+                if len(names) != 1 or set(names[0]) != {self.tag}:
+                    found = ", ".join(sorted({tag for tags in names for tag in tags})) or "no tagged image"
+                    raise BadInput(f"{path} holds {found}, not only {self.tag}, the image this TCUP drives; nothing "
+                                   "was loaded; save the image with the same TCUP version (`tcup --version` shows "
+                                   "its image)")
+                file.seek(0)
+                engine.load_image(file)
         except OSError as error:
             raise BadInput(f"cannot read {path} ({error.strerror}); give the file `tcup image --save` wrote")
-        if self.tag not in tags and f"localhost/{self.tag}" not in tags:
-            found = ", ".join(sorted(tags)) or "no tagged image"
-            raise BadInput(
-                f"{path} holds {found}, not {self.tag}, the image this TCUP drives; "
-                "save the image with the same TCUP version (`tcup --version` shows its image)"
-            )
+
+
+# The files of a `docker save` archive that name images, and the most of each that is read.
+MANIFEST, REPOSITORIES, OCI_INDEX = "manifest.json", "repositories", "index.json"
+NAMING_BYTES = 1024 * 1024
+# Where an OCI index names an image (containerd's, and the OCI reference name).
+OCI_NAMES = ("io.containerd.image.name", "org.opencontainers.image.ref.name")
+
+
+def archive_names(file, path) -> List[List[str]]:
+    """The tags of each image a `docker save` archive (plain or gzip) would
+    load, from every file an engine takes names from: manifest.json's
+    RepoTags (one list per image); the legacy repositories file's and an OCI
+    index's names count as one more image each when they name anything else.
+    BadInput when it is no such archive."""
+    found = {}
+    try:
+        with tarfile.open(fileobj=file, mode="r|*") as tar:
+            for member in tar:
+                # As an engine unpacks it: the last of two members of one name wins.
+                name = posixpath.normpath(member.name).lstrip("/")
+                if name not in (MANIFEST, REPOSITORIES, OCI_INDEX):
+                    continue
+                if not member.isfile() or member.size > NAMING_BYTES:
+                    raise BadInput(f"{path}: its {name} is not a small regular file; give the file "
+                                   "`tcup image --save` wrote")
+                found[name] = json.loads(tar.extractfile(member).read())
+    except (tarfile.TarError, EOFError, ValueError, zlib.error) as error:
+        raise BadInput(f"{path} is not an image archive ({type(error).__name__}); give the file "
+                       "`tcup image --save` wrote") from None
+    manifest = found.get(MANIFEST)
+    if not isinstance(manifest, list):
+        raise BadInput(f"{path} has no {MANIFEST} (not a `docker save` archive); give the file "
+                       "`tcup image --save` wrote")
+    images = [[canonical(str(tag)) for tag in entry.get("RepoTags") or []] if isinstance(entry, dict) else ["?"]
+              for entry in manifest]
+    named = {tag for tags in images for tag in tags}
+    for others in (_legacy_names(found.get(REPOSITORIES)), _index_names(found.get(OCI_INDEX))):
+        others = {canonical(tag) for tag in others}
+        if others - named:
+            images.append(sorted(others - named))
+    return images
+
+
+def canonical(tag: str) -> str:
+    """An image name as Docker writes it: Podman's localhost/ and the full
+    docker.io/library/ form name the same image."""
+    for prefix in ("docker.io/library/", "localhost/"):
+        if tag.startswith(prefix):
+            return tag[len(prefix):]
+    return tag
+
+
+def _legacy_names(repositories) -> set:
+    """The repositories file's names: {"repository": {"tag": layer}}."""
+    if repositories is None:
+        return set()
+    if not isinstance(repositories, dict):
+        return {"?"}
+    return {f"{repository}:{tag}" if isinstance(tags, dict) else "?"
+            for repository, tags in repositories.items() for tag in (tags if isinstance(tags, dict) else [None])}
+
+
+def _index_names(index) -> set:
+    """An OCI index's names: each manifest's annotations."""
+    if index is None:
+        return set()
+    manifests = index.get("manifests") if isinstance(index, dict) else None
+    if not isinstance(manifests, list):
+        return {"?"}
+    # The OCI reference name may be the tag alone ("1.0"): only a full name (with its ":") names an image.
+    return {str(entry["annotations"][key]) for entry in manifests
+            if isinstance(entry, dict) and isinstance(entry.get("annotations"), dict)
+            for key in OCI_NAMES if ":" in str(entry["annotations"].get(key) or "")}
 
 
 STEP = re.compile(r"^(?:Step|STEP) (\d+)/(\d+) ?: ?(.*)$")

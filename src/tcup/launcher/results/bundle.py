@@ -6,7 +6,10 @@ host), the services the cloud offers with their API versions (read from that
 file), and the versions of TCUP, Tempest and the image. Everything in it
 comes from the run directory, whose files the runner masked before they
 reached the disk, plus facts about this TCUP; nothing is asked of the cloud,
-and no credential is read.
+and no credential is read. The launcher's own records (run.json,
+settings.json, cleanup.json, uploads.json) go in sanitised: the cloud's id,
+the names and ids of its resources, the --set values, servers and paths
+become placeholders or names; report.html is made again from them.
 
 Standard library only.
 """
@@ -14,8 +17,6 @@ Standard library only.
 import configparser
 import io
 import json
-import os
-import stat
 import tarfile
 import time
 from pathlib import Path
@@ -24,6 +25,8 @@ from typing import Dict, List, Optional, Tuple
 from tcup import contract, private_files
 from tcup.launcher.errors import BadInput
 from tcup.launcher.results.report import REPORT_FILE, RUN_FILE, locate
+from tcup.launcher.results.rerun import SETTINGS_FILE
+from tcup.launcher.results.runs import UPLOADS_FILE
 
 # Files the runner writes for the bundle; they go to its top level, not results/.
 SUPPORT_FILES = (contract.TEMPEST_CONF_FILE, contract.VERSIONS_FILE)
@@ -71,21 +74,24 @@ def write(run: Path, target: Path) -> Path:
 def contents(run: Path) -> List[Tuple[str, bytes, float]]:
     """(name in the bundle, bytes, mtime) of every member."""
     now = time.time()
-    files = dict(_regular_files(run))
-    members = [(f"results/{name}", data, mtime) for name, (data, mtime) in sorted(files.items())
-               if name not in SUPPORT_FILES]
-    if REPORT_FILE not in files:
-        report = _report(run)
-        if report is not None:
-            members.append((f"results/{REPORT_FILE}", report.encode(), now))
+    files, mtimes = _regular_files(run)
+    run_meta = sanitised_run(_load(files.get(RUN_FILE)))
+    # The run's record of what it created in the cloud (ids, names, projects)
+    # is for `tcup cleanup`, not for a support ticket.
+    members = [(f"results/{name}", _sanitised(name, data), mtimes[name]) for name, data in sorted(files.items())
+               if name not in SUPPORT_FILES + (REPORT_FILE, contract.RESOURCES_FILE)]
+    # The report is made again from the sanitised run.json: the run's own
+    # shows its cloud's id, and one from an older TCUP its full path.
+    report = _report(run, run_meta)
+    if report is not None:
+        members.append((f"results/{REPORT_FILE}", report.encode(), now))
     conf = files.get(contract.TEMPEST_CONF_FILE)
     if conf is not None:
-        members.append((contract.TEMPEST_CONF_FILE, conf[0], conf[1]))
-    services = services_from_conf(conf[0].decode(errors="replace")) if conf else None
+        members.append((contract.TEMPEST_CONF_FILE, conf, mtimes[contract.TEMPEST_CONF_FILE]))
+    services = services_from_conf(conf.decode(errors="replace")) if conf else None
     members.append(("services.json", _json({"services": services, "source": contract.TEMPEST_CONF_FILE}
                                            if services is not None else
                                            {"services": None, "note": NO_CONF}), now))
-    run_meta = _load(files.get(RUN_FILE))
     runner = _load(files.get(contract.VERSIONS_FILE))
     members.append(("versions.json", _json(versions(run_meta, runner, files)), now))
     members.append(("README.txt", readme(run, conf is not None).encode(), now))
@@ -96,39 +102,116 @@ NO_CONF = ("this run's runner saved no sanitised tempest.conf (a TCUP older than
            "stopped before discovery): the services and their versions are not known")
 
 
-def _regular_files(run: Path):
-    """The run directory's regular files, never through a link: a file the
-    container planted as a link to something of the user's stays out."""
+def _regular_files(run: Path) -> Tuple[Dict[str, bytes], Dict[str, float]]:
+    """The run directory's regular files and their mtimes, never through a
+    link: a file the container planted as a link to something of the user's
+    stays out (private_files.read_result)."""
+    files, mtimes = {}, {}
     for entry in sorted(run.iterdir()):
         if entry.name.startswith("."):
             continue  # a temporary file of a write in progress
         try:
-            fd = os.open(entry, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+            files[entry.name] = private_files.read_result(entry)
+            mtimes[entry.name] = entry.lstat().st_mtime
         except OSError:
             continue
-        with os.fdopen(fd, "rb") as file:
-            info = os.fstat(file.fileno())
-            if stat.S_ISREG(info.st_mode):
-                yield entry.name, (file.read(), info.st_mtime)
+    return files, mtimes
 
 
-def _report(run: Path) -> Optional[str]:
+def _report(run: Path, meta: dict) -> Optional[str]:
     from tcup.launcher.results import report
 
     try:
-        return report.render(report.read(run))
+        facts = report.read(run)
     except (BadInput, OSError):
         return None  # no tests.json: nothing to show
+    facts.meta = meta
+    return report.render(facts)
 
 
-def _load(entry) -> dict:
-    if entry is None:
-        return {}
+# --- what the bundle says about the run: its shape, not the cloud's names ----------
+
+# run.json's fields kept as they are: what ran, how, and how it ended. Any
+# other field is left out (a later TCUP's included): nothing goes into a
+# bundle that no rule here has looked at.
+RUN_FACTS = ("tcup_version", "image", "started", "finished", "label", "guideline", "target", "credentials",
+             "concurrency", "accounts", "duration_seconds", "passed", "failed", "skipped", "admin_skipped",
+             "missing", "verdict", "selected", "complete", "waived", "flaky")
+
+
+def sanitised_run(meta: dict) -> dict:
+    """run.json for a support ticket: the run's facts; the cloud's id, the
+    discovered resources' and the cleanup's names and ids, the --set values
+    and any path reduced to placeholders or names."""
+    kept = {key: meta[key] for key in RUN_FACTS if key in meta}
+    if meta.get("cpid"):
+        kept["cpid"] = "<cpid>"
+    if isinstance(meta.get("merged_from"), list):
+        kept["merged_from"] = [Path(str(path)).name for path in meta["merged_from"]]
+    for key in ("choices", "cleanup"):
+        if key in meta:
+            kept[key] = placeholders(meta[key], key)
+    if isinstance(meta.get("settings"), dict):
+        kept["settings"] = sanitised_settings(meta["settings"])
+    return kept
+
+
+def sanitised_settings(record: dict) -> dict:
+    """settings.json (what `tcup rerun` repeats) without the user's values:
+    which tests and options, not what the options were set to."""
+    kept = {"concurrency": record.get("concurrency"), "selection": record.get("selection")}
+    listed = record.get("test_list")
+    if isinstance(listed, dict):
+        source = str(listed.get("source") or "")
+        kept["test_list"] = {**{key: listed.get(key) for key in ("label", "guideline", "target", "tests")},
+                             "source": "<url>" if "://" in source else Path(source).name}
+    choices = record.get("choices")
+    if isinstance(choices, dict):
+        options = choices.get("tempest_options") or {}
+        kept["choices"] = {**{key: placeholders(choices.get(key), key) for key in ("image", "flavor", "network")},
+                           "tempest_options": {key: "<value>" for key in options} if isinstance(options, dict) else {},
+                           "skip_services": choices.get("skip_services") or []}
+    return kept
+
+
+def placeholders(value, key: str):
+    """``value`` with every string but a resource's kind replaced by its
+    field's name in brackets: how many of what kind, not what the cloud calls
+    them ({"id": "<id>", "name": "<name>"})."""
+    if isinstance(value, str):
+        return value if key == "kind" else f"<{key}>"
+    if isinstance(value, list):
+        return [placeholders(item, key) for item in value]
+    if isinstance(value, dict):
+        return {inner: placeholders(item, inner) for inner, item in value.items()}
+    return value
+
+
+def _sanitised(name: str, data: bytes) -> bytes:
+    """A result file as the bundle carries it: the launcher's records
+    sanitised, the runner's files (masked before they reached the disk) whole."""
+    if name == RUN_FILE:
+        return _json(sanitised_run(_load(data)))
+    if name == SETTINGS_FILE:
+        return _json(sanitised_settings(_load(data)))
+    if name in (contract.CLEANUP_FILE, UPLOADS_FILE):
+        try:
+            return _json(placeholders(json.loads(data.decode(errors="replace")), name.split(".")[0]))
+        except ValueError:
+            return _json(None)
+    if name == contract.REFSTACK_FILE:
+        body = _load(data)
+        return _json({**body, "cpid": "<cpid>"}) if body.get("cpid") else data
+    return data
+
+
+def _load(data: Optional[bytes]) -> dict:
+    """A JSON object from a file's bytes; {} when there is none."""
     try:
-        data = json.loads(entry[0].decode(errors="replace"))
+        found = json.loads(data.decode(errors="replace")) if data is not None else None
     except ValueError:
         return {}
-    return data if isinstance(data, dict) else {}
+    return found if isinstance(found, dict) else {}
 
 
 def _json(document) -> bytes:
@@ -197,11 +280,11 @@ def versions(run_meta: dict, runner: dict, files: dict) -> dict:
     return found
 
 
-def _tempest_from_summary(entry) -> Optional[str]:
+def _tempest_from_summary(summary: Optional[bytes]) -> Optional[str]:
     """Older runs name Tempest's version in summary.txt's second line only."""
-    if entry is None:
+    if summary is None:
         return None
-    for line in entry[0].decode(errors="replace").splitlines()[:3]:
+    for line in summary.decode(errors="replace").splitlines()[:3]:
         if line.startswith("Tempest "):
             return line.split()[1].rstrip(",")
     return None
@@ -213,7 +296,10 @@ def readme(run: Path, has_conf: bool) -> str:
             f"(no tempest.sanitised.conf: {NO_CONF})\n")
     return (f"TCUP support bundle of run {run.name}\n\n"
             "results/                the run's result files (test results, compliance, summary, report.html),\n"
-            "                        secrets and the user's and cloud's names masked by the runner\n"
+            "                        secrets and the user's and cloud's names masked by the runner; in\n"
+            "                        run.json, settings.json, cleanup.json and uploads.json the cloud's id,\n"
+            "                        its resources' names and ids, --set values, servers and paths are\n"
+            "                        placeholders such as <id> and <value>\n"
             + conf +
             "services.json           the services discovery found, with their API versions\n"
             "versions.json           TCUP's, Tempest's and the image's versions\n\n"

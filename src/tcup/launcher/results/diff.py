@@ -10,9 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional
 
-from tcup import contract
+from tcup import contract, private_files
 from tcup.launcher.errors import BadInput, printable
 from tcup.launcher.progress import FIXTURE_ID, read_subunit, split_test_id, test_key
+from tcup.launcher.results.runs import read_file
 
 # What the lists are called, in the order they are shown.
 SECTIONS = ("newly_failing", "newly_passing", "newly_skipped", "only_in_a", "only_in_b")
@@ -38,18 +39,18 @@ def read_run(path: Path) -> Dict[str, Result]:
     before it wrote that, what its subunit stream says finished."""
     tests_file = path / contract.TESTS_FILE
     stream = path / contract.SUBUNIT_FILE
-    if tests_file.is_file():
+    if tests_file.exists() or tests_file.is_symlink():
         try:
-            tests = json.loads(tests_file.read_text())["tests"]
+            tests = json.loads(read_file(tests_file))["tests"]
             return {test_key(t["name"], t.get("uuid")): Result(t["name"], t.get("uuid"), t["status"], t.get("reason"))
                     for t in tests}
         except (ValueError, KeyError, TypeError):
             raise BadInput(f"{tests_file} is not a TCUP test results file") from None
         except OSError as error:
             raise BadInput(f"cannot read {tests_file}: {error.strerror or error}") from None
-    if stream.is_file():
+    if stream.exists() or stream.is_symlink():
         try:
-            data = stream.read_bytes()
+            data = private_files.read_result(stream)
         except OSError as error:
             raise BadInput(f"cannot read {stream}: {error.strerror or error}") from None
         return stream_results(data)

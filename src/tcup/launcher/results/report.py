@@ -21,10 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional
 
-from tcup import contract
+from tcup import contract, private_files
 from tcup.launcher.errors import BadInput, printable
 from tcup.launcher.progress import plural
-from tcup.launcher.results.runs import INCOMPLETE, RUN_FILE, find_run
+from tcup.launcher.results.runs import RUN_FILE, RUN_FILES, find_run, json_object, read_file, unfinished
 
 REPORT_FILE = "report.html"
 COMPLIANCE_FILE = "compliance.json"
@@ -66,7 +66,7 @@ class RunFacts:
 
     @property
     def complete(self) -> bool:
-        return bool(self.meta.get("complete")) and not self.path.name.endswith(INCOMPLETE)
+        return unfinished(self.path) is None
 
     def count(self, status: str) -> int:
         return sum(test.status == status for test in self.tests)
@@ -76,8 +76,7 @@ def locate(run: Path, root: Optional[Path] = None) -> Path:
     """A run directory (found as runs.find_run finds it) that holds a run's
     files; refuses anything else in one line."""
     path = find_run(run, root)
-    if not any((path / name).is_file() for name in (RUN_FILE, contract.TESTS_FILE, contract.SUBUNIT_FILE,
-                                                       contract.SUBUNIT_FILE + ".partial")):
+    if not any((path / name).is_file() for name in RUN_FILES):
         raise BadInput(f"{path} is not a TCUP run directory (it holds no {RUN_FILE} or "
                        f"{contract.TESTS_FILE}); see `tcup results` for the saved runs")
     return path
@@ -87,37 +86,31 @@ def read(path: Path) -> RunFacts:
     """The facts of the run in ``path``; a run without tests.json (stopped
     before the runner wrote its results) has nothing to report."""
     tests_file = path / contract.TESTS_FILE
-    if not tests_file.is_file():
-        raise BadInput(f"{path} has no {contract.TESTS_FILE}: the run stopped before its results were written, "
-                       "so there is nothing to report")
     try:
-        outcome = json.loads(tests_file.read_text(errors="replace"))
+        text = read_file(tests_file)
+    except OSError as error:
+        raise BadInput(f"{path} has no readable {contract.TESTS_FILE} ({error.strerror or error}): the run stopped "
+                       "before its results were written, so there is nothing to report") from None
+    try:
+        outcome = json.loads(text)
         tests = [TestResult(str(t["name"]), t.get("uuid"), str(t["status"]), t.get("reason"),
                             flaky=bool(t.get("flaky")), first_reason=t.get("first_reason"),
                             waived=t["waived"] if isinstance(t.get("waived"), dict) else None)
                  for t in outcome["tests"]]
     except (ValueError, KeyError, TypeError) as error:
         raise BadInput(f"{tests_file} is not TCUP's tests.json ({type(error).__name__}: {error})")
-    facts = RunFacts(path, _json(path / RUN_FILE) or {}, tests, list(outcome.get("missing") or []),
-                     compliance=_json(path / COMPLIANCE_FILE))
+    facts = RunFacts(path, json_object(path / RUN_FILE) or {}, tests, list(outcome.get("missing") or []),
+                     compliance=json_object(path / COMPLIANCE_FILE))
     facts.duration = _add_junit(path / contract.JUNIT_FILE, tests)
     facts.fixture_errors = _fixture_errors(path / contract.SUMMARY_FILE)
     return facts
-
-
-def _json(path: Path) -> Optional[dict]:
-    try:
-        data = json.loads(path.read_text(errors="replace"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
 
 
 def _add_junit(path: Path, tests: List[TestResult]) -> Optional[float]:
     """Each test's duration and a failure's whole traceback, from junit.xml
     (tests.json keeps a one-line reason only); the suite's time."""
     try:
-        root = ET.parse(path).getroot()
+        root = ET.fromstring(private_files.read_result(path))
     except (OSError, ET.ParseError):
         return None
     by_name = {test.name: test for test in tests}
@@ -144,7 +137,7 @@ def _seconds(text: Optional[str]) -> float:
 def _fixture_errors(path: Path) -> List[str]:
     """summary.txt's class and module fixture errors: they belong to no test."""
     try:
-        lines = path.read_text(errors="replace").splitlines()
+        lines = read_file(path).splitlines()
     except OSError:
         return []
     if FIXTURE_HEADING not in lines:
@@ -187,8 +180,7 @@ def _header(facts: RunFacts) -> str:
             ("Started", meta.get("started")), ("Finished", meta.get("finished")),
             ("Tempest run", f"{facts.duration:.0f} s" if facts.duration is not None else None),
             ("Credentials", meta.get("credentials")), ("Concurrency", meta.get("concurrency")),
-            ("Cloud (cpid)", meta.get("cpid")), ("TCUP", meta.get("tcup_version")),
-            ("Run directory", str(facts.path))]
+            ("Cloud (cpid)", meta.get("cpid")), ("TCUP", meta.get("tcup_version"))]
     facts_html = "".join(f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in rows if v not in (None, ""))
     return (f'<header><h1>TCUP run <span class="mono">{e(facts.path.name)}</span></h1>\n'
             f'<p class="verdict {VERDICT_CLASS.get(verdict, "warn")}" id="verdict">{e(words)}</p>\n'
@@ -223,7 +215,7 @@ def _counts(facts: RunFacts) -> str:
     flaky = sum(1 for t in facts.tests if t.flaky)
     cells += [("waived", waived, "warn")] if waived else []
     cells += [("flaky", flaky, "warn")] if flaky else []
-    admin = facts.meta.get("admin_skipped")
+    admin = _count(facts.meta.get("admin_skipped"))
     others = sorted({t.status for t in facts.tests} - set(STATUS_WORDS))
     cells += [(status, facts.count(status), "warn") for status in others]
     cells.append(("not in this Tempest", len(facts.missing), "warn" if facts.missing else ""))
@@ -234,6 +226,12 @@ def _counts(facts: RunFacts) -> str:
     return f'<section><h2>Counts</h2><div class="counts">{boxes}</div>{note}</section>'
 
 
+def _count(value) -> int:
+    """A count from a saved file, as a number whatever the file holds: it
+    goes into the page unescaped."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
 def _compliance(report: Optional[dict]) -> str:
     if not report:
         return ('<section id="compliance"><h2>Compliance</h2><p class="note">No compliance report: this run '
@@ -241,18 +239,21 @@ def _compliance(report: Optional[dict]) -> str:
     rows = []
     # What needs a look first: failing capabilities, then the partly shown ones.
     order = {"fail": 0, "partial": 1, "pass": 2, "skip": 3}
-    capabilities = sorted(report.get("capabilities", {}).items(),
+    found = report.get("capabilities") if isinstance(report.get("capabilities"), dict) else {}
+    capabilities = sorted(((str(name), cap) for name, cap in found.items() if isinstance(cap, dict)),
                           key=lambda item: (order.get(item[1].get("status"), 4), item[0]))
-    states = ("failed", "skipped", "missing", "not_run") + (("waived",) if report.get("totals", {}).get("waived") else ())
+    totals = {key: _count(value) for key, value in report.get("totals", {}).items()} \
+        if isinstance(report.get("totals"), dict) else {}
+    states = ("failed", "skipped", "missing", "not_run") + (("waived",) if totals.get("waived") else ())
     for name, cap in capabilities:
-        numbers = {state: len(cap.get(state) or []) for state in ("passed",) + states}
+        numbers = {state: len(cap.get(state) or []) if isinstance(cap.get(state), list) else 0
+                   for state in ("passed",) + states}
         total = sum(numbers.values())
         status = str(cap.get("status", "?"))
         rows.append(f'<tr class="cap-{e(status)}"><td><span class="tag {e(status)}">{e(status.upper())}</span></td>'
                     f'<td class="mono">{e(name)}</td><td class="num">{numbers["passed"]}/{total}</td>'
                     + "".join(f'<td class="num">{numbers[s] or ""}</td>' for s in states)
                     + "</tr>")
-    totals = report.get("totals", {})
     summary = (f"{plural(totals.get('capabilities', 0), 'capability')}: {totals.get('pass', 0)} pass, "
                f"{totals.get('fail', 0)} fail, {totals.get('partial', 0)} partial, {totals.get('skip', 0)} skip. "
                f"{plural(totals.get('tests', 0), 'test')} on the list: {totals.get('passed', 0)} passed, "
@@ -379,7 +380,7 @@ PAGE = """<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; form-action 'none'; base-uri 'none'">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="generator" content="TCUP {generated}">
 <title>{title}</title>

@@ -27,7 +27,7 @@ from typing import Dict, List, Optional
 from tcup import contract, private_files
 from tcup.launcher.errors import BadInput
 from tcup.launcher.progress import bare_uuid, plural, test_key
-from tcup.launcher.results.runs import INCOMPLETE, RUN_FILE, status_counts
+from tcup.launcher.results.runs import RUN_FILE, json_object, read_file, status_counts, unfinished
 
 SETTINGS_FILE = "settings.json"
 PARTIAL_STREAM = contract.SUBUNIT_FILE + ".partial"  # the runner's stream while tests run
@@ -57,7 +57,7 @@ class Plan:
     failed_before: Dict[str, Optional[str]] = field(default_factory=dict)
     failed: int = 0
     not_run: Optional[int] = None  # None: unknown (an interrupted run that listed nothing)
-    merged_from: List[str] = field(default_factory=list)
+    merged_from: List[str] = field(default_factory=list)  # run names, never paths (the user's home)
 
     @property
     def root(self) -> Path:
@@ -88,9 +88,9 @@ class Plan:
 
 def plan(path: Path) -> Plan:
     """The rerun of the run in ``path``; one BadInput line when there is nothing to rerun."""
-    meta = _json(path / RUN_FILE)
-    complete = bool(meta and meta.get("complete")) and not path.name.endswith(INCOMPLETE)
-    settings = (meta or {}).get("settings") or _json(path / SETTINGS_FILE)
+    meta = json_object(path / RUN_FILE)
+    complete = unfinished(path) is None
+    settings = (meta or {}).get("settings") or json_object(path / SETTINGS_FILE)
     if not settings or "selection" not in settings:
         raise BadInput(f"{path} does not record its selection and settings (a run saved by an older TCUP, or one "
                        "stopped before its tests began); start a new run instead")
@@ -102,11 +102,11 @@ def plan(path: Path) -> Plan:
             raise BadInput(f"{path} has no failed test to rerun (verdict: {meta.get('verdict')})")
         tests = [{"name": t["name"], "uuid": t["uuid"]} for t in again]
         selection = contract.Selection(label=original.label, tests=tests, regex=original.regex)
-        return Plan(path, True, settings, earlier, missing, selection, not_run=0, merged_from=[str(path)],
+        return Plan(path, True, settings, earlier, missing, selection, not_run=0, merged_from=[path.name],
                     failed_before={test_key(t["name"], t.get("uuid")): t.get("reason") for t in again},
                     failed=len(again))
     # Resume: the stream says what finished; stestr listed every test it was given first.
-    listed, finished = _stream(path)
+    listed, finished = _listed_and_finished(path)
     earlier = {key: result for key, result in finished.items() if result["status"] in ("success", "skip")}
     failed_before = {key: result.get("reason") for key, result in finished.items() if result["status"] == "fail"}
     done = set(earlier)
@@ -123,41 +123,35 @@ def plan(path: Path) -> Plan:
                        "nothing is left to run")
     selection = contract.Selection(label=original.label, tests=tests, regex=original.regex)
     return Plan(path, False, settings, earlier, [], selection, failed_before=failed_before,
-                failed=len(failed_before), not_run=not_run, merged_from=[str(path)])
-
-
-def _json(path: Path) -> Optional[dict]:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
+                failed=len(failed_before), not_run=not_run, merged_from=[path.name])
 
 
 def _tests_json(path: Path):
-    data = _json(path / contract.TESTS_FILE)
+    data = json_object(path / contract.TESTS_FILE)
     if not data or not isinstance(data.get("tests"), list):
         raise BadInput(f"{path} has no readable {contract.TESTS_FILE}; is it a TCUP run directory?")
     return {test_key(t["name"], t.get("uuid")): dict(t) for t in data["tests"]}, list(data.get("missing") or [])
 
 
-def _stream_file(path: Path) -> Optional[Path]:
+def _stream(path: Path) -> Optional[bytes]:
+    """The run's subunit stream: whole, or as far as an interrupted run wrote it."""
     for name in (contract.SUBUNIT_FILE, PARTIAL_STREAM):
-        if (path / name).is_file():
-            return path / name
+        try:
+            return private_files.read_result(path / name)
+        except OSError:
+            continue
     return None
 
 
-def _stream(path: Path):
+def _listed_and_finished(path: Path):
     """(tests stestr listed, by key -> (name, uuid); finished results by
     key -> tests.json-like entry) of an interrupted run's subunit stream."""
     from tcup.launcher.progress import FIXTURE_ID, read_subunit, split_test_id
     from tcup.launcher.results.diff import stream_results
 
-    stream = _stream_file(path)
-    if stream is None:
+    data = _stream(path)
+    if data is None:
         return {}, {}
-    data = stream.read_bytes()
     listed = {}
     for status in read_subunit(data):
         if status.status == "exists" and not FIXTURE_ID.match(status.test_id):
@@ -173,7 +167,7 @@ def _stream(path: Path):
 def merge(previous: Plan, results_dir: Path) -> dict:
     """Rewrite the rerun's result files in ``results_dir`` as the merged run's;
     returns the merged tests.json document."""
-    now = _json(results_dir / contract.TESTS_FILE) or {"tests": [], "missing": []}
+    now = json_object(results_dir / contract.TESTS_FILE) or {"tests": [], "missing": []}
     merged = {key: dict(test) for key, test in previous.earlier.items()}
     reran = {}
     for test in now["tests"]:
@@ -203,8 +197,8 @@ def _write_json(path: Path, document: dict) -> None:
 def _merge_refstack(previous: Path, results_dir: Path, tests: List[dict]) -> None:
     """RefStack's body from the merged results: passed tests only, so a
     failure (waived or not) is never uploaded as passed."""
-    now = _json(results_dir / contract.REFSTACK_FILE) or {}
-    before = _json(previous / contract.REFSTACK_FILE) or {}
+    now = json_object(results_dir / contract.REFSTACK_FILE) or {}
+    before = json_object(previous / contract.REFSTACK_FILE) or {}
     passed = sorted({(t["name"], t.get("uuid")) for t in tests if t.get("status") == "success"},
                     key=lambda pair: (pair[0], pair[1] or ""))
     _write_json(results_dir / contract.REFSTACK_FILE, {
@@ -217,8 +211,8 @@ def _merge_refstack(previous: Path, results_dir: Path, tests: List[dict]) -> Non
 def _merge_junit(previous: Path, current: Path, reran: set) -> None:
     """junit.xml of both: the rerun's cases, and the earlier run's of the tests not run again."""
     try:
-        before = ET.parse(previous).getroot()
-        after = ET.parse(current).getroot()
+        before = ET.fromstring(private_files.read_result(previous))
+        after = ET.fromstring(private_files.read_result(current))
     except (OSError, ET.ParseError):
         return  # an interrupted run has none; the rerun's stands alone
     suite = after if after.tag == "testsuite" else after.find("testsuite")
@@ -243,11 +237,14 @@ def _merge_junit(previous: Path, current: Path, reran: set) -> None:
 def _join_streams(previous: Path, results_dir: Path) -> None:
     """One subunit stream of both runs (v2 streams join end to end): the
     ETA's timings and `tcup diff` of a partial run read it."""
-    earlier = _stream_file(previous)
+    earlier = _stream(previous)
     current = results_dir / contract.SUBUNIT_FILE
-    if earlier is None or not current.is_file():
+    try:
+        now = private_files.read_result(current)
+    except OSError:
         return
-    private_files.write_atomically(current, earlier.read_bytes() + current.read_bytes())
+    if earlier is not None:
+        private_files.write_atomically(current, earlier + now)
 
 
 def flaky_lines(tests: List[dict]) -> List[str]:
@@ -264,7 +261,7 @@ def write_summary(previous: Plan, results_dir: Path, document: dict) -> None:
     compliance table, the waivers and the verdict): both runs' counts as one,
     the failures left, and the flaky tests."""
     try:
-        head = (results_dir / contract.SUMMARY_FILE).read_text().splitlines()[:2]
+        head = read_file(results_dir / contract.SUMMARY_FILE).splitlines()[:2]
     except OSError:
         head = [f"TCUP run: {previous.selection.label}"]
     tests = document["tests"]

@@ -49,6 +49,50 @@ def find_run(text, root: Optional[Path] = None) -> Path:
                    "see `tcup results`")
 
 
+# Files only a run directory holds: what the runner writes first and last,
+# and what the launcher writes when it finishes.
+RUN_FILES = (RUN_FILE, contract.TESTS_FILE, contract.SUBUNIT_FILE, contract.SUBUNIT_FILE + ".partial")
+
+
+def run_holding(path: Path) -> Optional[Path]:
+    """The run directory that holds the file ``path`` (a refstack.json named
+    by itself); None for a file outside any run (a RefStack JSON from elsewhere)."""
+    parent = Path(path).parent
+    if parent.name.endswith(INCOMPLETE) or any((parent / name).exists() for name in RUN_FILES):
+        return parent
+    return None
+
+
+def unfinished(run: Path) -> Optional[str]:
+    """Why the run in directory ``run`` is not a finished run, as words that
+    follow its path; None when it is one. The one judge of completeness:
+    uploads, reports, reruns and `tcup results` all ask it."""
+    meta = json_object(run / RUN_FILE)
+    if meta is None:
+        return f"is an incomplete run (no readable {RUN_FILE})"
+    if run.name.endswith(INCOMPLETE):
+        return f"is an incomplete run (its name ends in {INCOMPLETE})"
+    if meta.get("complete") is not True:
+        return f"is marked incomplete in {RUN_FILE}"
+    return None
+
+
+def read_file(path: Path) -> str:
+    """A result file's text, read as private_files.read_result reads (a
+    regular file, never through a link, bounded); OSError otherwise."""
+    return private_files.read_result(path).decode("utf-8", errors="replace")
+
+
+def json_object(path: Path) -> Optional[dict]:
+    """A result file's JSON object; None when it is missing, unreadable, a
+    link, or not a JSON object."""
+    try:
+        data = json.loads(read_file(path))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
 def write_file(path: Path, content: str) -> None:
     private_files.write_atomically(path, content.encode())
 
@@ -159,13 +203,10 @@ def list_runs(root: Optional[Path] = None) -> List[dict]:
     for path in sorted(root.iterdir()):
         if not path.is_dir():
             continue
-        entry = {"path": str(path), "name": path.name}
+        entry = {"path": str(path), "name": path.name, **(json_object(path / RUN_FILE) or {})}
+        entry["complete"] = unfinished(path) is None
         try:
-            entry.update(json.loads((path / RUN_FILE).read_text()))
-        except (OSError, ValueError):
-            entry["complete"] = False
-        try:
-            entry["uploads"] = json.loads((path / UPLOADS_FILE).read_text())
+            entry["uploads"] = json.loads(read_file(path / UPLOADS_FILE))
         except (OSError, ValueError):
             entry["uploads"] = []
         runs.append(entry)

@@ -29,13 +29,12 @@ from typing import Callable, List, Mapping, Optional, Tuple
 from urllib.parse import urlsplit
 
 from tcup import __version__, contract, private_files
-from tcup.launcher.errors import EXIT_BAD_INPUT, EXIT_UPLOAD_FAILED, TcupError, printable
-from tcup.launcher.results.runs import INCOMPLETE, RUN_FILE
+from tcup.launcher.errors import EXIT_BAD_INPUT, EXIT_UPLOAD_FAILED, TcupError, network_reason, printable
+from tcup.launcher.results.runs import UPLOADS_FILE, run_holding, unfinished
 
 DEFAULT_URL = "https://refstack.openstack.org/api"
 URL_VARIABLE = "REFSTACK_URL"
 RESULTS_PATH = "/v1/results"
-UPLOADS_FILE = "uploads.json"
 # The only keys a RefStack upload carries; anything else stays home.
 BODY_KEYS = ("cpid", "duration_seconds", "results")
 TEST_KEYS = ("name", "uuid")
@@ -174,31 +173,31 @@ def _printable_log(log: Callable[[str], None]) -> Callable[[str], None]:
 
 
 def locate(run: Path, force: bool = False, log: Callable[[str], None] = print) -> Tuple[Path, Path]:
-    """(results file, uploads record) for a run directory or a bare refstack JSON file."""
+    """(results file, uploads record) for a run directory or a bare refstack
+    JSON file. A run, named by its directory or by a file in it, must be
+    finished (runs.unfinished decides) unless forced."""
     if run.is_dir():
         results_file = run / contract.REFSTACK_FILE
         if not results_file.is_file():
             raise UploadError(f"{run} has no {contract.REFSTACK_FILE}; give a TCUP run directory", EXIT_BAD_INPUT)
         _check_complete(run, force, log)
         return results_file, run / UPLOADS_FILE
-    if run.is_file():
+    if not (run.exists() or run.is_symlink()):
+        raise UploadError(f"{run} does not exist; give a run directory or a {contract.REFSTACK_FILE} file",
+                          EXIT_BAD_INPUT)
+    directory = run_holding(run)
+    if directory is None:
         return run, run.with_name(run.name + "." + UPLOADS_FILE)
-    raise UploadError(f"{run} does not exist; give a run directory or a {contract.REFSTACK_FILE} file", EXIT_BAD_INPUT)
+    _check_complete(directory, force, log)
+    # A run's own refstack.json is noted where `tcup results` looks: the run's record.
+    mine = run.name == contract.REFSTACK_FILE
+    return run, directory / UPLOADS_FILE if mine else run.with_name(run.name + "." + UPLOADS_FILE)
 
 
 def _check_complete(run: Path, force: bool, log: Callable[[str], None]) -> None:
-    """Refuse a run the launcher did not finish: partial results would misstate
-    the cloud. A finished run has a run.json saying so; an unfinished one is
-    still named NAME.incomplete and has none."""
-    try:
-        meta = json.loads((run / RUN_FILE).read_text())
-    except (OSError, ValueError):
-        meta = None
-    if run.name.endswith(INCOMPLETE) or not isinstance(meta, dict):
-        why = f"is an incomplete run (no readable {RUN_FILE})"
-    elif meta.get("complete") is not True:
-        why = f"is marked incomplete in {RUN_FILE}"
-    else:
+    """Refuse a run the launcher did not finish: partial results would misstate the cloud."""
+    why = unfinished(run)
+    if why is None:
         return
     if not force:
         raise UploadError(f"{run} {why}; its results are partial (--force uploads them anyway)", EXIT_BAD_INPUT)
@@ -206,9 +205,10 @@ def _check_complete(run: Path, force: bool, log: Callable[[str], None]) -> None:
 
 
 def read_json(path: Path):
-    """The parsed JSON of ``path``, or a one-line UploadError."""
+    """The parsed JSON of ``path`` (read as every result file is: never
+    through a link), or a one-line UploadError."""
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
+        return json.loads(private_files.read_result(Path(path)).decode("utf-8"))
     except OSError as error:
         raise UploadError(f"cannot read {path}: {error.strerror or error}", EXIT_BAD_INPUT) from None
     except ValueError as error:
@@ -391,19 +391,19 @@ def post_once(url: str, body: bytes, headers: dict, timeout: float) -> Answer:
         # No redirects: following one would turn the POST into a GET and lose the body.
         response = requests.post(url, data=body, headers=headers, timeout=timeout, allow_redirects=False)
     except requests.exceptions.SSLError as error:
-        return Answer(reason=f"TLS failed ({_network_reason(error)}); check the URL or REQUESTS_CA_BUNDLE")
+        return Answer(reason=f"TLS failed ({network_reason(error)}); check the URL or REQUESTS_CA_BUNDLE")
     except requests.exceptions.ConnectTimeout:
         return Answer(reason=f"no connection within {_seconds(timeout)}", retry=True)
     except requests.Timeout:
         return Answer(reason=f"no answer within {_seconds(timeout)}", retry=True, maybe_stored=True)
     except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as error:
-        return Answer(reason=f"cannot reach the server ({_network_reason(error)})", retry=True)
+        return Answer(reason=f"cannot reach the server ({network_reason(error)})", retry=True)
     except (requests.exceptions.InvalidURL, requests.exceptions.InvalidProxyURL) as error:
         # Its message quotes the URL, and the one at fault may be a proxy's with its password.
         return Answer(reason=f"a URL could not be used ({type(error).__name__}); check --upload-url and the "
                              "https_proxy/http_proxy settings")
     except requests.RequestException as error:
-        return Answer(reason=_one_line(str(error)))
+        return Answer(reason=f"the request failed ({network_reason(error)})")
     return judge(response)
 
 
@@ -461,15 +461,6 @@ def retry_after(value: Optional[str]) -> Optional[float]:
     if when.tzinfo is None:
         when = when.replace(tzinfo=timezone.utc)
     return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
-
-
-def _network_reason(error: Exception) -> str:
-    """The root cause of a requests error in a few words (its str() is a paragraph of pool internals)."""
-    text = str(error)
-    found = re.search(r"\[Errno -?\d+\] ([^'\")\]]+)", text) or re.search(r"\[SSL: [A-Z_]+\] ([^'\")(]+)", text)
-    if found:
-        return found.group(1).strip().rstrip(".")
-    return type(error).__name__
 
 
 def _seconds(value: float) -> str:
