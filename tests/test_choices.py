@@ -1,7 +1,7 @@
 """The pure logic behind a run's choices, without a cloud: which endpoints a
 run will use and the region check, --accounts files, --set options, the
-image/flavor/network lookups discovery makes, the plan's per-service counts,
-and what the cleanup counts as Tempest's. (The same paths run against the
+image/flavor/network lookups discovery makes and the plan's per-service
+counts; the cleanup's rule is in tests/test_cleanup_rule.py. (The same paths run against the
 whole test cloud in tests/test_cloud_runs.py.)"""
 
 import subprocess
@@ -15,7 +15,6 @@ from tcup.launcher.cloud import preflight
 from tcup.launcher.errors import BadInput
 from tcup.runner import __main__ as runner_main
 from tcup.runner import discover
-from tcup.runner.cleanup import ours
 from tcup.runner import selection
 
 AUTH_URL = "https://keystone.example.com:5000/v3"
@@ -129,19 +128,3 @@ def test_the_plan_counts_tests_per_service_and_the_skips_it_is_sure_of():
     assert plan["tests"] == {"compute": 2, "object_storage": 1, "identity": 1}
     assert plan["skips"] == {"object_storage": {"count": 1, "reason": "the catalog has no swift"}}
     assert plan["services"] == ["keystone", "nova"]
-
-
-def test_the_cleanup_takes_only_what_tempest_made():
-    recorded = {"servers": {"s1": "x"}, "keypairs": {"k1": ""}}
-    assert ours({"id": "s1", "name": "mine"}, "servers", recorded, "tempest")
-    assert ours({"id": "s2", "name": "tempest-ServersTestJSON-server-1"}, "servers", recorded, "tempest")
-    assert not ours({"id": "s3", "name": "colleague-server"}, "servers", recorded, "tempest")
-    assert ours({"keypair": {"name": "k1"}}, "keypairs", recorded, "tempest")
-    assert not ours({"keypair": {"name": "my-key"}}, "keypairs", recorded, "tempest")
-    dynamic = {"projects": {"p1": "tempest-ServersTestJSON-1"}}
-    group = "default_security_groups"
-    assert ours({"id": "g1", "name": "default", "project_id": "p1"}, group, dynamic, "tempest")
-    assert not ours({"id": "g2", "name": "default", "project_id": "demo"}, group, dynamic, "tempest")
-    gone = lambda project_id: project_id == "deleted-project"  # noqa: E731
-    assert ours({"id": "g3", "name": "default", "project_id": "deleted-project"}, group, {}, "tempest", gone)
-    assert not ours({"id": "g4", "name": "default", "project_id": "demo"}, group, {}, "tempest", gone)
