@@ -124,9 +124,10 @@ _PARTICULARS = re.compile(
 
 def skip_reason(reason: Optional[str]) -> str:
     """A skip's reason as grouped: its last line (a traceback's says what
-    happened), without ids and test names, a lower-case start."""
+    happened) up to any "; " (advice follows; the verdict's line uses "; "
+    between its parts), without ids and test names, a lower-case start."""
     lines = [line.strip() for line in (reason or "").splitlines() if line.strip()]
-    text = _PARTICULARS.sub("", lines[-1] if lines else "")
+    text = _PARTICULARS.sub("", (lines[-1] if lines else "").split("; ")[0])
     text = re.sub(r"\(\s*\)|\[\s*\]|''|\"\"", "", text)
     text = re.sub(r"\s+", " ", text).strip(" .:;,-")
     if not text:
