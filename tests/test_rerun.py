@@ -212,3 +212,23 @@ def test_a_rerun_refuses_to_merge_another_cloud_or_mode(keystone, tmp_path, case
     # One line; nothing written, no container started, no test run.
     assert done.stderr.splitlines() == [said], done.stderr
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+
+
+def test_a_rerun_keeps_the_earlier_runs_rule_unless_strict(tmp_path):
+    from tcup import contract
+    from tcup.launcher import rules
+    from tcup.launcher.results import rerun as rerun_
+
+    path = stored_failed_run(tmp_path, "20260101T000000Z-aaaaaa", "c0ffee", "preprovisioned")
+    meta = json.loads((path / "run.json").read_text())
+    meta["settings"]["rule"] = "no-failures"
+    (path / "run.json").write_text(json.dumps(meta))
+    plan = rerun_.plan(path)
+    assert (plan.rule, plan.cpid, plan.credentials) == (rules.NO_FAILURES, "c0ffee", "preprovisioned")
+    cloud = contract.Cloud(cpid="c0ffee", admin=False)
+    assert plan.record(plan.rule, cloud)["rule"] == "no-failures"
+    assert plan.record(rules.STRICT, cloud)["rule"] == "strict"  # tcup rerun --strict
+    # A record without a rule (an older TCUP's) was judged strictly, and is again.
+    del meta["settings"]["rule"]
+    (path / "run.json").write_text(json.dumps(meta))
+    assert rerun_.plan(path).rule is rules.STRICT
