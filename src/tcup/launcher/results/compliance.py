@@ -26,8 +26,8 @@ passed, as the Interop WG requires: only "pass" counts. By the no-failures
 rule (SCS-0128) a capability counts unless a test failed or reported
 nothing. A test that belongs to two capabilities counts in both; totals
 count every test once. ``accepted`` per capability and in the totals says
-what the rule counts; ``rule`` names it (both added in TCUP's verdict-rule
-change: older reports lack them, and were judged strictly).
+what the rule counts; ``rule`` names it (a report without them was made by
+the strict rule).
 
 Standard library only.
 """
