@@ -32,6 +32,18 @@ SCS = "scs-0128"
 # slow machine; docs/TEST-CLOUD.md explains every test that does not pass.
 SCS_MEMBER_FLOORS = {"compute": 78, "identity": 12, "image": 12, "network": 64, "volume": 63}
 SCS_MEMBER_TOTAL_FLOOR = 200
+# The largest cause of SCS-0128's skips here: Glance checks uploads against
+# their declared format, and Tempest skips ListUserImagesTest's 10 tests by design.
+IMAGE_FORMAT_SKIP = "10 image format enforcement prevents testing with bogus image data"
+
+
+def expected_exit(guideline: str, counts: dict) -> int:
+    """The documented exit code by the list's own rule: SCS-0128's
+    (no-failures) holds only a failure against the run, RefStack's (the
+    interop guidelines) a skip too."""
+    failed = sum(c["failed"] for c in counts.values())
+    skipped = sum(c["skipped"] for c in counts.values())
+    return 1 if failed else 0 if guideline == SCS or not skipped else 5
 
 
 @pytest.fixture(scope="module")
@@ -50,9 +62,18 @@ def test_scs0128_as_member_passes_the_floor_and_leaves_the_cloud_as_it_was(cloud
     assert passed >= SCS_MEMBER_TOTAL_FLOOR, (passed, counts, done.stderr[-2000:])
     for service, floor in SCS_MEMBER_FLOORS.items():
         assert counts[service]["passed"] >= floor, (service, counts[service])
-    assert sum(c["failed"] for c in counts.values()) <= 2, counts
-    # Not compliant: some tests skip on fake drivers (exit 5), or a failure (1).
-    assert done.returncode in (1, 5), done.stderr[-2000:]
+    failed = sum(c["failed"] for c in counts.values())
+    skipped = sum(c["skipped"] for c in counts.values())
+    assert failed <= 2, counts
+    # SCS-0128's rule: no test may fail, skips are allowed and named by reason.
+    assert done.returncode == expected_exit(SCS, counts), done.stdout[-2000:] + done.stderr[-2000:]
+    verdict = next(line for line in done.stdout.splitlines() if line.startswith("Verdict: "))
+    if not failed:
+        assert verdict.startswith(f"Verdict: COMPLIANT by the no-failures rule (no test fails; skips are allowed): "
+                                  f"{passed} passed, none failed; {skipped} tests skipped: {IMAGE_FORMAT_SKIP}, ")
+    else:
+        assert verdict.startswith(f"Verdict: NOT COMPLIANT by the no-failures rule (no test fails; skips are "
+                                  f"allowed): {failed} test")
     assert "the tests' servers use: image tcup-raw-disk, flavor m1.nano, network private" in done.stderr
     meta = json.loads((run_dir / "run.json").read_text())
     assert meta["choices"]["network"]["name"] == "private"
@@ -81,6 +102,9 @@ def test_admin_run_uses_dynamic_credentials_and_leaves_no_account(cloud, admin, 
     record(f"{guideline} admin", run_dir, counts)
     assert "dynamic credentials (admin), concurrency 2" in done.stderr
     assert sum(c["passed"] for c in counts.values()) >= floor, counts
+    assert done.returncode == expected_exit(guideline, counts), done.stdout[-2000:] + done.stderr[-2000:]
+    meta = json.loads((run_dir / "run.json").read_text())
+    assert meta["rule"] == ("no-failures" if guideline == SCS else "refstack")
     after = admin.resources()
     assert {kind for kind, _, _ in after - before} == set(), sorted(after - before)[:20]
 
@@ -97,6 +121,8 @@ def test_parallel_member_accounts(cloud, admin, pyz, tmp_path):
     record("scs-0128 compute.servers+volume, 4 accounts", run_dir, counts)
     assert counts["compute"]["passed"] >= 30 and counts["volume"]["passed"] >= 60, counts
     assert sum(c["failed"] for c in counts.values()) <= 1, counts
+    # A part of SCS-0128 (--regex) is judged by SCS-0128's rule too.
+    assert done.returncode == expected_exit(SCS, counts), done.stdout[-2000:] + done.stderr[-2000:]
     # The accounts' passwords are secrets like the user's own.
     passwords = re.findall(r"password: '([^']+)'", (cloud.root / "accounts.yaml").read_text())
     saved = "".join(path.read_text(errors="replace") for path in run_dir.iterdir() if path.is_file())

@@ -8,7 +8,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO / "src") not in sys.path:
     sys.path.insert(0, str(REPO / "src"))
 
-from tcup.launcher import guideline
+from tcup.launcher import guideline, rules
 from tcup.launcher.results import compliance  # noqa: E402
 
 DATA = REPO / "tests" / "data" / "interop"
@@ -106,7 +106,8 @@ def test_mixed_outcomes_and_statuses():
     assert len(caps["compute-servers-list"]["passed"]) == 22
     assert caps["compute-availability-zones-list"]["status"] == "skip"
     assert caps["compute-list-api-versions"] == {
-        "passed": [], "failed": [], "skipped": [], "missing": [], "not_run": [VERSIONS], "status": "skip"}
+        "passed": [], "failed": [], "skipped": [], "missing": [], "not_run": [VERSIONS], "status": "skip",
+        "accepted": False}
     # The skipped shared test counts in both of its capabilities: the only test of one of them.
     for name in ("objectstore-account-list", "objectstore-info-request"):
         assert caps[name]["skipped"] == [{"name": SHARED, "reason": "extensions listing disabled"}]
@@ -118,7 +119,7 @@ def test_mixed_outcomes_and_statuses():
 
     text = compliance.render(report)
     lines = text.splitlines()
-    assert lines[0] == "Compliance with 2020.06 platform"
+    assert lines[0] == "Compliance with 2020.06 platform, by the strict rule (every selected test passes)"
     assert sum(1 for line in lines if line.startswith("  ") and line.split()[0] in ("PASS", "FAIL", "PARTIAL", "SKIP")) == 76
     line = next(line for line in lines if " compute-servers-list " in line)
     assert line.split()[:2] == ["FAIL", "compute-servers-list"]
@@ -129,7 +130,7 @@ def test_mixed_outcomes_and_statuses():
     assert f"\nNot run:\n  {VERSIONS}\n" in text
     assert text.endswith(
         "Tests: 273 (268 passed, 1 failed, 2 skipped, 1 missing, 1 not run).\n"
-        "Capabilities: 76 (71 pass, 1 fail, 1 partial, 3 skip).\n"
+        "Capabilities: 76 (71 pass, 1 fail, 1 partial, 3 skip); 71 met by the strict rule.\n"
     )
     assert text.index("Failed:") < text.index("Skipped:") < text.index("Tests: 273")
 
@@ -160,7 +161,7 @@ def test_plain_test_list_has_one_group():
     group = report["capabilities"][compliance.NO_CAPABILITY]
     assert group["status"] == "partial" and group["passed"] == [VERSIONS]
     text = compliance.render(report)
-    assert text.startswith("Compliance with test list list.txt\n")
+    assert text.startswith("Compliance with test list list.txt, by the strict rule (every selected test passes)\n")
     assert "      no reason given" in text
 
 
@@ -173,3 +174,56 @@ def test_long_reason_is_cut_in_text_only():
     assert report["capabilities"]["compute-list-api-versions"]["failed"][0]["reason"] == reason
     shown = [line.strip() for line in compliance.render(report).splitlines() if line.strip().startswith("xxx")]
     assert shown == ["x" * 197 + "..."]
+
+
+def scs_results(tests, skipped_names=(), failed_names=(), unrun_names=()):
+    """SCS-0128's results: all passed but the named ones."""
+    results = []
+    for entry in tests.tests:
+        if entry["name"] in unrun_names:
+            continue
+        status = "skip" if entry["name"] in skipped_names else "fail" if entry["name"] in failed_names else "success"
+        results.append(result(entry, status, "Resize not available." if status == "skip" else None))
+    return results
+
+
+def test_no_failures_rule_passes_a_capability_with_skips_and_says_so():
+    tests = guideline.load("scs-0128", None)
+    image = [t["name"] for t in tests.tests if t["capability"] == "image"]
+    lacking = next(t for t in tests.tests if t["capability"] == "identity")  # not in this Tempest
+    report = compliance.report(tests, scs_results(tests, skipped_names=image[:10], unrun_names=[lacking["name"]]),
+                               [lacking["uuid"]], rules.NO_FAILURES)
+    assert report["rule"] == {"id": "no-failures", "name": "the no-failures rule",
+                              "requires": "no test fails; skips are allowed"}
+    caps = report["capabilities"]
+    # Skipped and missing tests are counted, not held against their capability.
+    assert (caps["image"]["status"], caps["image"]["accepted"], len(caps["image"]["skipped"])) == ("pass", True, 10)
+    assert (caps["identity"]["status"], caps["identity"]["missing"]) == ("pass", [lacking["name"]])
+    assert {name: cap["status"] for name, cap in caps.items()} == dict.fromkeys(caps, "pass")
+    totals = report["totals"]
+    assert (totals["pass"], totals["partial"], totals["accepted"], totals["skipped"], totals["missing"]) == (5, 0, 5, 10, 1)
+    text = compliance.render(report)
+    assert text.startswith("Compliance with scs-0128 iaas, by the no-failures rule (no test fails; skips are allowed)\n")
+    assert "  PASS     image       13/23 passed, 10 skipped\n" in text
+    assert text.endswith("Capabilities: 5 (5 pass, 0 fail, 0 partial, 0 skip); 5 met by the no-failures rule.\n")
+
+    # The same results by RefStack's rule: a skipped test fails its capability.
+    strictly = compliance.report(tests, scs_results(tests, skipped_names=image[:10]), [], rules.REFSTACK)
+    assert (strictly["capabilities"]["image"]["status"], strictly["capabilities"]["image"]["accepted"]) == (
+        "partial", False)
+    assert strictly["totals"]["accepted"] == 4 and strictly["rule"]["id"] == "refstack"
+
+
+def test_no_failures_rule_still_fails_a_failure_and_a_test_with_no_result():
+    tests = guideline.load("scs-0128", None)
+    image = [t["name"] for t in tests.tests if t["capability"] == "image"]
+    volume = [t["name"] for t in tests.tests if t["capability"] == "volume"]
+    network = [t["name"] for t in tests.tests if t["capability"] == "network"]
+    report = compliance.report(tests, scs_results(tests, skipped_names=image, failed_names=volume[:1],
+                                                  unrun_names=network[:1]), [], rules.NO_FAILURES)
+    caps = report["capabilities"]
+    assert (caps["volume"]["status"], caps["volume"]["accepted"]) == ("fail", False)
+    assert (caps["network"]["status"], caps["network"]["accepted"]) == ("partial", False)
+    # Every test skipped: nothing shown, but none failed, so the rule accepts it.
+    assert (caps["image"]["status"], caps["image"]["accepted"]) == ("skip", True)
+    assert report["totals"]["accepted"] == 3

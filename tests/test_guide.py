@@ -153,7 +153,7 @@ def test_every_tcup_subcommand_and_key_option_is_shown_somewhere():
     shown = {m.group(1) for m in re.finditer(r"^\$ .*?tcup\.pyz (\w+)", text, re.M)}
     assert {"plan", "upload", "results", "report", "diff", "bundle", "guidelines", "pubkey", "image"} <= shown
     for option in ("--guideline", "--regex", "--test-list", "--no-upload", "--upload-url", "--sign-key",
-                   "--debug", "--json", "--accounts", "--keyring", "--save", "--load"):
+                   "--debug", "--json", "--accounts", "--keyring", "--save", "--load", "--strict"):
         assert re.search(r"^\$ .*" + re.escape(option), text, re.M), f"no runnable example uses {option}"
 
 

@@ -137,11 +137,17 @@ def test_scs_0128_is_shipped_per_service():
 
 def test_tcup_guidelines_lists_every_shipped_list():
     text = guideline.render_shipped()
-    rows = [line for line in text.splitlines()[1:] if line and not line.startswith("Run one")]
+    lines = text.splitlines()
+    assert lines[0].split() == ["LIST", "DATE", "STATUS", "TESTS", "RULE", "SOURCE"]
+    rows = lines[1:lines.index("")]
     assert len(rows) == len(guideline.shipped_index()["lists"]) == 12
     scs = next(row for row in rows if row.startswith("scs-0128 iaas"))
-    assert "2026-08-06" in scs and " 258 " in scs and "CC BY-SA 4.0" in scs
-    assert any(row.startswith("2020.06 platform (default)") and " 273 " in row for row in rows)
+    assert "2026-08-06" in scs and " 258  no-failures " in scs and "CC BY-SA 4.0" in scs
+    assert any(row.startswith("2020.06 platform (default)") and " 273  refstack " in row for row in rows)
+    # Every interop list is judged by RefStack's rule; the rules are explained below the table.
+    assert sum(" refstack " in row for row in rows) == 11
+    assert "  no-failures  no test fails; skips are allowed" in lines
+    assert "  strict       every selected test passes" in lines
 
 
 def test_selection_for_runner():

@@ -24,17 +24,19 @@ def test_json_prints_the_summary_alone_on_stdout(image, keystone, watch, tmp_pat
     run = only_run(runs)
     assert summary == {
         "verdict": "failed",
+        "rule": "strict",  # a --regex alone is judged strictly
         "counts": {"selected": 6, "passed": 5, "failed": 1, "skipped": 0, "missing": 0},
+        "skip_reasons": [],
         "label": f"regex {REGEX}",
         "run_directory": str(run),
         "upload_url": None,
         "exit_code": 1,
     }
     meta = json.loads((run / "run.json").read_text())
-    assert (meta["passed"], meta["failed"], meta["verdict"]) == (5, 1, "failed")
+    assert (meta["passed"], meta["failed"], meta["verdict"], meta["rule"]) == (5, 1, "failed", "strict")
     # The human summary went to stderr, whole.
     assert (run / "summary.txt").read_text().strip() in done.stderr
-    assert "Verdict: NOT COMPLIANT: 1 test failed" in done.stderr
+    assert "Verdict: NOT COMPLIANT by the strict rule (every selected test passes): 1 test failed" in done.stderr
     assert f"Results saved in {run}" in done.stderr and "tcup: not uploaded (--no-upload)" in done.stderr
 
 

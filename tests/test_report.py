@@ -191,7 +191,10 @@ def test_a_run_writes_its_report_and_chromium_renders_it_without_the_network(fai
     assert dom.requests == [], f"the report made requests: {dom.requests}"
     text = dom.stdout.decode()
     # Verdict and counts, as run.json has them.
-    assert re.search(rf'id="verdict">NOT COMPLIANT: {len(failed)} tests? failed<', text)
+    # By the 2020.06 guideline's own rule, RefStack's, with the skips by reason.
+    by = re.escape("NOT COMPLIANT by RefStack's rule (every required test passes; a skipped test fails its capability)")
+    assert re.search(rf'id="verdict">{by}: {len(failed)} tests? failed; {len(skipped)} tests skipped: \d+ ', text)
+    assert "refstack: every required test passes" in re.search(r'<table class="facts">(.*?)</table>', text).group(1)
     for label, number in (("selected", GUIDELINE_2020_06), ("passed", meta["passed"]),
                           ("failed", meta["failed"]), ("skipped", meta["skipped"])):
         assert re.search(rf'id="count-{label}"><b>{number}</b>', text), label
@@ -199,6 +202,7 @@ def test_a_run_writes_its_report_and_chromium_renders_it_without_the_network(fai
     compliance = section(text, "compliance")
     report = json.loads((run / "compliance.json").read_text())
     assert f"{report['totals']['capabilities']} capabilities: 0 pass, {report['totals']['fail']} fail" in compliance
+    assert "By RefStack's rule, a capability passes only when every one of its tests passed." in compliance
     failing_caps = sorted(n for n, c in report["capabilities"].items() if c["status"] == "fail")
     assert failing_caps and all(name in compliance for name in report["capabilities"])
     assert compliance.index(failing_caps[-1]) < compliance.index("compute-servers-create")
@@ -286,3 +290,67 @@ def test_what_is_not_a_run_is_refused_in_one_line(command, tmp_path):
         assert lines[0].startswith("tcup: error: ") and phrase in lines[0], lines[0]
         assert done.stdout == ""
     assert not list(tmp_path.glob("*.tar.gz")) and not (stopped / "report.html").exists()
+
+
+def stored_run(path: Path, rule, verdict: str, results) -> Path:
+    """A saved run of some of SCS-0128's tests, judged against those tests,
+    as a run directory holds it (``rule`` None: as a TCUP that named no rule
+    saved it)."""
+    from tcup.launcher import guideline, rules
+    from tcup.launcher.results import compliance
+
+    from dataclasses import replace
+
+    shipped = guideline.load("scs-0128", None)
+    by_name = {t["name"]: t for t in shipped.tests}
+    listed = replace(shipped, tests=[by_name[name] for name, _, _ in results])
+    tests = [{"name": name, "uuid": by_name[name]["uuid"], "status": status, "reason": reason}
+             for name, status, reason in results]
+    path.mkdir(parents=True)
+    (path / "tests.json").write_text(json.dumps({"tests": tests, "missing": []}))
+    report = compliance.report(listed, tests, [], rules.named(rule))
+    (path / "compliance.json").write_text(json.dumps(report))
+    meta = {"complete": True, "label": listed.label, "verdict": verdict, "selected": len(tests), "cpid": "c0ffee",
+            **({"rule": rule} if rule else {})}
+    (path / "run.json").write_text(json.dumps(meta))
+    return path
+
+
+SCS_IDENTITY = [
+    ("tempest.api.identity.v3.test_tokens.TokensV3Test.test_create_token", "success", None),
+    ("tempest.api.identity.v3.test_tokens.TokensV3Test.test_validate_token", "success", None),
+    ("tempest.api.identity.v3.test_users.IdentityV3UsersTest.test_password_history_check_self_service_api", "skip",
+     "Security compliance not available"),
+    ("tempest.api.identity.v3.test_users.IdentityV3UsersTest.test_user_update_own_password", "skip",
+     "Security compliance not available."),
+    ("tempest.api.identity.v3.test_projects.IdentityV3ProjectsTest.test_list_projects_returns_only_authorized_projects",
+     "skip", "Missing a 2nd set of API credentials in configuration."),
+]
+
+
+def test_the_report_names_the_rule_and_the_skips_of_a_compliant_run(tmp_path):
+    run = stored_run(tmp_path / "20260101T000000Z-aaaaaa", "no-failures", "compliant", SCS_IDENTITY)
+    done = tcup(["report", str(run)], base_env(tmp_path))
+    assert done.returncode == 0 and done.stdout == f"{run / 'report.html'}\n", done.stderr
+    page = html.unescape((run / "report.html").read_text())
+    verdict = re.search(r'<p class="verdict (\w+)" id="verdict">(.*?)</p>', page)
+    assert verdict.groups() == ("good", "COMPLIANT by the no-failures rule (no test fails; skips are allowed): 2 passed, "
+                                        "none failed; 3 tests skipped: 2 security compliance not available, "
+                                        "1 missing a 2nd set of API credentials in configuration")
+    assert "<tr><th>Verdict rule</th><td>no-failures: no test fails; skips are allowed</td></tr>" in page
+    compliance = section(page, "compliance")
+    assert ("By the no-failures rule, a capability passes when none of its tests failed and at least one passed"
+            in compliance)
+    assert re.search(r"PASS\s+identity\s+2/5", compliance)
+    # The skips by reason, grouped as the verdict groups them.
+    assert re.search(r"Count\s+Reason\s+2\s+security compliance not available\s+1\s+missing a 2nd", section(page, "skips"))
+
+    # The same results saved by a TCUP that named no rule were judged strictly: so says the page.
+    older = stored_run(tmp_path / "20250101T000000Z-bbbbbb", None, "not compliant", SCS_IDENTITY)
+    assert tcup(["report", str(older)], base_env(tmp_path)).returncode == 0
+    page = html.unescape((older / "report.html").read_text())
+    assert re.search(r'id="verdict">NOT COMPLIANT by the strict rule \(every selected test passes\): none failed, '
+                     r"but 3 tests skipped: 2 security", page)
+    assert "<tr><th>Verdict rule</th><td>strict: every selected test passes</td></tr>" in page
+    assert "By the strict rule, a capability passes only when every one of its tests passed." in page
+    assert re.search(r"PARTIAL\s+identity\s+2/5", section(page, "compliance"))

@@ -82,7 +82,9 @@ def test_rerun_runs_only_the_failures_and_merges_one_verdict(failed_then_rerun):
     assert f"Merged: {first_run.name} and a rerun of 1 test (its failed and not-run tests)" in summary
     assert "Passed: 3  Failed: 0  Skipped: 0" in summary
     assert "Flaky (failed, then passed when rerun):\n" f"  {CATALOG[0]} [{CATALOG[1]}]: first failed with " in summary
-    assert summary.rstrip().endswith("Verdict: COMPLIANT: all 3 selected tests passed")
+    assert summary.rstrip().endswith("Verdict: COMPLIANT by the strict rule (every selected test passes): "
+                                     "all 3 selected tests passed")
+    assert meta["rule"] == "strict"  # a --test-list is judged strictly
     # junit.xml holds all three; the HTML report labels the flaky test.
     assert (merged / "junit.xml").read_text().count("<testcase ") == 3
     page = (merged / "report.html").read_text()
@@ -154,3 +156,79 @@ def openrc_free(tmp):
     from conftest import base_env
 
     return base_env(tmp)
+
+
+def stored_failed_run(root, name, cpid, credentials, complete=True):
+    """A saved run with one failed test, as ``tcup rerun`` reads it: run.json
+    (a complete run) or settings.json (an interrupted one) says where it ran."""
+    from tcup import contract
+    from tcup.launcher.results import rerun as rerun_
+
+    tests = [{"name": CATALOG[0], "uuid": CATALOG[1]}]
+    record = rerun_.record(contract.Selection(label="test list list.txt", tests=tests), None, 1, contract.Choices())
+    record.update(cpid=cpid, credentials=credentials, rule="strict")
+    path = root / (name if complete else name + ".incomplete")
+    path.mkdir(parents=True)
+    if complete:
+        (path / "tests.json").write_text(json.dumps({"tests": [{**tests[0], "status": "fail", "reason": "boom"}],
+                                                     "missing": []}))
+        (path / "run.json").write_text(json.dumps({"complete": True, "verdict": "failed", "cpid": cpid,
+                                                   "credentials": credentials, "settings": record}))
+    else:
+        (path / "settings.json").write_text(json.dumps(record))
+    return path
+
+
+def keystone_cpid(keystone):
+    from tcup.launcher.cloud.identity import cpid_from_catalog
+
+    return cpid_from_catalog(keystone.token("member")[1]["catalog"], keystone.auth_url)
+
+
+@pytest.mark.parametrize("case", ["other cloud", "admin run, member rerun", "member run resumed by an admin"])
+def test_a_rerun_refuses_to_merge_another_cloud_or_mode(keystone, tmp_path, case):
+    cpid = keystone_cpid(keystone)
+    runs = tmp_path / "runs"
+    earlier = {"other cloud": ("0" * 32, "preprovisioned", True),
+               "admin run, member rerun": (cpid, "dynamic", True),
+               "member run resumed by an admin": (cpid, "preprovisioned", False)}[case]
+    path = stored_failed_run(runs, "20260101T000000Z-aaaaaa", *earlier)
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    who = "admin" if case == "member run resumed by an admin" else "member"
+    done = tcup(["rerun", str(path), "--no-upload"], openrc(keystone, who, tmp_path))
+    assert done.returncode == 2 and done.stdout == "" and "Traceback" not in done.stderr, done.stderr
+    said = {
+        "other cloud": f"tcup: error: {path.name} ran against another cloud (cpid {'0' * 32}) than these credentials "
+                       f"reach (cpid {cpid}); a rerun merges only runs of one cloud: source that cloud's credentials, "
+                       "or start a new run",
+        "admin run, member rerun": f"tcup: error: {path.name} ran as an admin (dynamic credentials), and these "
+                                   "credentials would run as a member (pre-provisioned credentials); a rerun merges "
+                                   "only runs in one mode: use credentials like the earlier run's, or start a new run",
+        "member run resumed by an admin": f"tcup: error: {path.name} ran as a member (pre-provisioned credentials), "
+                                          "and these credentials would run as an admin (dynamic credentials); a rerun "
+                                          "merges only runs in one mode: use credentials like the earlier run's, or "
+                                          "start a new run",
+    }[case]
+    # One line; nothing written, no container started, no test run.
+    assert done.stderr.splitlines() == [said], done.stderr
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+
+
+def test_a_rerun_keeps_the_earlier_runs_rule_unless_strict(tmp_path):
+    from tcup import contract
+    from tcup.launcher import rules
+    from tcup.launcher.results import rerun as rerun_
+
+    path = stored_failed_run(tmp_path, "20260101T000000Z-aaaaaa", "c0ffee", "preprovisioned")
+    meta = json.loads((path / "run.json").read_text())
+    meta["settings"]["rule"] = "no-failures"
+    (path / "run.json").write_text(json.dumps(meta))
+    plan = rerun_.plan(path)
+    assert (plan.rule, plan.cpid, plan.credentials) == (rules.NO_FAILURES, "c0ffee", "preprovisioned")
+    cloud = contract.Cloud(cpid="c0ffee", admin=False)
+    assert plan.record(plan.rule, cloud)["rule"] == "no-failures"
+    assert plan.record(rules.STRICT, cloud)["rule"] == "strict"  # tcup rerun --strict
+    # A record without a rule (an older TCUP's) was judged strictly, and is again.
+    del meta["settings"]["rule"]
+    (path / "run.json").write_text(json.dumps(meta))
+    assert rerun_.plan(path).rule is rules.STRICT

@@ -7,8 +7,8 @@ Reads every schema-2.0 guideline in a source directory (``*.json`` and
 writes, into ``src/tcup/guidelines/``, one JSON file per guideline and target
 holding its required, unflagged tests; then ``scs-0128.json`` from SCS-0128's
 test list (each test under its service, as a capability); then
-``index.json``, which names the lists, their dates and sources, and the
-default guideline (the newest approved interop one; drafts such as ``next``
+``index.json``, which names the lists, their dates, sources and verdict
+rules (src/tcup/launcher/rules.py), and the default guideline (the newest approved interop one; drafts such as ``next``
 never are).
 
 The output is committed; ``--check`` exits 1 when the committed files differ
@@ -25,7 +25,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "src"))  # the selection logic is the launcher's own
 
-from tcup.launcher import guideline  # noqa: E402
+from tcup.launcher import guideline, rules  # noqa: E402
 
 DEFAULT_SOURCE = REPO.parent / "shared" / "interop"
 DEFAULT_SCS = REPO.parent / "shared" / "scs-0128"
@@ -37,10 +37,16 @@ SCS = {
     "target": "iaas",  # SCS's layer: the standard lives under Tests/iaas/
     "status": "stable",
     "date": "2026-08-06",  # the list's last change
+    # SCS-0128 v1: "Tempest MUST NOT report any failed test cases"; skips are
+    # allowed (settled in SovereignCloudStack/standards PR #1253).
+    "rule": rules.NO_FAILURES.id,
     "source": "github.com/SovereignCloudStack/standards@077174d9 "
               "Tests/iaas/scs_0128_e2e_testing/tempest-tests-non-admin.lst (CC BY-SA 4.0)",
 }
 DEFAULT_OUTPUT = REPO / "src" / "tcup" / "guidelines"
+# The interop guidelines are judged as RefStack judges them: every required
+# test passes, and a skipped one fails its capability.
+INTEROP_RULE = rules.REFSTACK.id
 
 
 def guideline_files(source: Path) -> list:
@@ -113,12 +119,13 @@ def build(source: Path, scs: Path) -> dict:
                 "source": origin,
                 "file": name,
                 "tests": len(tests.tests),
+                "rule": INTEROP_RULE,
             })
     carried_on = scs_list(scs)
     outputs["scs-0128.json"] = render_list(carried_on)
     entries.append({"guideline": SCS["guideline"], "version": SCS["guideline"], "target": SCS["target"],
                      "status": SCS["status"], "date": SCS["date"], "source": SCS["source"], "file": "scs-0128.json",
-                     "tests": len(carried_on.tests)})
+                     "tests": len(carried_on.tests), "rule": SCS["rule"]})
     entries.sort(key=lambda e: e["file"])
     approved = [e["version"] for e in entries if e["status"] == "approved" and e["version"][:1].isdigit()]
     if not approved:
@@ -173,7 +180,7 @@ def main(argv=None) -> int:
     write(outputs, args.output)
     index = json.loads(outputs[guideline.INDEX_FILE])
     for entry in index["lists"]:
-        print(f"{entry['file']:<28} {entry['tests']:>4} tests  {entry['status']}")
+        print(f"{entry['file']:<28} {entry['tests']:>4} tests  {entry['status']:<9} {entry['rule']}")
     print(f"default guideline: {index['default']}")
     return 0
 

@@ -41,16 +41,25 @@ other commands:
                        services and versions; no secret, user, project or host in it
   tcup cleanup RUN     remove from the cloud what a saved run recorded creating (what a killed
                        run left); --dry-run shows it first
-  tcup guidelines      list the shipped test lists: interop guidelines and SCS-0128
+  tcup guidelines      list the shipped test lists (interop guidelines and SCS-0128)
+                       and the verdict rule each is judged by
   tcup pubkey --sign-key KEY
                        print a key's public line and self-signature for RefStack
   tcup image           build the image now (or find it) and print its tag;
                        --save FILE / --load FILE carry it to an air-gapped machine
 
-exit codes: 0 compliant (every selected test passed), 1 some failed,
-5 not compliant (none failed, but some were skipped or are missing),
-6 compliant with waivers (every other test passed; the failures left are all
-waived by --waivers, and RefStack still sees them as not passed),
+verdict rules: each shipped list is judged by its own (`tcup guidelines`):
+  refstack     the interop guidelines: every required test passes; a skipped
+               test fails its capability
+  no-failures  SCS-0128: no test fails; skips are allowed (and reported)
+  strict       every selected test passes: --test-list, --regex, a guideline
+               file or URL, and any list with --strict
+
+exit codes: 0 compliant under the rule applied, 1 a test failed (any rule),
+5 not compliant: none failed, but tests were skipped or are missing (under
+the refstack and strict rules) or reported no result (any rule),
+6 compliant with waivers (compliant but for failures that --waivers waives;
+RefStack still sees them as not passed),
 2 bad input, 3 could not run (container engine, image, cloud, runner),
 4 upload failed (results saved; the message says how to resume),
 130 interrupted.
@@ -147,6 +156,9 @@ def run_parser() -> argparse.ArgumentParser:
     tests.add_argument("--test-list", metavar="FILE", type=Path,
                        help="run the tests of a RefStack test list (name[id-<uuid>,...] per line), matched by id")
     tests.add_argument("--regex", metavar="REGEX", help="run the tests whose names match REGEX")
+    _strict_option(tests, "judge the run by the strict rule: every selected test passes, a skip makes it not "
+                          "compliant (exit 5); the default for --test-list and --regex, while each shipped list "
+                          "has its own rule (see `tcup guidelines`)")
     tests.add_argument("--concurrency", metavar="N", type=_positive_int,
                        help="parallel test workers (default: the CPU count; for a member, one per account)")
     tests.add_argument("--dry-run", action="store_true", help="the same as `tcup plan`: show what would run, run nothing")
@@ -187,6 +199,11 @@ def _set_option(group, text: str) -> None:
                        type=_tempest_option, help=text)
 
 
+def _strict_option(group, text: str) -> None:
+    """--strict, for `tcup` and `tcup rerun` alike."""
+    group.add_argument("--strict", action="store_true", help=text)
+
+
 def _waiver_option(group) -> None:
     group.add_argument("--waivers", metavar="FILE", type=Path,
                        help="known failures to waive: a YAML list of {test: uuid or regex, reason, bug: URL, "
@@ -200,7 +217,8 @@ def rerun_parser() -> argparse.ArgumentParser:
                                 "NAME.incomplete run too: that resumes it), with the selection, concurrency and "
                                 "choices it recorded, and save a new run that merges both: one verdict, one "
                                 "compliance report, one result to upload. Credentials come from the environment, "
-                                "as for any run.")
+                                "as for any run; they must reach the same cloud (cpid) in the same mode (admin or "
+                                "member) as the earlier run's, or nothing is run (exit 2).")
     parser.add_argument("run", metavar="RUN", help="a run directory, or a run's name as `tcup results` lists it")
     creds = parser.add_argument_group("credentials")
     creds.add_argument("--keyring", action="store_true", help="read a missing password from the OS keyring")
@@ -208,6 +226,8 @@ def rerun_parser() -> argparse.ArgumentParser:
                        help="more member accounts, one test worker each (as for a run)")
     _set_option(parser, "a tempest.conf value over the run's own (its --set) and discovery's, e.g. once the "
                         "cause of a failure is fixed (repeatable); the new run records it")
+    _strict_option(parser, "judge the merged run by the strict rule (every selected test passes), whatever rule "
+                           "the earlier run was judged by")
     _image_options(parser)
     results = parser.add_argument_group("results")
     results.add_argument("--output", metavar="DIR", type=Path,
@@ -290,7 +310,7 @@ def cleanup_parser() -> argparse.ArgumentParser:
 
 def guidelines_parser() -> argparse.ArgumentParser:
     return Parser(prog="tcup guidelines",
-                                   description="List the test lists shipped with TCUP: date, status, tests, source.")
+                  description="List the test lists shipped with TCUP: date, status, tests, verdict rule, source.")
 
 
 def pubkey_parser() -> argparse.ArgumentParser:

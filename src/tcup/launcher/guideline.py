@@ -68,7 +68,9 @@ class TestList:
     ``uuid`` is the idempotent id without its ``id-`` prefix. ``capability``
     is None for plain test lists, which carry no capabilities. A test that
     belongs to several capabilities has them all in ``capabilities`` and the
-    first of them (sorted) in ``capability``.
+    first of them (sorted) in ``capability``. ``rule`` is the id of the
+    verdict rule the list carries (launcher/rules.py): shipped lists carry
+    one in index.json; "" (a file, a URL, a test list) means none.
     """
 
     __test__ = False  # not a pytest test class, despite the name
@@ -78,6 +80,7 @@ class TestList:
     target: str
     tests: List[dict]
     source: str = ""
+    rule: str = ""
 
     def uuids(self) -> List[str]:
         """The uuids of the list, in list order."""
@@ -297,21 +300,27 @@ def shipped_versions() -> List[str]:
 
 
 def render_shipped() -> str:
-    """`tcup guidelines`: every shipped list, its date, test count and source."""
+    """`tcup guidelines`: every shipped list, its date, test count, verdict rule and source."""
+    from tcup.launcher import rules
+
     index = shipped_index()
     rows = [(list_label(e["guideline"], e["target"]) + (" (default)" if e["version"] == index["default"]
                                                           and e["target"] == "platform" else ""),
-             e.get("date", ""), e.get("status", ""), str(e["tests"]), e.get("source", ""))
+             e.get("date", ""), e.get("status", ""), str(e["tests"]), rules.named(e.get("rule")).id,
+             e.get("source", ""))
             for e in index["lists"]]
     rows.sort(key=lambda row: row[0])
-    header = ("LIST", "DATE", "STATUS", "TESTS", "SOURCE")
-    widths = [max(len(row[i]) for row in rows + [header]) for i in range(4)]
+    header = ("LIST", "DATE", "STATUS", "TESTS", "RULE", "SOURCE")
+    widths = [max(len(row[i]) for row in rows + [header]) for i in range(5)]
     lines = []
     for row in [header] + rows:
         lines.append("  ".join(cell.ljust(widths[i]) if i != 3 else cell.rjust(widths[i])
-                               for i, cell in enumerate(row[:4])) + "  " + row[4])
-    lines.append("")
-    lines.append("Run one with --guideline VERSION [--target TARGET], e.g. --guideline scs-0128.")
+                               for i, cell in enumerate(row[:5])) + "  " + row[5])
+    lines += ["", "Rules (what makes a run compliant):"]
+    lines += [f"  {rule.id:<12} {rule.requires}" for rule in rules.RULES.values()]
+    lines += ["A --test-list, --regex, or a guideline file or URL is judged by the strict rule; --strict applies "
+              "it to any list.", "",
+              "Run one with --guideline VERSION [--target TARGET], e.g. --guideline scs-0128."]
     return "\n".join(line.rstrip() for line in lines)
 
 
@@ -332,7 +341,7 @@ def load_shipped(version: Optional[str], target: Optional[str] = None) -> TestLi
     for entry in matching:
         if entry["target"] == wanted:
             data = json.loads(_shipped_dir().joinpath(entry["file"]).read_text(encoding="utf-8"))
-            return TestList.from_dict(data, entry["file"])
+            return replace(TestList.from_dict(data, entry["file"]), rule=entry.get("rule", ""))
     valid = ", ".join(sorted(e["target"] for e in matching))
     raise GuidelineError(f"guideline {version} has no target {target!r}; valid targets: {valid}")
 

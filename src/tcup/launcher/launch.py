@@ -52,19 +52,26 @@ def run(args, summary: Optional[dict] = None, rerun=None) -> int:
     ``rerun`` (a results.rerun.Plan, for `tcup rerun`) gives the tests and
     settings instead of the options, and its run is merged into the new one."""
     # 1. Read what the user gave us and refuse early what cannot work.
+    from tcup.launcher import rules
+
     waiver_list = load_waivers(args.waivers)
     if rerun is not None:
         test_list, selection = rerun.test_list, rerun.selection
         choices, concurrency = rerun.choices, rerun.concurrency
+        rule = rules.STRICT if args.strict else rerun.rule
     else:
         test_list, selection = choose_tests(args.guideline, args.target, args.test_list, args.regex)
         skip = sorted({kind.strip() for value in args.skip_service for kind in value.split(",") if kind.strip()})
         choices = contract.Choices(image=args.image, flavor=args.flavor, network=args.network,
                                    tempest_options=dict(args.tempest_options), skip_services=skip)
         concurrency = args.concurrency
+        rule = rules.applied(test_list, args.strict)
     check_tempest_options(choices.tempest_options, rerun is not None)
     # 2. Ask Keystone for a token before any container exists.
     credentials, cloud, redact = authenticate(args.keyring)
+    if rerun is not None:
+        rerun.refuse_unlike(cloud)  # merge like with like: the same cloud, the same mode
+        print(printable(f"tcup: {rerun.describe()}"), file=sys.stderr, flush=True)
     accounts = member_accounts(args.accounts, credentials, cloud)
     for account in accounts:
         for secret in account.secrets():
@@ -102,14 +109,14 @@ def run(args, summary: Optional[dict] = None, rerun=None) -> int:
             return debug_shell(container, settings, redact, args.verbose)
         if args.dry_run:
             container = Container(engine, tag)
-            return show_plan(container, settings, redact, args.verbose, args.output)
+            return show_plan(container, settings, redact, args.verbose, args.output, rule)
         # 5. The container runs the tests and dissolves.
         started = time.time()
         # What `tcup rerun` repeats; a rerun keeps the earlier run's whole selection,
         # so resuming it runs what is still not done.
-        settings_record = rerun.settings if rerun is not None else rerun_record(selection, test_list, concurrency,
-                                                                                 choices)
-        progress = Progress(redact, verbose=args.verbose, history=run_dir.root, selection=selection)
+        settings_record = (rerun.record(rule, cloud) if rerun is not None
+                           else rerun_record(selection, test_list, concurrency, choices, rule, cloud))
+        progress = Progress(redact, verbose=args.verbose, history=run_dir.root, selection=selection, rule=rule)
         run_dir.begin()
         container = Container(engine, tag, results=run_dir.incomplete)
         # progress ends its live line before the container's cleanup says anything.
@@ -144,8 +151,8 @@ def run(args, summary: Optional[dict] = None, rerun=None) -> int:
     with interrupted(lambda: "while saving the results; they are kept, not uploaded, in "
                              f"{run_dir.path if run_dir.path.exists() else run_dir.incomplete}"):
         try:
-            final = finish_results(run_dir.incomplete, rerun, waiver_list)
-            path = save(run_dir, test_list, selection, cloud, progress, started, tag, final=final,
+            final = finish_results(run_dir.incomplete, rerun, waiver_list, rule)
+            path = save(run_dir, test_list, selection, cloud, progress, started, tag, final=final, rule=rule,
                         settings=settings_record, merged_from=rerun.merged_from if rerun is not None else None)
             if final is not None:
                 outcome = final.conclusion
@@ -236,7 +243,8 @@ def run_summary(path: Path, selected: int) -> dict:
 
     meta = json_object(path / RUN_FILE) or {}
     counts = {"selected": selected, **{key: meta.get(key, 0) for key in ("passed", "failed", "skipped", "missing")}}
-    return {"verdict": meta.get("verdict"), "counts": counts, "label": meta.get("label"), "run_directory": str(path)}
+    return {"verdict": meta.get("verdict"), "rule": meta.get("rule"), "counts": counts,
+            "skip_reasons": meta.get("skip_reasons") or [], "label": meta.get("label"), "run_directory": str(path)}
 
 
 def uploaded_url(path: Path) -> Optional[str]:
@@ -272,9 +280,9 @@ def member_accounts(path, credentials, cloud) -> list:
     return accounts
 
 
-def show_plan(container, settings, redact, verbose: bool, output=None) -> int:
+def show_plan(container, settings, redact, verbose: bool, output=None, rule=None) -> int:
     """`tcup plan`: the runner selects and discovers, and says what a run
-    would do; no test starts."""
+    would do, and by which verdict rule it would be judged; no test starts."""
     from tcup.launcher.results import runs as results
 
     progress = Progress(redact, verbose=verbose)
@@ -286,8 +294,11 @@ def show_plan(container, settings, redact, verbose: bool, output=None) -> int:
     if progress.plan is None or code != contract.EXIT_OK:
         outcome = progress.outcome(code)
         raise TcupError(outcome.message or f"the runner ended without a plan (exit {code})", outcome.exit_code)
-    mode = "dynamic" if settings.cloud.admin else "preprovisioned"
-    estimate = results.expected_duration(settings.selection.label, mode, output)
+    from tcup.launcher.cloud.identity import credentials_mode
+
+    if rule is not None:
+        print(f"tcup: verdict rule: {rule.id} ({rule.requires})")
+    estimate = results.expected_duration(settings.selection.label, credentials_mode(settings.cloud), output)
     print(f"tcup: expected duration: {estimate}" if estimate else
           "tcup: expected duration: unknown (no earlier run of these tests is saved)")
     print(f"tcup: nothing was run; run the tests with: {invoked_as()} "
@@ -438,10 +449,10 @@ def load_waivers(path: Optional[Path]) -> list:
     return found
 
 
-def rerun_record(selection, test_list, concurrency, choices) -> dict:
+def rerun_record(selection, test_list, concurrency, choices, rule, cloud) -> dict:
     from tcup.launcher.results import rerun as rerun_
 
-    return rerun_.record(selection, test_list, concurrency, choices)
+    return {**rerun_.record(selection, test_list, concurrency, choices), **rerun_.judged(rule, cloud)}
 
 
 def record_settings(results_dir: Path, record: dict) -> bool:
@@ -463,15 +474,15 @@ class Final:
         self.conclusion, self.counts, self.waiver_lines = conclusion, counts, waiver_lines
 
 
-def finish_results(results_dir: Path, rerun, waiver_list: list) -> Optional[Final]:
+def finish_results(results_dir: Path, rerun, waiver_list: list, rule) -> Optional[Final]:
     """Merge a rerun into its earlier run and mark the waived failures, in
-    the result files; the verdict then follows from them. None for a plain
-    run: the runner's counts stand."""
+    the result files; the verdict (by ``rule``) then follows from them. None
+    for a plain run: the runner's counts stand."""
     if rerun is None and not waiver_list:
         return None
     import datetime
 
-    from tcup.launcher.progress import verdict
+    from tcup.launcher.rules import skip_reasons, verdict
     from tcup.launcher.results import rerun as rerun_
     from tcup.launcher.results import waivers
     from tcup.launcher.results.runs import json_object, status_counts, write_json
@@ -493,7 +504,7 @@ def finish_results(results_dir: Path, rerun, waiver_list: list) -> Optional[Fina
               "skipped": number["skip"], "missing": len(document.get("missing") or []), "waived": waived,
               "flaky": sum(bool(t.get("flaky")) for t in tests)}
     conclusion = verdict(counts["selected"], counts["passed"], counts["failed"], counts["skipped"],
-                         counts["missing"], waived)
+                         counts["missing"], waived, rule, skip_reasons(tests))
     lines = waivers.summary_lines(tests, waivers.expired_lines(waiver_list, today))
     return Final(conclusion, counts, lines)
 
@@ -506,19 +517,23 @@ def rerun(args, summary: Optional[dict] = None) -> int:
 
     plan = rerun_.plan(find_run(str(args.run), args.output))
     plan.settings["choices"]["tempest_options"].update(dict(args.tempest_options))
-    print(printable(f"tcup: {plan.describe()}"), file=sys.stderr, flush=True)
     return run(args, summary, rerun=plan)
 
 
 def save(run_dir, test_list, selection, cloud, progress, started, image_tag=None, final=None, settings=None,
-         merged_from=None) -> Path:
+         merged_from=None, rule=None) -> Path:
     """Write the compliance report and run.json; mark the run complete.
     ``final`` (from finish_results) holds the counts and verdict of a merged
-    or waived run; ``settings`` is what `tcup rerun` repeats."""
+    or waived run; ``settings`` is what `tcup rerun` repeats; ``rule`` what
+    the verdict is judged by (the progress's own when not given)."""
+    from tcup.launcher import rules
     from tcup.launcher.results import runs as results
 
+    rule = rule or progress.rule
+    outcome = results.json_object(run_dir.incomplete / contract.TESTS_FILE)
+    skips = rules.skip_reasons(outcome["tests"]) if outcome is not None else []
     done = progress.done or {}
-    conclusion = final.conclusion if final is not None else progress.outcome(0)
+    conclusion = final.conclusion if final is not None else progress.outcome(0, skips)
     metadata = {
         "tcup_version": version(),
         "image": image_tag,
@@ -539,9 +554,11 @@ def save(run_dir, test_list, selection, cloud, progress, started, image_tag=None
         "skipped": done.get("skipped", 0),
         "admin_skipped": done.get("admin_skipped", 0),
         "missing": len(progress.missing),
-        # compliant, failed, or not compliant (skipped or missing tests); with
-        # --waivers also "compliant with waivers"
+        # compliant, failed, or not compliant (skipped or missing tests, by a
+        # rule that counts them); with --waivers also "compliant with waivers"
         "verdict": conclusion.verdict,
+        "rule": rule.id,  # what the verdict was judged by (launcher/rules.py)
+        "skip_reasons": [{"reason": reason, "count": count} for reason, count in skips],
         "selected": progress.selected,
         "settings": settings,
     }
@@ -549,16 +566,8 @@ def save(run_dir, test_list, selection, cloud, progress, started, image_tag=None
         metadata.update(final.counts)
     if merged_from:
         metadata["merged_from"] = merged_from
-    outcome = results.json_object(run_dir.incomplete / contract.TESTS_FILE)
     if test_list is not None and outcome is not None:
-        from tcup.launcher.results import compliance
-
-        report = compliance.report(test_list, outcome["tests"], outcome.get("missing", []))
-        results.write_json(run_dir.incomplete / "compliance.json", report)
-        results.write_file(run_dir.incomplete / "compliance.txt", compliance.render(report))
-        progress.compliance = compliance.render(report, skips=False)
-        if report["totals"]["skipped"]:
-            progress.compliance += "(why each test was skipped: compliance.txt in the run directory)\n"
+        write_compliance(run_dir.incomplete, test_list, outcome, rule, progress)
     # summary.txt holds what the terminal showed: the runner's summary, the
     # compliance table and the verdict.
     summary_file = run_dir.incomplete / contract.SUMMARY_FILE
@@ -571,6 +580,20 @@ def save(run_dir, test_list, selection, cloud, progress, started, image_tag=None
                  (progress.compliance or "").rstrip(), "Verdict: " + conclusion.verdict_words]
         results.write_file(summary_file, "\n\n".join(part for part in parts if part) + "\n")
     return run_dir.complete(metadata)
+
+
+def write_compliance(results_dir: Path, test_list, outcome: dict, rule, progress) -> None:
+    """compliance.json and compliance.txt by ``rule``; the table (without
+    each skip) for the terminal's summary."""
+    from tcup.launcher.results import compliance
+    from tcup.launcher.results.runs import write_file, write_json
+
+    report = compliance.report(test_list, outcome["tests"], outcome.get("missing", []), rule)
+    write_json(results_dir / "compliance.json", report)
+    write_file(results_dir / "compliance.txt", compliance.render(report))
+    progress.compliance = compliance.render(report, skips=False)
+    if report["totals"]["skipped"]:
+        progress.compliance += "(why each test was skipped: compliance.txt in the run directory)\n"
 
 
 @dataclass(frozen=True)

@@ -20,8 +20,8 @@ from typing import Dict, List, Optional, Set, Tuple
 from tcup import contract, private_files
 from tcup.contract import Credentials
 from tcup.masking import Mask
-from tcup.launcher.errors import (EXIT_BAD_INPUT, EXIT_INFRA, EXIT_NOT_COMPLIANT, EXIT_OK, EXIT_TESTS_FAILED,
-                                  EXIT_WAIVED, printable, proxy_secrets)
+from tcup.launcher.errors import EXIT_BAD_INPUT, EXIT_INFRA, printable, proxy_secrets
+from tcup.launcher.rules import STRICT, Conclusion, Rule, plural, verdict
 
 
 FINISHED = {"success": "passed", "fail": "failed", "skip": "skipped"}
@@ -36,45 +36,6 @@ def secret_mask(credentials: Credentials) -> Mask:
     for secret in credentials.secrets() + proxy_secrets():
         mask.secret(secret)
     return mask
-
-
-@dataclass
-class Conclusion:
-    exit_code: int
-    message: Optional[str] = None
-    verdict: Optional[str] = None  # "compliant", "failed" or "not compliant"
-    verdict_words: str = ""
-
-
-def verdict(selected: int, passed: int, failed: int, skipped: int, missing: int, waived: int = 0) -> Conclusion:
-    """A run is compliant only when every selected test passed: a skip or a
-    test this Tempest lacks is not a pass, however many others passed.
-    ``waived`` of the ``failed`` are under a waiver (--waivers): with no
-    other failure, skip or gap, the run is compliant with waivers, an exit
-    code of its own, since RefStack will not see those tests pass."""
-    if failed > waived:
-        return Conclusion(EXIT_TESTS_FAILED, verdict="failed",
-                       verdict_words=f"NOT COMPLIANT: {plural(failed - waived, 'test')} failed"
-                                     + (f" ({waived} more waived)" if waived else ""))
-    passed_or_waived = passed + waived
-    if skipped or missing or passed_or_waived < selected or not passed_or_waived:
-        reasons = [f"{plural(skipped, 'test')} skipped"] if skipped else []
-        reasons += [f"{plural(missing, 'test')} missing from this Tempest"] if missing else []
-        reasons += [] if reasons else [f"{passed} of {selected} passed"]
-        return Conclusion(EXIT_NOT_COMPLIANT, verdict="not compliant",
-                       verdict_words=f"NOT COMPLIANT: none failed, but {' and '.join(reasons)}; "
-                                     "compliance needs every selected test to pass")
-    if waived:
-        return Conclusion(EXIT_WAIVED, verdict="compliant with waivers",
-                          verdict_words=f"COMPLIANT with {plural(waived, 'waiver')}: {passed} of "
-                                        f"{plural(selected, 'selected test')} passed, {waived} failed under a waiver")
-    return Conclusion(EXIT_OK, verdict="compliant", verdict_words=f"COMPLIANT: all {plural(passed, 'selected test')} passed")
-
-
-def plural(count: int, noun: str) -> str:
-    if count == 1:
-        return f"{count} {noun}"
-    return f"{count} {noun[:-1]}ies" if noun.endswith("y") else f"{count} {noun}s"
 
 
 def by_kind(entries: list) -> str:
@@ -133,8 +94,9 @@ class Progress:
     the runner's log (shown with --verbose, kept briefly for errors)."""
 
     def __init__(self, mask: Mask, verbose: bool = False, out=sys.stderr, history: Optional[Path] = None,
-                 selection: Optional[contract.Selection] = None, clock=time.monotonic):
+                 selection: Optional[contract.Selection] = None, clock=time.monotonic, rule: Rule = STRICT):
         self.mask = mask
+        self.rule = rule  # what the verdict is judged by (rules.py)
         self.verbose = verbose
         self.out = out
         self.live = out.isatty()
@@ -391,8 +353,9 @@ class Progress:
         self.error = event["message"]
         self.error_kind = event.get("kind")
 
-    def outcome(self, exit_code: Optional[int]) -> Conclusion:
-        """The launcher's exit code from the runner's events and exit."""
+    def outcome(self, exit_code: Optional[int], skips=()) -> Conclusion:
+        """The launcher's exit code from the runner's events and exit;
+        ``skips`` (rules.skip_reasons of the saved tests) for the verdict's words."""
         if self.error:
             code = EXIT_BAD_INPUT if self.error_kind == "input" else EXIT_INFRA
             return Conclusion(code, self.error)
@@ -402,7 +365,7 @@ class Progress:
             return Conclusion(EXIT_INFRA, self.error)
         done = self.done
         return verdict(self.selected, done.get("passed", 0), done.get("failed", 0), done.get("skipped", 0),
-                       len(self.missing))
+                       len(self.missing), rule=self.rule, skips=skips)
 
     def summary_text(self, path: Path) -> str:
         """What the user reads at the end: the runner's summary, the

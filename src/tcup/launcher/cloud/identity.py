@@ -88,6 +88,12 @@ def cloud_facts(token: dict, auth_url: str) -> Cloud:
     )
 
 
+def credentials_mode(cloud: Cloud) -> str:
+    """How Tempest will get its accounts, as run.json's ``credentials`` says
+    it: "dynamic" (an admin: Tempest makes them) or "preprovisioned" (a member)."""
+    return "dynamic" if cloud.admin else "preprovisioned"
+
+
 def catalog_endpoints(catalog: list) -> List[dict]:
     """The catalog's endpoints, flat: {"type", "interface", "region", "url"}."""
     found = []

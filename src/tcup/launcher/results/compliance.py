@@ -11,21 +11,30 @@ Each test of the list ends in exactly one state:
   not_run  none of the above: no result came back (for example the run stopped)
   waived   its result is "fail", under a waiver (--waivers): still not a pass
 
-A capability's status follows from the states of its tests:
-  pass     every test passed
+A capability's status follows from the states of its tests and the verdict
+rule (launcher/rules.py) the run is judged by:
+  pass     every test passed; by the no-failures rule, none failed and at
+           least one passed, the others skipped or missing (counted, and shown)
   fail     at least one test failed
-  partial  none failed, at least one passed, the others skipped/missing/not run
-  skip     none failed and none passed: nothing was shown either way
+  partial  none failed, at least one passed, the others not shown: skipped or
+           missing (by RefStack's and the strict rule) or not run (any rule)
+  skip     none failed and none passed: nothing was shown either way (the
+           no-failures rule accepts it when every test was skipped or missing)
   waived   none failed, the others passed, at least one failed under a waiver
-Only "pass" counts towards compliance; a capability needs all its tests passed,
-as the Interop WG requires. A test that belongs to two capabilities counts in
-both; totals count every test once.
+By RefStack's rule (and the strict one) a capability needs all its tests
+passed, as the Interop WG requires: only "pass" counts. By the no-failures
+rule (SCS-0128) a capability counts unless a test failed or reported
+nothing. A test that belongs to two capabilities counts in both; totals
+count every test once. ``accepted`` per capability and in the totals says
+what the rule counts; ``rule`` names it (a report without them was made by
+the strict rule).
 
 Standard library only.
 """
 
 from typing import Dict, List, Optional
 
+from tcup.launcher import rules
 from tcup.launcher.guideline import TestList, valid_uuid
 
 STATES = ("passed", "failed", "skipped", "missing", "not_run")
@@ -40,7 +49,7 @@ _RESULT_RANK = {"fail": 2, "success": 1, "skip": 0}
 REASON_WIDTH = 200  # rendered reasons are cut here; the report itself keeps them whole
 
 
-def report(tests: TestList, results: List[dict], missing: List[str]) -> dict:
+def report(tests: TestList, results: List[dict], missing: List[str], rule: rules.Rule = rules.STRICT) -> dict:
     """The compliance report of ``results`` against ``tests``.
 
     ``results`` items are ``{"name", "uuid", "status", "reason"}`` with status
@@ -50,6 +59,8 @@ def report(tests: TestList, results: List[dict], missing: List[str]) -> dict:
     "passed": [name], "failed": [{name, reason}], "skipped": [{name, reason}],
     "missing": [name], "not_run": [name]}}, "totals": {...}}``, names being the
     list's names; ``ran_as`` is added where Tempest ran the test by another name.
+    Statuses and ``accepted`` follow ``rule``; ``rule`` holds its id, name and
+    what it requires.
     """
     by_uuid = _results_by_uuid(results)
     lacking = {valid_uuid(u) or u for u in missing}
@@ -68,7 +79,8 @@ def report(tests: TestList, results: List[dict], missing: List[str]) -> dict:
         for capability in _capabilities_of(entry):
             capabilities.setdefault(capability, {s: [] for s in STATES}).setdefault(state, []).append(item)
     for capability in capabilities.values():
-        capability["status"] = capability_status(capability)
+        capability["status"] = capability_status(capability, rule)
+        capability["accepted"] = accepted(capability["status"], capability, rule)
     listed = set(tests.uuids())
     totals = {
         "tests": len(tests.tests),
@@ -77,6 +89,7 @@ def report(tests: TestList, results: List[dict], missing: List[str]) -> dict:
         "unlisted_results": sum(1 for u in by_uuid if u not in listed),
         "capabilities": len(capabilities),
         **{status: sum(1 for c in capabilities.values() if c["status"] == status) for status in STATUSES},
+        "accepted": sum(1 for c in capabilities.values() if c["accepted"]),
     }
     if waived:
         totals[WAIVED] = waived
@@ -85,19 +98,30 @@ def report(tests: TestList, results: List[dict], missing: List[str]) -> dict:
         "guideline": tests.guideline,
         "target": tests.target,
         "label": tests.label,
+        "rule": {"id": rule.id, "name": rule.name, "requires": rule.requires},
         "capabilities": dict(sorted(capabilities.items())),
         "totals": totals,
     }
 
 
-def capability_status(capability: dict) -> str:
-    """pass / fail / partial / skip, by the rule in the module docstring."""
+def capability_status(capability: dict, rule: rules.Rule = rules.STRICT) -> str:
+    """pass / fail / partial / skip / waived, as the module docstring says."""
     if capability["failed"]:
         return "fail"
-    others = capability["skipped"] or capability["missing"] or capability["not_run"]
-    if others:
-        return "partial" if capability["passed"] or capability.get("waived") else "skip"
+    shown = capability["passed"] or capability.get("waived")
+    unshown = capability["not_run"] or (rule.counts_skips and (capability["skipped"] or capability["missing"]))
+    if unshown or not shown:
+        return "partial" if shown else "skip"
     return "waived" if capability.get("waived") else "pass"
+
+
+def accepted(status: str, capability: dict, rule: rules.Rule) -> bool:
+    """Whether ``rule`` counts the capability as met: a pass (or a waived
+    failure, under the operator's waiver); by the no-failures rule also one
+    whose tests were all skipped or missing, since none failed."""
+    if status in ("pass", WAIVED):
+        return True
+    return not rule.counts_skips and status == "skip" and not capability["not_run"]
 
 
 def _results_by_uuid(results: List[dict]) -> Dict[str, dict]:
@@ -140,7 +164,9 @@ def render(report: dict, skips: bool = True) -> str:
     failures away) skips with reasons, then totals."""
     capabilities, totals = report["capabilities"], report["totals"]
     width = max([len(c) for c in capabilities] + [10])
-    lines = [f"Compliance with {report.get('label') or report['guideline']}"]
+    rule = report.get("rule") or {}
+    lines = [f"Compliance with {report.get('label') or report['guideline']}"
+             + (f", by {rule['name']} ({rule['requires']})" if rule else "")]
     for name, cap in capabilities.items():
         lines.append(f"  {cap['status'].upper():<8} {name:<{width}}  {_counts(cap)}")
     for state, title in (("failed", "Failed"), (WAIVED, "Waived (failed, under a waiver)"),
@@ -150,7 +176,7 @@ def render(report: dict, skips: bool = True) -> str:
         names = sorted({n for cap in capabilities.values() for n in cap[state]})
         if names:
             lines += ["", f"{title}:"] + [f"  {n}" for n in names]
-    lines += ["", _totals(totals)]
+    lines += ["", _totals(totals, rule.get("name"))]
     return "\n".join(lines) + "\n"
 
 
@@ -183,14 +209,16 @@ def _short_reason(reason: Optional[str]) -> str:
     return line if len(line) <= REASON_WIDTH else line[: REASON_WIDTH - 3] + "..."
 
 
-def _totals(totals: dict) -> str:
-    """The closing lines: tests by state, capabilities by status."""
+def _totals(totals: dict, rule_name: Optional[str] = None) -> str:
+    """The closing lines: tests by state, capabilities by status (and how
+    many the rule counts as met)."""
     tests = ", ".join(f"{totals[s]} {s.replace('_', ' ')}" for s in STATES)
     caps = ", ".join(f"{totals[s]} {s}" for s in STATUSES)
     if totals.get(WAIVED):
         tests += f", {totals[WAIVED]} waived"
         caps += f", {totals['waived_capabilities']} waived"
-    line = f"Tests: {totals['tests']} ({tests}).\nCapabilities: {totals['capabilities']} ({caps})."
+    met = f"; {totals['accepted']} met by {rule_name}" if rule_name and "accepted" in totals else ""
+    line = f"Tests: {totals['tests']} ({tests}).\nCapabilities: {totals['capabilities']} ({caps}){met}."
     if totals["renamed"]:
         count = totals["renamed"]
         line += f"\n{count} test{'s' if count != 1 else ''} ran under another name (matched by idempotent id)."

@@ -19,9 +19,10 @@ import sys
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import List, Optional
 
 from tcup import contract, private_files
+from tcup.launcher import rules
 from tcup.launcher.errors import BadInput, printable
 from tcup.launcher.progress import plural
 from tcup.launcher.results.runs import RUN_FILE, RUN_FILES, find_run, json_object, read_file, unfinished
@@ -177,6 +178,7 @@ def _header(facts: RunFacts) -> str:
     rows = [("Tests", meta.get("label")), ("Merged from", ", ".join(Path(p).name for p in merged) + " and a rerun"
                                           if merged else None), ("Guideline", " ".join(str(meta[k]) for k in ("guideline", "target")
                                                                   if meta.get(k))),
+            ("Verdict rule", f"{_rule(facts).id}: {_rule(facts).requires}"),
             ("Started", meta.get("started")), ("Finished", meta.get("finished")),
             ("Tempest run", f"{facts.duration:.0f} s" if facts.duration is not None else None),
             ("Credentials", meta.get("credentials")), ("Concurrency", meta.get("concurrency")),
@@ -187,22 +189,19 @@ def _header(facts: RunFacts) -> str:
             f'<table class="facts">{facts_html}</table></header>')
 
 
+def _rule(facts: RunFacts) -> rules.Rule:
+    """The rule the run was judged by; a run saved before runs named theirs was judged strictly."""
+    return rules.named(facts.meta.get("rule"))
+
+
 def _verdict_words(facts: RunFacts, verdict: str) -> str:
-    """The verdict as the terminal said it (progress.verdict's words)."""
-    failed, skipped, missing = facts.count("fail"), facts.count("skip"), len(facts.missing)
+    """The verdict as the terminal said it (rules.verdict's words), from the saved results."""
     waived = sum(1 for t in facts.tests if t.status == "fail" and t.waived)
-    if verdict == "failed":
-        return f"NOT COMPLIANT: {plural(failed - waived, 'test')} failed" + (f" ({waived} more waived)" if waived else "")
-    if verdict == "compliant with waivers":
-        return (f"COMPLIANT with {plural(waived, 'waiver')}: {facts.count('success')} of "
-                f"{plural(len(facts.tests), 'selected test')} passed, {waived} failed under a waiver")
-    if verdict == "not compliant":
-        reasons = [f"{plural(skipped, 'test')} skipped"] if skipped else []
-        reasons += [f"{plural(missing, 'test')} not in this Tempest"] if missing else []
-        return "NOT COMPLIANT: none failed, but " + (" and ".join(reasons) or "not every test passed")
-    if verdict == "compliant":
-        return f"COMPLIANT: all {plural(facts.count('success'), 'selected test')} passed"
-    return verdict.upper()
+    said = rules.verdict(facts.meta.get("selected") or len(facts.tests), facts.count("success"), facts.count("fail"),
+                         facts.count("skip"), len(facts.missing), waived, _rule(facts),
+                         rules.skip_reasons({"status": t.status, "reason": t.reason} for t in facts.tests))
+    # Results edited since (or a later TCUP's verdict): the recorded verdict stands.
+    return said.verdict_words if said.verdict == verdict else verdict.upper()
 
 
 def _counts(facts: RunFacts) -> str:
@@ -263,11 +262,21 @@ def _compliance(report: Optional[dict]) -> str:
         summary += f" {totals['waived']} failed under a waiver (not a pass)."
     label = report.get("label") or report.get("guideline") or ""
     return (f'<section id="compliance"><h2>Compliance with {e(label)}</h2><p>{e(summary)}</p>'
-            '<p class="note">A capability passes only when every one of its tests passed.</p>'
+            f'<p class="note">{e(_capability_rule(report))}</p>'
             '<table class="grid"><thead><tr><th>Status</th><th>Capability</th><th>Passed</th><th>Failed</th>'
             f'<th>Skipped</th><th>Missing</th><th>Not run</th>{"<th>Waived</th>" if "waived" in states else ""}'
             f'</tr></thead><tbody>{"".join(rows)}</tbody></table>'
             "</section>")
+
+
+def _capability_rule(report: dict) -> str:
+    """What a capability's status means under the report's rule (a report
+    that names none was made strictly)."""
+    rule = rules.named((report.get("rule") or {}).get("id"))
+    if rule.counts_skips:
+        return f"By {rule.name}, a capability passes only when every one of its tests passed."
+    return (f"By {rule.name}, a capability passes when none of its tests failed and at least one passed; its "
+            "skipped tests are counted beside it, and one whose tests all skipped shows SKIP.")
 
 
 def _failures(facts: RunFacts) -> str:
@@ -325,11 +334,9 @@ def _skips(facts: RunFacts) -> str:
     skipped = sorted((t for t in facts.tests if t.status == "skip"), key=lambda t: t.name)
     if not skipped:
         return '<section id="skips"><h2>Skips</h2><p>None.</p></section>'
-    by_reason: Dict[str, int] = {}
-    for test in skipped:
-        by_reason[test.reason or "no reason given"] = by_reason.get(test.reason or "no reason given", 0) + 1
-    reasons = "".join(f'<tr><td class="num">{count}</td><td>{e(reason)}</td></tr>'
-                      for reason, count in sorted(by_reason.items(), key=lambda item: (-item[1], item[0])))
+    # Grouped as the verdict line groups them: by reason, ids and test names left out.
+    by_reason = rules.skip_reasons({"status": t.status, "reason": t.reason} for t in skipped)
+    reasons = "".join(f'<tr><td class="num">{count}</td><td>{e(reason)}</td></tr>' for reason, count in by_reason)
     rows = "".join(f'<tr><td class="mono">{e(t.name)}</td><td>{e(t.reason or "no reason given")}</td></tr>'
                    for t in skipped)
     return (f'<section id="skips"><h2>Skips ({len(skipped)})</h2>'

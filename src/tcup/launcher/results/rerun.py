@@ -4,8 +4,13 @@ the run's selection and settings, and save a new run whose results merge both.
 
 What a rerun repeats is the run's record (``settings.json``, and the same
 under "settings" in run.json): the selection, the test list it is judged
-against, the requested concurrency and the user's choices. Credentials are
-never in it; they come from the environment as for any run.
+against, the verdict rule, the requested concurrency and the user's choices.
+Credentials are never in it; they come from the environment as for any run.
+
+Only like is merged with like: a rerun whose credentials reach another
+cloud (another cpid) or run in another mode (admin, with dynamic
+credentials, or member, with pre-provisioned ones) than the earlier run is
+refused before any container starts, and nothing is written.
 
 Merge rules, by test key (uuid, else name):
   * a test the rerun ran takes the rerun's result; one that failed before
@@ -38,9 +43,21 @@ def record(selection: contract.Selection, test_list, concurrency: Optional[int],
     a selection or in the choices; credentials stay in the environment)."""
     listed = None
     if test_list is not None:
-        listed = {key: getattr(test_list, key) for key in ("label", "guideline", "target", "source", "tests")}
+        listed = {key: getattr(test_list, key) for key in ("label", "guideline", "target", "source", "tests", "rule")}
     return {"selection": asdict(selection), "test_list": listed, "concurrency": concurrency,
             "choices": asdict(choices)}
+
+
+def judged(rule, cloud: contract.Cloud) -> dict:
+    """The record's part that says how and where a run was judged: the
+    rule applied, the cloud (cpid) and the mode; a rerun keeps them."""
+    from tcup.launcher.cloud.identity import credentials_mode
+
+    return {"rule": rule.id, "cpid": cloud.cpid, "credentials": credentials_mode(cloud)}
+
+
+# How run.json's ``credentials`` reads to a person.
+MODE_WORDS = {"dynamic": "an admin (dynamic credentials)", "preprovisioned": "a member (pre-provisioned credentials)"}
 
 
 @dataclass
@@ -58,6 +75,9 @@ class Plan:
     failed: int = 0
     not_run: Optional[int] = None  # None: unknown (an interrupted run that listed nothing)
     merged_from: List[str] = field(default_factory=list)  # run names, never paths (the user's home)
+    # Where and how the earlier run ran (None: not recorded, by an older TCUP).
+    cpid: Optional[str] = None
+    credentials: Optional[str] = None  # "dynamic" | "preprovisioned"
 
     @property
     def root(self) -> Path:
@@ -72,12 +92,40 @@ class Plan:
         return TestList(**listed) if listed else None
 
     @property
+    def rule(self):
+        """The verdict rule the earlier run was judged by (a record without
+        one: its list's own, which for a record that old is the strict rule)."""
+        from tcup.launcher import rules
+
+        recorded = self.settings.get("rule")
+        return rules.named(recorded) if recorded else rules.applied(self.test_list)
+
+    @property
     def choices(self) -> contract.Choices:
         return contract.Choices(**(self.settings.get("choices") or {}))
 
     @property
     def concurrency(self) -> Optional[int]:
         return self.settings.get("concurrency")
+
+    def record(self, rule, cloud: contract.Cloud) -> dict:
+        """The merged run's record: the earlier run's, judged by ``rule``."""
+        return {**self.settings, **judged(rule, cloud)}
+
+    def refuse_unlike(self, cloud: contract.Cloud) -> None:
+        """One BadInput line when these credentials' cloud or mode is not the
+        earlier run's: their results would not make one run."""
+        from tcup.launcher.cloud.identity import credentials_mode
+
+        name, mode = self.previous.name, credentials_mode(cloud)
+        if self.cpid and self.cpid != cloud.cpid:
+            raise BadInput(f"{name} ran against another cloud (cpid {self.cpid}) than these credentials reach "
+                           f"(cpid {cloud.cpid}); a rerun merges only runs of one cloud: source that cloud's "
+                           "credentials, or start a new run")
+        if self.credentials in MODE_WORDS and self.credentials != mode:
+            raise BadInput(f"{name} ran as {MODE_WORDS[self.credentials]}, and these credentials would run as "
+                           f"{MODE_WORDS[mode]}; a rerun merges only runs in one mode: use credentials like the "
+                           "earlier run's, or start a new run")
 
     def describe(self) -> str:
         what = [plural(self.failed, "failed test")]
@@ -95,6 +143,8 @@ def plan(path: Path) -> Plan:
         raise BadInput(f"{path} does not record its selection and settings (a run saved by an older TCUP, or one "
                        "stopped before its tests began); start a new run instead")
     original = contract.Selection(**settings["selection"])
+    where = {"cpid": (meta or {}).get("cpid") or settings.get("cpid"),
+             "credentials": (meta or {}).get("credentials") or settings.get("credentials")}
     if complete:
         earlier, missing = _tests_json(path)
         again = [t for t in earlier.values() if t.get("status") == "fail"]
@@ -104,7 +154,7 @@ def plan(path: Path) -> Plan:
         selection = contract.Selection(label=original.label, tests=tests, regex=original.regex)
         return Plan(path, True, settings, earlier, missing, selection, not_run=0, merged_from=[path.name],
                     failed_before={test_key(t["name"], t.get("uuid")): t.get("reason") for t in again},
-                    failed=len(again))
+                    failed=len(again), **where)
     # Resume: the stream says what finished; stestr listed every test it was given first.
     listed, finished = _listed_and_finished(path)
     earlier = {key: result for key, result in finished.items() if result["status"] in ("success", "skip")}
@@ -123,7 +173,7 @@ def plan(path: Path) -> Plan:
                        "nothing is left to run")
     selection = contract.Selection(label=original.label, tests=tests, regex=original.regex)
     return Plan(path, False, settings, earlier, [], selection, failed_before=failed_before,
-                failed=len(failed_before), not_run=not_run, merged_from=[path.name])
+                failed=len(failed_before), not_run=not_run, merged_from=[path.name], **where)
 
 
 def _tests_json(path: Path):
