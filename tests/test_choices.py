@@ -4,6 +4,7 @@ image/flavor/network lookups discovery makes, the plan's per-service counts,
 and what the cleanup counts as Tempest's. (The same paths run against the
 whole test cloud in tests/test_cloud_runs.py.)"""
 
+import json
 import subprocess
 import sys
 
@@ -254,7 +255,7 @@ def test_with_no_bootable_flavor_one_line_says_what_to_do():
     assert chosen["advice"] == (
         "none of the 13 flavors your project can use has a disk, and Nova lets only admins boot a server from an "
         "image on such a flavor (a member gets 403 \"Only volume-backed servers are allowed\"): ask the cloud's "
-        "operator for a flavor with a disk >= 8 GiB and RAM >= 512 MiB (what Debian 12 and Ubuntu 24.04 need), "
+        "operator for a flavor with a disk >= 8 GiB and RAM >= 512 MiB (what Debian 12 needs), "
         "or name one with --flavor NAME if your project may boot from a flavor without a disk")
     assert chosen["why"][-1] == chosen["advice"]
     small = discover.choose_servers([image("big", min_disk=50)], [flavor("f20", 4096, 20), flavor("z", 4096, 0)], {})
@@ -293,3 +294,43 @@ def test_every_page_of_a_listing_is_read():
     glance = {None: {"images": [{"id": "x"}], "next": "/v2/images?marker=x"}, "x": {"images": [{"id": "y"}]}}
     assert [i["id"] for i in discover.every_page(lambda p: glance[p.get("marker")], "images", discover.glance_next)] \
         == ["x", "y"]
+
+
+class Conf(dict):
+    """python-tempestconf's TempestConf, as far as discovery uses it."""
+
+    def __init__(self, **user_set):
+        super().__init__({("compute", key): value for key, value in user_set.items()})
+        self.priority_sectionkeys = set(self)
+
+    def get(self, section, key):
+        return self[(section, key)]
+
+    def set(self, section, key, value, priority=False):
+        if priority or (section, key) not in self.priority_sectionkeys:
+            self[(section, key)] = value
+
+
+def test_discovery_sets_what_it_chose_and_a_flavor_set_with_set_counts_as_named(monkeypatch):
+    monkeypatch.setattr(discover, "choices", {})
+    monkeypatch.setattr(discover, "pending", {"flavors": scs_flavors()})
+    monkeypatch.setenv("TCUP_IMAGE_ALT", "Debian 12")
+    conf = Conf(flavor_ref="id-SCS-1V-2")
+    discover.settle(conf, scs_images())
+    assert {key: value for (_, key), value in conf.items()} == {
+        "flavor_ref": "id-SCS-1V-2", "flavor_ref_alt": "id-SCS-2V-4-20s",
+        "image_ref": "id-Debian 12", "image_ref_alt": "id-Debian 12"}
+    assert discover.choices["flavor"] == {"id": "id-SCS-1V-2", "name": "SCS-1V-2"}
+    why = discover.choices["why"].splitlines()
+    assert why[1] == "image_alt Debian 12: named with --image-alt"
+    assert why[2] == "flavor SCS-1V-2 (1 vCPU, 2 GiB RAM, no disk): named with --set compute.flavor_ref"
+    assert discover.pending == {}
+
+
+def test_a_rerun_repeats_the_second_image_and_flavor_the_user_named():
+    from tcup.contract import Choices
+    from tcup.launcher.results import rerun
+
+    named = Choices(image_alt="Ubuntu 24.04", flavor_alt="SCS-4V-16-100s")
+    recorded = json.loads(json.dumps(rerun.record(Selection("x", regex="x"), None, None, named)))
+    assert rerun.Plan(None, True, recorded, {}, [], None).choices == named

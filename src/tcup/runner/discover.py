@@ -124,16 +124,17 @@ def requirement_text(images) -> str:
     return text + (f" (what {names} need{'s' if len(set(map(id, images))) == 1 else ''})" if disk or ram else "")
 
 
-def choose_servers(images, flavors, wanted) -> dict:
+def choose_servers(images, flavors, wanted, options=OPTIONS) -> dict:
     """The image, alternate image, flavor and alternate flavor of the tests'
     servers: each one the user named (``wanted``: key -> name or id), else
     the image a flavor can boot (a CirrOS, else the smallest), an alternate
     image that a flavor boots along with it, and the smallest flavor that
     boots both, then a distinct next one. A flavor without a disk is used
     only when named. Returns the resources, ``why`` (lines for the plan) and,
-    when no flavor can boot the image, ``advice`` (one line: what to do)."""
-    given = {key: named(flavors, wanted[key], "flavor", OPTIONS[key], flavor_text, flavor_size)
-             if key.startswith("flavor") else named(images, wanted[key], "active image", OPTIONS[key])
+    when no flavor can boot the image, ``advice`` (one line: what to do).
+    ``options``: how the user named each (key -> option), for what is said."""
+    given = {key: named(flavors, wanted[key], "flavor", options[key], flavor_text, flavor_size)
+             if key.startswith("flavor") else named(images, wanted[key], "active image", options[key])
              for key in CONF_KEYS if wanted.get(key)}
     # Images are judged by the flavors the user named, if any.
     judges = [given[key] for key in ("flavor", "flavor_alt") if key in given] or flavors
@@ -142,7 +143,7 @@ def choose_servers(images, flavors, wanted) -> dict:
     bootable = sorted((f for f in flavors if fits(f, image) and fits(f, image_alt)), key=flavor_size)
     flavor, flavor_alt = pick_flavors(bootable, given.get("flavor"), given.get("flavor_alt"))
     chosen = {"image": image, "image_alt": image_alt, "flavor": flavor, "flavor_alt": flavor_alt}
-    chosen["why"] = reasons(chosen, given, flavors, bootable)
+    chosen["why"] = reasons(chosen, given, flavors, bootable, options)
     if flavor is None and flavors:
         chosen["advice"] = advice([image, image_alt], flavors)
         chosen["why"].append(chosen["advice"])
@@ -151,10 +152,11 @@ def choose_servers(images, flavors, wanted) -> dict:
 
 def alternate_image(image, images, flavors):
     """Another image (some tests rebuild a server onto it) that a flavor
-    boots along with ``image``; else ``image`` itself."""
+    boots along with ``image``; else ``image`` itself (also when no flavor
+    boots ``image``: a second image would not help, only blur the advice)."""
     others = [i for i in images if image is None or i["id"] != image["id"]]
     best = min(others, key=lambda i: image_order(i, flavors, image), default=None)
-    if best is None or (image_order(best, flavors, image)[0] and any(fits(f, image) for f in flavors)):
+    if best is None or (flavors and image_order(best, flavors, image)[0]):
         return image
     return best
 
@@ -172,14 +174,14 @@ def pick_flavors(bootable, flavor=None, flavor_alt=None):
     return flavor, flavor_alt
 
 
-def reasons(chosen, given, flavors, bootable) -> list:
+def reasons(chosen, given, flavors, bootable, options) -> list:
     """Why each choice was made, one line each, and what was passed over."""
     why = []
     for key in ("image", "image_alt", "flavor", "flavor_alt"):
         resource = chosen[key]
         if resource is not None:
             text = flavor_text(resource) if key.startswith("flavor") else resource_name(resource)
-            why.append(f"{key} {text}: " + (f"named with {OPTIONS[key]}" if key in given
+            why.append(f"{key} {text}: " + (f"named with {options[key]}" if key in given
                                             else default_reason(key, chosen, flavors)))
     passed = [f for f in flavors if f not in bootable and f not in given.values()]
     without_disk = [f for f in passed if not f.get("disk")]
@@ -296,7 +298,9 @@ def settle(conf, images) -> None:
     wanted = {key: os.environ.get(WANTED[key]) or user_set(conf, option) for key, option in CONF_KEYS.items()}
     if images is None:
         wanted.pop("image"), wanted.pop("image_alt")
-    chosen = choose_servers(images or [], flavors or [], wanted)
+    options = {key: OPTIONS[key] if os.environ.get(WANTED[key]) else f"--set compute.{option}"
+               for key, option in CONF_KEYS.items()}
+    chosen = choose_servers(images or [], flavors or [], wanted, options)
     for key, option in CONF_KEYS.items():
         if (key.startswith("image") and images is None) or (key.startswith("flavor") and flavors is None):
             continue
