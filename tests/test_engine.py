@@ -2,7 +2,6 @@
 is used, what a CA file may put into an image, what names the image, and
 cleanup that never replaces the error on its way."""
 
-import os
 from pathlib import Path
 
 import pytest
@@ -69,7 +68,6 @@ def test_a_socket_this_user_may_not_use_is_passed_over():
     """Only an ordinary user meets a socket it may not use (root may use
     any): run as one, as root through setpriv, so CI (root) tests it too."""
     import shutil
-    import subprocess
     import sys
     import tempfile
 

@@ -297,13 +297,14 @@ def test_a_failed_command_is_told_by_its_exception_not_its_log_noise():
 
 # Runs inside the image, where Tempest and python-tempestconf are installed.
 DISCOVERY_GUARD_CHECK = """
+from config_tempest.flavors import Flavors
 from config_tempest.services.image import ImageService
 from tempest.lib import exceptions
 from tempest.lib.common import rest_client
 from tcup.runner import discover
 
 discover.guard_rest_clients()
-discover.use_existing_images()
+discover.choose_images_and_flavors()
 client = rest_client.RestClient.__new__(rest_client.RestClient)
 for method in ("POST", "PUT", "PATCH", "DELETE"):
     try:
@@ -314,7 +315,7 @@ for method in ("POST", "PUT", "PATCH", "DELETE"):
         raise AssertionError(method + " was let through")
 
 class Images:
-    def list_images(self):
+    def list_images(self, params=None):
         return {"images": [
             {"id": "big", "name": "ubuntu", "status": "active", "size": 900},
             {"id": "cirros", "name": "cirros-0.6.2", "status": "active", "size": 20},
@@ -328,10 +329,23 @@ class Conf(dict):
     def set(self, section, key, value):
         self[(section, key)] = value
 
-service, conf = ImageService.__new__(ImageService), Conf()
+class FlavorsClient:
+    def list_flavors(self, detail=False, **params):
+        assert detail, "flavors are chosen by their disk and RAM"
+        return {"flavors": [{"id": "zero", "name": "SCS-1L-1", "ram": 1024, "disk": 0, "vcpus": 1},
+                            {"id": "f1", "name": "small", "ram": 2048, "disk": 5, "vcpus": 1},
+                            {"id": "f2", "name": "large", "ram": 4096, "disk": 20, "vcpus": 2}]}
+
+conf = Conf()
+flavors = Flavors.__new__(Flavors)
+flavors.client, flavors._conf = FlavorsClient(), conf
+flavors.create_tempest_flavors()  # waits for the image: nothing set yet
+assert conf == {}, conf
+service = ImageService.__new__(ImageService)
 service.client = Images()
 service.create_tempest_images(conf)
-assert conf == {("compute", "image_ref"): "cirros", ("compute", "image_ref_alt"): "big"}, conf
+assert conf == {("compute", "image_ref"): "cirros", ("compute", "image_ref_alt"): "big",
+                ("compute", "flavor_ref"): "f1", ("compute", "flavor_ref_alt"): "f2"}, conf
 print("guard holds")
 """
 

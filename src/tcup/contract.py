@@ -163,13 +163,15 @@ class Selection:
 @dataclass
 class Choices:
     """What the user chose rather than let the runner discover: the cloud's
-    image, flavor and (as a member) network for the tests' servers, by name
-    or id, and tempest.conf values ("section.key" -> value) that override
-    discovery's."""
+    images, flavors and (as a member) network for the tests' servers, by name
+    or id (the _alt ones are Tempest's second image and flavor), and
+    tempest.conf values ("section.key" -> value) that override discovery's."""
 
     image: Optional[str] = None
     flavor: Optional[str] = None
     network: Optional[str] = None
+    image_alt: Optional[str] = None
+    flavor_alt: Optional[str] = None
     tempest_options: Dict[str, str] = field(default_factory=dict)
     # Catalog types to run without (--skip-service): discovery leaves them
     # out, so their tests skip instead of failing on a dead endpoint.
@@ -231,7 +233,8 @@ class Settings:
 #   selected  count, missing (uuids of the list that this Tempest lacks)
 #   mode      credentials ("dynamic"|"preprovisioned"), concurrency, accounts
 #   choices   image, image_alt, flavor, flavor_alt, network: {"id", "name"} or
-#             null, what discovery chose for the tests' servers
+#             null, what discovery chose for the tests' servers; why: why
+#             it chose each, and what it passed over, one line each
 #   plan      services (catalog types), tests ({service: count}), skips
 #             ({service: count} of tests certain to skip, with reasons)
 #   cleanup   removed: [{"kind", "id", "name", "project", "why"}] what the run

@@ -17,8 +17,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+from urllib.parse import quote
 
-from . import cinder, glance, keystone, mariadb, neutron, nova, placement, profiles as cloud_profiles, rabbitmq, swift
+from . import cinder, glance, keystone, mariadb, neutron, nova, placement, profiles as cloud_profiles, rabbitmq, scs, swift
 from .common import (
     CloudError, ensure_venv, expect, http, kill_processes_under, say, wait_for, write_private,
 )
@@ -242,27 +243,51 @@ class Cloud:
         if "neutron" in self.services:
             self._seed_networks(token)
 
+    def seed_images(self) -> list[dict]:
+        """Glance's create bodies of the images this cloud's profile seeds,
+        each with its ``size`` (the raw disk uploaded)."""
+        if "scs" in self.profiles:
+            return scs.images()
+        return [{"name": name, "size": size} for name, size in IMAGES]
+
+    def seed_flavors(self) -> list[dict]:
+        """Nova's create bodies of the flavors this cloud's profile seeds,
+        each with its ``extra_specs``."""
+        if "scs" in self.profiles:
+            return scs.flavors()
+        return [{"name": name, "id": flavor_id, "ram": ram, "disk": disk, "vcpus": vcpus, "extra_specs": {}}
+                for name, flavor_id, ram, disk, vcpus in FLAVORS]
+
     def _seed_images(self, token: str) -> None:
         """Small raw disk images, public: two, since Tempest wants two
         distinct images (image_ref, image_ref_alt) for some tests."""
         url = self.site.url("glance", "/v2/images")
-        for name, size in IMAGES:
-            if expect(http("GET", f"{url}?name={name}", token=token), 200, "images")["images"]:
+        for seed in self.seed_images():
+            name, size = seed["name"], seed["size"]
+            if expect(http("GET", f"{url}?name={quote(name)}", token=token), 200, "images")["images"]:
                 continue
+            body = {key: value for key, value in seed.items() if key != "size"}
             image = expect(http("POST", url, token=token, body={
-                "name": name, "disk_format": "raw", "container_format": "bare",
-                "visibility": "public"}), 201, f"create image {name}")
+                **body, "disk_format": "raw", "container_format": "bare", "visibility": "public"}),
+                201, f"create image {name}")
             expect(http("PUT", f"{url}/{image['id']}/file", token=token, data=raw_disk(size),
                         headers={"Content-Type": "application/octet-stream"}), 204,
                    f"upload image {name}")
 
     def _seed_flavors(self, token: str) -> None:
-        """Public flavors small enough for any test."""
+        """Public flavors, with their extra specs; a name that exists is left as it is."""
         url = self.site.url("nova", "/v2.1/flavors")
-        for name, flavor_id, ram, disk, vcpus in FLAVORS:
-            expect(http("POST", url, token=token, body={"flavor": {
-                "name": name, "id": flavor_id, "ram": ram, "disk": disk, "vcpus": vcpus,
-                "os-flavor-access:is_public": True}}), (200, 409), f"flavor {name}")
+        have = {flavor["name"] for flavor in expect(http("GET", f"{url}?is_public=None", token=token),
+                                                    200, "flavors")["flavors"]}
+        for seed in self.seed_flavors():
+            if seed["name"] in have:
+                continue
+            body = {key: value for key, value in seed.items() if key != "extra_specs"}
+            flavor = expect(http("POST", url, token=token, body={"flavor": {
+                **body, "os-flavor-access:is_public": True}}), 200, f"flavor {seed['name']}")["flavor"]
+            if seed["extra_specs"]:
+                expect(http("POST", f"{url}/{flavor['id']}/os-extra_specs", token=token,
+                            body={"extra_specs": seed["extra_specs"]}), 200, f"extra specs of {seed['name']}")
 
     def _seed_networks(self, token: str) -> None:
         """An external flat network and subnet; the member's network, subnet

@@ -170,9 +170,16 @@ def run_parser() -> argparse.ArgumentParser:
                             "(username, password, project_name, ...) or a clouds.yaml")
     cloud = parser.add_argument_group("the cloud's resources for the tests")
     cloud.add_argument("--image", metavar="NAME|ID",
-                       help="the image the tests boot (default: a CirrOS the cloud has, else its smallest image); "
-                            "TCUP never uploads one")
-    cloud.add_argument("--flavor", metavar="NAME|ID", help="the flavor of the tests' servers (default: m1.nano, else the smallest)")
+                       help="the image the tests boot (default: a CirrOS the cloud has, else its smallest image that "
+                            "a flavor can boot); TCUP never uploads one")
+    cloud.add_argument("--image-alt", metavar="NAME|ID",
+                       help="the second image, which some tests rebuild servers onto (default: the next smallest that "
+                            "a flavor boots along with the first)")
+    cloud.add_argument("--flavor", metavar="NAME|ID",
+                       help="the flavor of the tests' servers (default: the smallest with a disk that fits the "
+                            "images' min_disk and min_ram; a flavor without a disk only when named here)")
+    cloud.add_argument("--flavor-alt", metavar="NAME|ID",
+                       help="the second flavor, which tests resize servers to (default: the next one after --flavor)")
     cloud.add_argument("--network", metavar="NAME|ID",
                        help="as a member, the network the tests' servers use (default: your project's only network)")
     cloud.add_argument("--skip-service", metavar="TYPE[,TYPE]", action="append", default=[],

@@ -63,6 +63,7 @@ def run(args, summary: Optional[dict] = None, rerun=None) -> int:
         test_list, selection = choose_tests(args.guideline, args.target, args.test_list, args.regex)
         skip = sorted({kind.strip() for value in args.skip_service for kind in value.split(",") if kind.strip()})
         choices = contract.Choices(image=args.image, flavor=args.flavor, network=args.network,
+                                   image_alt=args.image_alt, flavor_alt=args.flavor_alt,
                                    tempest_options=dict(args.tempest_options), skip_services=skip)
         concurrency = args.concurrency
         rule = rules.applied(test_list, args.strict)

@@ -289,14 +289,20 @@ class Progress:
     def _on_choices(self, event) -> None:
         """What the tests' servers will use, chosen by the user or by discovery."""
         self.choices = {key: value for key, value in event.items() if key != "event"}
-        shown = [f"{key} {value.get('name') or value.get('id')}" for key, value in self.choices.items()
-                 if isinstance(value, dict) and not key.endswith("_alt")]
-        if shown:
-            self._print(f"tcup: the tests' servers use: {', '.join(shown)}")
+        for alt, text in ((False, "the tests' servers use"), (True, "and where a test needs a second one")):
+            shown = [f"{key} {value.get('name') or value.get('id')}" for key, value in self.choices.items()
+                     if isinstance(value, dict) and key.endswith("_alt") == alt]
+            if shown:
+                self._print(f"tcup: {text}: {', '.join(shown)}")
 
     def _on_plan(self, event) -> None:
         """`tcup plan`: the catalog's services and the tests per service."""
         self.plan = event
+        why = (self.choices.get("why") or "").splitlines()
+        if why:
+            self._print("tcup: why these:")
+        for line in why:
+            self._print(f"tcup:   {line}")
         self._print(f"tcup: services in the catalog: {', '.join(event.get('services') or []) or 'none'}")
         skips = event.get("skips") or {}
         for service, count in sorted((event.get("tests") or {}).items()):

@@ -78,7 +78,7 @@ def serve(settings: Settings) -> int:
     emit("mode", credentials=workspace.credentials, concurrency=concurrency,
          accounts=workspace.max_concurrency)
     emit("choices", **{key: workspace.choices.get(key) for key in
-                       ("image", "image_alt", "flavor", "flavor_alt", "network")})
+                       ("image", "image_alt", "flavor", "flavor_alt", "network", "why")})
     available = services_available()
     if settings.mode == "plan":
         emit("plan", **plan(chosen.tests, available))
@@ -189,8 +189,9 @@ def check_choices(settings: Settings, workspace: config.Workspace, tests, availa
                          "upload one (e.g. CirrOS, as raw or qcow2) or have it shared with your project, "
                          "then run again (choose among several with --image NAME)")
     if "flavor" in choices and not choices["flavor"]:
-        raise InputError("the cloud offers your project no flavor for the tests' servers; ask for one, "
-                         "then run again (choose with --flavor NAME)")
+        # With flavors but none bootable, discovery says what to do.
+        raise InputError(choices.get("advice") or "the cloud offers your project no flavor for the tests' "
+                         "servers; ask for one, then run again (choose with --flavor NAME)")
     if settings.cloud.admin or "network" not in choices or choices["network"]:
         return
     candidates = workspace.choices.get("network_candidates") or []

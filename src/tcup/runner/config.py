@@ -138,8 +138,9 @@ def configure(settings: Settings, env: Dict[str, str]) -> Workspace:
 def choice_env(settings: Settings) -> Dict[str, str]:
     """What tcup.runner.discover reads: the user's choices, the member's
     project, and where to write what it chose."""
-    wanted = {"TCUP_IMAGE": settings.choices.image, "TCUP_FLAVOR": settings.choices.flavor,
-              "TCUP_NETWORK": settings.choices.network,
+    chosen = settings.choices
+    wanted = {"TCUP_IMAGE": chosen.image, "TCUP_IMAGE_ALT": chosen.image_alt, "TCUP_FLAVOR": chosen.flavor,
+              "TCUP_FLAVOR_ALT": chosen.flavor_alt, "TCUP_NETWORK": chosen.network,
               "TCUP_MEMBER_PROJECT_ID": None if settings.cloud.admin else settings.cloud.project_id,
               "TCUP_SKIP_SERVICES": ",".join(settings.choices.skip_services)}
     return {"TCUP_CHOICES_FILE": str(CHOICES_FILE), "TCUP_REFUSAL_FILE": str(REFUSAL_FILE),

@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple
 
-from tcup import contract, private_files
+from tcup import private_files
 from tcup.masking import Mask
 from tcup.runner import process
 from tcup.runner.errors import InfraError
