@@ -123,3 +123,18 @@ def test_a_python_the_pyz_lacks_a_compiled_part_for_gets_one_line(pyz, tmp_path)
             f"tcup: error: {feature} needs _cffi_backend, a compiled part tcup.pyz carries for CPython 3.9.2 to 3.14 "
             f"on x86_64 and aarch64 Linux; this is Python {sys.version_info[0]}.{sys.version_info[1]} on "
             f"{os.uname().machine}: run tcup.pyz with one of those (e.g. python3.14 tcup.pyz)\n"), done.stderr
+
+
+@pytest.mark.parametrize("machine", ["x86_64", "aarch64"])
+def test_the_images_lock_has_wheels_for_every_machine(machine, tmp_path):
+    """TCUP builds its image for the engine's own architecture, from wheels
+    only (--only-binary): every locked package needs a wheel, with its hash,
+    for each machine the pyz runs on. Resolved against PyPI; nothing installed."""
+    done = subprocess.run(
+        [sys.executable, "-m", "uv", "pip", "install", "--dry-run", "--no-deps", "--require-hashes",
+         "--only-binary", ":all:", "--python-version", "3.11", "--python-platform", f"{machine}-manylinux_2_36",
+         "--target", str(tmp_path / "site"), "-r", str(ROOT / "image" / "requirements.txt")],
+        capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    locked = len(re.findall(r"^[A-Za-z0-9_.-]+==", (ROOT / "image" / "requirements.txt").read_text(), re.M))
+    assert done.stderr.count("\n + ") == locked > 50, done.stderr[-3000:]
