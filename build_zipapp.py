@@ -12,6 +12,7 @@ shebang to this Python) are left out.
 """
 
 import argparse
+import concurrent.futures
 import csv
 import hashlib
 import os
@@ -48,17 +49,12 @@ def install_dependencies(site: Path, work: Path) -> None:
     any machine, so their packages go to a directory per machine, which the
     launcher puts on sys.path at start (tcup.launcher.entry).
     """
-    for machine in MACHINES:
-        for python in PYTHONS:
-            target = work / f"{machine}-py{python}"
-            subprocess.run(
-                [sys.executable, "-m", "uv", "pip", "install", "--quiet", "--no-deps", "--require-hashes",
-                 "--only-binary", ":all:", "--python-version", python,
-                 "--python-platform", WHEEL_PLATFORM.format(machine=machine),
-                 "--target", str(target), "-r", str(REQUIREMENTS)],
-                check=True,
-            )
-            merge(target, site, site / MACHINE_DIR / machine, untagged_files(target, machine))
+    installs = [(machine, python, work / f"{machine}-py{python}") for machine in MACHINES for python in PYTHONS]
+    # Twelve installs at once (they wait on downloads); merged in one fixed order, so the pyz is too.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=len(installs)) as pool:
+        list(pool.map(lambda each: install(*each), installs))
+    for machine, _, target in installs:
+        merge(target, site, site / MACHINE_DIR / machine, untagged_files(target, machine))
     # Nothing that names this machine or this Python goes into the artifact.
     for scripts in [site / "bin", *(site / MACHINE_DIR).glob("*/bin")]:
         shutil.rmtree(scripts, ignore_errors=True)
@@ -72,6 +68,16 @@ def install_dependencies(site: Path, work: Path) -> None:
     # detector (requests asks it only to guess an answer's undeclared encoding).
     for speedup in [*site.glob("yaml/_yaml.*.so"), *site.glob("charset_normalizer/*.cpython-*.so")]:
         speedup.unlink()
+
+
+def install(machine: str, python: str, target: Path) -> None:
+    """The lock's wheels for one Python on one machine, into ``target``."""
+    subprocess.run(
+        [sys.executable, "-m", "uv", "pip", "install", "--quiet", "--no-deps", "--require-hashes",
+         "--only-binary", ":all:", "--python-version", python, "--python-platform", WHEEL_PLATFORM.format(machine=machine),
+         "--target", str(target), "-r", str(REQUIREMENTS)],
+        check=True,
+    )
 
 
 def untagged_files(source: Path, machine: str) -> set:
