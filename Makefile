@@ -52,9 +52,10 @@ image: engine venv
 
 # What does not wait on each other runs at once (make -j): the engine (apt, dockerd,
 # the base image), the test cloud's Debian packages and the dev venv; then the image
-# builds while the test cloud starts. A part that fails stops the cloud again.
+# builds while the test cloud starts. A part that fails stops the cloud again. Their
+# lines interleave as they come (each names its speaker: engine:, testcloud:, tcup:).
 demo:
-	$(MAKE) --no-print-directory -j4 -Oline demo-cloud image pyz || { $(PYTHON) tools/cloud.py stop --dir $(DEMO); exit 1; }
+	$(MAKE) --no-print-directory -j4 demo-cloud image pyz || { $(PYTHON) tools/cloud.py stop --dir $(DEMO); exit 1; }
 	. $(DEMO)/member-openrc && ./dist/tcup.pyz --no-upload $(DEMO_ARGS); rc=$$?; \
 	  $(PYTHON) tools/cloud.py stop --dir $(DEMO); \
 	  case $$rc in 0|1|5) exit 0;; *) exit $$rc;; esac  # a run with a verdict is a demo that worked
