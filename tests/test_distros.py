@@ -28,20 +28,26 @@ ENGINE_SOCKET = "/var/run/docker.sock"
 class Distro:
     """A throw-away machine of one Debian release, sharing the host's engine
     socket, network and one work directory (at the same path, so the run
-    directories TCUP bind-mounts into its own container exist for the engine)."""
+    directories TCUP bind-mounts into its own container exist for the engine).
+    The pyz unpacks once per release (``unpacked``, shiv's root, shared by the
+    module's tests, with the bytecode its first imports write), as on a user's
+    machine: under emulation that is most of a start's time."""
 
-    def __init__(self, client, release: str, work: Path, pyz: Path):
+    def __init__(self, client, release: str, work: Path, pyz: Path, unpacked: Path):
         self.client = client
         self.image = f"tcup-ci/debian:{release}"
         self.work = work
         self.pyz = pyz
+        self.unpacked = unpacked
 
     def run(self, command, env=None, user="0:0"):
         """(exit code, stdout, stderr) of a command in a new container of this distro."""
         container = self.client.containers.create(
             self.image, command, user=user, network_mode="host", working_dir=str(self.work),
-            environment={"HOME": str(self.work / "home"), "LANG": "C.UTF-8", **(env or {})},
+            environment={"HOME": str(self.work / "home"), "LANG": "C.UTF-8", "SHIV_ROOT": str(self.unpacked),
+                         **(env or {})},
             volumes={str(self.work): {"bind": str(self.work), "mode": "rw"},
+                     str(self.unpacked): {"bind": str(self.unpacked), "mode": "rw"},
                      str(self.pyz): {"bind": "/usr/local/bin/tcup.pyz", "mode": "ro"},
                      ENGINE_SOCKET: {"bind": ENGINE_SOCKET, "mode": "rw"}},
         )
@@ -68,20 +74,27 @@ def distro_images(engine):
     return DISTROS
 
 
-def _distro(request, engine, pyz, tmp_path):
+@pytest.fixture(scope="module")
+def unpacked(tmp_path_factory):
+    """Where each release's python3 unpacks the pyz, kept for the module."""
+    return tmp_path_factory.mktemp("shiv")
+
+
+def _distro(request, engine, pyz, tmp_path, unpacked):
     (tmp_path / "home").mkdir()
     os.chmod(tmp_path, 0o755)
-    return Distro(engine, request.param, tmp_path, pyz)
+    (unpacked / request.param).mkdir(exist_ok=True)
+    return Distro(engine, request.param, tmp_path, pyz, unpacked / request.param)
 
 
 @pytest.fixture(params=sorted(DISTROS), ids=lambda r: f"debian{r}")
-def distro(request, distro_images, engine, pyz, tmp_path):
-    return _distro(request, engine, pyz, tmp_path)
+def distro(request, distro_images, engine, pyz, tmp_path, unpacked):
+    return _distro(request, engine, pyz, tmp_path, unpacked)
 
 
 @pytest.fixture(params=NATIVE, ids=lambda r: f"debian{r}")
-def native_distro(request, distro_images, engine, pyz, tmp_path):
-    return _distro(request, engine, pyz, tmp_path)
+def native_distro(request, distro_images, engine, pyz, tmp_path, unpacked):
+    return _distro(request, engine, pyz, tmp_path, unpacked)
 
 
 def clean(*outputs):
