@@ -50,7 +50,7 @@ def install_dependencies(site: Path, work: Path) -> None:
     launcher puts on sys.path at start (tcup.launcher.entry).
     """
     installs = [(machine, python, work / f"{machine}-py{python}") for machine in MACHINES for python in PYTHONS]
-    # Twelve installs at once (they wait on downloads); merged in one fixed order, so the pyz is too.
+    # All installs at once (they wait on downloads); merged in one fixed order, so the pyz is too.
     with concurrent.futures.ThreadPoolExecutor(max_workers=len(installs)) as pool:
         list(pool.map(lambda each: install(*each), installs))
     for machine, _, target in installs:
