@@ -68,7 +68,8 @@ class Distro:
 @pytest.fixture(scope="module")
 def distro_images(engine):
     missing = [release for release in DISTROS if not engine.images.list(name=f"tcup-ci/debian:{release}")]
-    if missing:
+    # The kernel forgets qemu's registration at a reboot; the script makes it again.
+    if missing or not Path("/proc/sys/fs/binfmt_misc/qemu-aarch64").exists():
         done = subprocess.run(["bash", str(ROOT / ".ci" / "distros.sh")], capture_output=True, text=True, timeout=1800)
         assert done.returncode == 0, done.stdout + done.stderr
     return DISTROS
