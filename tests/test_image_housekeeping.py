@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT, base_env
+from conftest import base_env
 from tcup.launcher.engine.container import TITLE, TITLE_LABEL
 from tcup.launcher.engine.image import KEPT_BUILD_LOGS, BuildLog, proxy_mask
 
