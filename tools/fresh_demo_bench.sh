@@ -24,18 +24,22 @@ stop_dockerd() {
 restore_engine() {
     echo "fresh-demo: putting the earlier engine back"
     stop_dockerd
-    rm -rf /var/lib/docker
-    mv "$saved" /var/lib/docker
+    if [ -d "$saved" ]; then
+        rm -rf /var/lib/docker
+        mv "$saved" /var/lib/docker
+    fi
+    command -v dockerd >/dev/null || bash "$here/.ci/engine.sh" >/dev/null  # the demo failed before installing it
+    stop_dockerd
     nohup dockerd >/var/log/tcup-dockerd.log 2>&1 &
 }
 
 if [ "$new_machine" = "--as-new-machine" ]; then
     [ ! -e "$saved" ] || { echo "fresh-demo: $saved exists (an earlier run was cut short); put it back first" >&2; exit 1; }
     echo "fresh-demo: stopping dockerd, removing docker.io, debootstrap and the test cloud's back ends"
+    trap restore_engine EXIT
     stop_dockerd
     DEBIAN_FRONTEND=noninteractive apt-get remove -y -qq docker.io debootstrap mariadb-server rabbitmq-server qemu-utils >/dev/null
     mv /var/lib/docker "$saved"
-    trap restore_engine EXIT
 fi
 
 git clone -q "$here" "$work/tcup"
