@@ -12,6 +12,8 @@ shebang to this Python) are left out.
 """
 
 import argparse
+import concurrent.futures
+import csv
 import hashlib
 import os
 import shutil
@@ -26,53 +28,81 @@ REQUIREMENTS = HERE / "launcher-requirements.txt"
 ENTRY_POINT = "tcup.launcher.entry:main"
 # The shebang users' systems resolve: any Python 3 on PATH.
 INTERPRETER = "/usr/bin/env python3"
-# The Pythons the pyz carries compiled extensions for. 3.9.2, not 3.9: 3.9.0
-# and 3.9.1 are excluded by cryptography. Keep in step with tcup.launcher.cli.
-PYTHONS = ("3.9.2", "3.10", "3.11", "3.12", "3.13")
+# The Pythons and machines the pyz carries compiled extensions for: one owner,
+# the launcher's entry module, which refuses older Pythons and names these.
+sys.path.insert(0, str(HERE / "src"))
+from tcup.launcher.entry import MACHINE_DIR, MACHINES, PYTHONS  # noqa: E402
+
 # manylinux2014 is glibc 2.17: RHEL/Rocky 8 and 9, Debian 9 on, Ubuntu 18.04 on.
-PLATFORM = "x86_64-manylinux2014"
+WHEEL_PLATFORM = "{machine}-manylinux2014"
 
 
 def install_dependencies(site: Path, work: Path) -> None:
-    """The pinned, hash-checked launcher dependencies, for every supported Python.
+    """The pinned, hash-checked launcher dependencies, for every supported
+    Python on every supported machine.
 
     One set of versions (locked for the oldest Python) serves all of them;
-    only compiled extensions differ per Python, and their file names carry
-    the ABI tag (``_cffi_backend.cpython-39-...so``), so each version's file
-    lies beside the others' and each interpreter imports its own.
+    only compiled extensions differ. Most carry the Python and the machine in
+    their file names (``_cffi_backend.cpython-39-aarch64-linux-gnu.so``), so
+    each lies beside the others and each interpreter imports its own. Those
+    that do not (abi3: cryptography's ``_rust.abi3.so``) would be loaded on
+    any machine, so their packages go to a directory per machine, which the
+    launcher puts on sys.path at start (tcup.launcher.entry).
     """
-    for python in PYTHONS:
-        target = work / f"py{python}"
-        subprocess.run(
-            [sys.executable, "-m", "uv", "pip", "install", "--quiet", "--no-deps", "--require-hashes",
-             "--only-binary", ":all:", "--python-version", python, "--python-platform", PLATFORM,
-             "--target", str(target), "-r", str(REQUIREMENTS)],
-            check=True,
-        )
-        merge(target, site)
+    installs = [(machine, python, work / f"{machine}-py{python}") for machine in MACHINES for python in PYTHONS]
+    # All installs at once (they wait on downloads); merged in one fixed order, so the pyz is too.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=len(installs)) as pool:
+        list(pool.map(lambda each: install(*each), installs))
+    for machine, _, target in installs:
+        merge(target, site, site / MACHINE_DIR / machine, untagged_files(target, machine))
     # Nothing that names this machine or this Python goes into the artifact.
-    shutil.rmtree(site / "bin", ignore_errors=True)
-    for stray in site.glob("*.dist-info/direct_url.json"):
+    for scripts in [site / "bin", *(site / MACHINE_DIR).glob("*/bin")]:
+        shutil.rmtree(scripts, ignore_errors=True)
+    for stray in site.rglob("*.dist-info/direct_url.json"):
         stray.unlink()
     for cache in list(site.rglob("__pycache__")):
         shutil.rmtree(cache)
-    # PyYAML's C speedups are 3.6 MB for five Pythons; its pure-Python
-    # loader, which it falls back to by itself, reads a clouds.yaml as well.
-    for speedup in site.glob("yaml/_yaml.*.so"):
+    # Speedups with a pure-Python twin that the package falls back to by itself,
+    # 4 MB packed for six Pythons on two machines: PyYAML's C loader (a
+    # clouds.yaml reads as well without it) and charset_normalizer's compiled
+    # detector (requests asks it only to guess an answer's undeclared encoding).
+    for speedup in [*site.glob("yaml/_yaml.*.so"), *site.glob("charset_normalizer/*.cpython-*.so")]:
         speedup.unlink()
 
 
-def merge(source: Path, site: Path) -> None:
-    """Add one Python's install to the shared tree: its version-tagged
-    extensions are new files; what both have stays the first's. Python
-    sources both have must be the same, or the versions were not one set.
-    An abi3 extension (cryptography's ``_rust.abi3.so``) built for the oldest
-    Python runs on the newer ones, so the first one is kept."""
+def install(machine: str, python: str, target: Path) -> None:
+    """The lock's wheels for one Python on one machine, into ``target``."""
+    subprocess.run(
+        [sys.executable, "-m", "uv", "pip", "install", "--quiet", "--no-deps", "--require-hashes",
+         "--only-binary", ":all:", "--python-version", python, "--python-platform", WHEEL_PLATFORM.format(machine=machine),
+         "--target", str(target), "-r", str(REQUIREMENTS)],
+        check=True,
+    )
+
+
+def untagged_files(source: Path, machine: str) -> set:
+    """The files (relative to ``source``) of every distribution with a compiled
+    extension whose name does not say it is for ``machine``, by each one's RECORD."""
+    chosen = set()
+    for record in source.glob("*.dist-info/RECORD"):
+        with open(record, newline="") as file:
+            files = [Path(row[0]) for row in csv.reader(file) if row]
+        if any(f.suffix == ".so" and not f.name.endswith(f"-{machine}-linux-gnu.so") for f in files):
+            chosen.update(files)
+    return chosen
+
+
+def merge(source: Path, site: Path, machine_site: Path, untagged: set) -> None:
+    """Add one Python's install to the shared tree (``untagged`` files to this
+    machine's own): its tagged extensions are new files; what both have stays
+    the first's. Python sources both have must be the same, or the versions
+    were not one set. An abi3 extension built for the oldest Python runs on
+    the newer ones, so the first one is kept."""
     for path in sorted(source.rglob("*")):
         if path.is_dir():
             continue
         relative = path.relative_to(source)
-        destination = site / relative
+        destination = (machine_site if relative in untagged else site) / relative
         if not destination.exists():
             destination.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(path, destination)
@@ -90,7 +120,6 @@ def copy_package(site: Path) -> None:
 
 
 def release_version() -> str:
-    sys.path.insert(0, str(HERE / "src"))
     from tcup.launcher.version import from_git
 
     import tcup
@@ -151,7 +180,7 @@ def write_release_files(pyz: Path) -> None:
     notes = pyz.with_name("RELEASE-NOTES.md")
     notes.write_text(
         f"# {described.stdout.strip()}\n\n"
-        f"- Runs on CPython {PYTHONS[0]} to {PYTHONS[-1]}, x86_64 Linux with glibc 2.17 or newer, "
+        f"- Runs on CPython {PYTHONS[0]} to {PYTHONS[-1]}, {' and '.join(MACHINES)} Linux with glibc 2.17 or newer, "
         "with Docker or Podman.\n"
         f"- sha256 `{digest}`; check a download with `sha256sum -c {checksum.name}`.\n\n"
         f"## Changes\n\n{changes}"

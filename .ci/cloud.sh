@@ -5,6 +5,7 @@
 # a stray mysqld or beam on the default ports helps nobody), so installing runs
 # behind a policy-rc.d that refuses every service start, removed afterwards.
 set -euo pipefail
+. "$(dirname "$0")/apt.sh"
 
 need=()
 command -v mariadbd >/dev/null || [ -x /usr/sbin/mariadbd ] || need+=(mariadb-server)
@@ -21,6 +22,4 @@ if [ ! -e "$policy" ]; then
     made_policy=1
 fi
 trap '[ -n "$made_policy" ] && rm -f "$policy"' EXIT
-apt-get update -qq
-DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-apt-get clean
+apt_install "${need[@]}"

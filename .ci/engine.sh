@@ -2,14 +2,14 @@
 # Make sure a Docker engine runs and has debian:bookworm-slim, on a machine that may be new
 # (Debian, as root: missing packages come from apt). `make demo` and `make test` run it too.
 set -euo pipefail
+. "$(dirname "$0")/apt.sh"
 
 need=()
 command -v dockerd >/dev/null || need+=(docker.io)
 command -v debootstrap >/dev/null || need+=(debootstrap)
 if [ ${#need[@]} -gt 0 ]; then
     echo "engine: installing ${need[*]}"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+    apt_install "${need[@]}"
 fi
 
 if ! docker info >/dev/null 2>&1; then

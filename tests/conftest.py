@@ -22,6 +22,19 @@ for path in (ROOT / "src", ROOT / "tools"):
 ADMIN_CANARY = "canary-admin-" + secrets.token_hex(6)
 MEMBER_CANARY = "canary-member-" + secrets.token_hex(6)
 CONTAINER_LABEL = "org.opencontainers.image.title=tcup"
+# Run by a pyz's Python (SHIV_INTERPRETER=1): the modules a run, an upload,
+# signing and --keyring load, with the compiled parts this Python on this
+# machine needs, found as the launcher finds them at start.
+LAUNCHER_IMPORT_PROBE = """\
+from tcup.launcher.entry import use_machine_packages
+use_machine_packages()
+import docker, requests, keyring, yaml, secretstorage, cryptography.hazmat.primitives.asymmetric.rsa, bcrypt, _cffi_backend
+import tcup.launcher.launch, tcup.launcher.upload.refstack, tcup.launcher.upload.signing, tcup.launcher.engine.container
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+rsa.generate_private_key(65537, 2048).sign(b'body', padding.PKCS1v15(), hashes.SHA256())
+print('IMPORTED')
+"""
 
 
 def _unavailable(reason: str):

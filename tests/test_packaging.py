@@ -2,6 +2,7 @@
 no machine, the release files, and a clear refusal of a Python too old."""
 
 import hashlib
+import os
 import re
 import shutil
 import subprocess
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, base_env, needs
+from conftest import LAUNCHER_IMPORT_PROBE, ROOT, base_env, needs
 
 MACHINE_LINES = re.compile(r"^\s*(--extra-index-url|--index-url|-i\s|--find-links|-f\s)", re.M)
 PYENV = Path.home() / ".pyenv" / "versions"
@@ -74,13 +75,7 @@ def test_every_supported_python_imports_the_whole_launcher(pyz, python, tmp_path
     """Beyond --version: the modules a run, an upload and signing load,
     with the compiled extensions this Python needs (cffi, cryptography)."""
     needs(python is not None, f"no Python 3.9 or newer under {PYENV}")
-    probe = ("import docker, requests, keyring, yaml, cryptography.hazmat.primitives.asymmetric.rsa, bcrypt, _cffi_backend\n"
-             "import tcup.launcher.launch, tcup.launcher.upload.refstack, tcup.launcher.upload.signing, tcup.launcher.engine.container\n"
-             "from cryptography.hazmat.primitives import hashes\n"
-             "from cryptography.hazmat.primitives.asymmetric import padding, rsa\n"
-             "rsa.generate_private_key(65537, 2048).sign(b'body', padding.PKCS1v15(), hashes.SHA256())\n"
-             "print('IMPORTED')\n")
-    (tmp_path / "probe.py").write_text(probe)
+    (tmp_path / "probe.py").write_text(LAUNCHER_IMPORT_PROBE)
     # SHIV_INTERPRETER runs a script with the pyz's site-packages instead of its entry point.
     env = dict(base_env(tmp_path), SHIV_INTERPRETER="1", SHIV_ROOT=str(tmp_path / "shiv"))
     done = subprocess.run([str(python), str(pyz), str(tmp_path / "probe.py")], env=env, capture_output=True,
@@ -106,3 +101,42 @@ def test_release_files(tmp_path):
                               env=base_env(tmp_path)).stdout.strip()
     # The pyz and the checkout of one commit: one version, one image.
     assert version == checkout and re.fullmatch(r"tcup \S+ \(image tcup:[0-9a-f]{16}\)", version), (version, checkout)
+
+
+def test_a_python_the_pyz_lacks_a_compiled_part_for_gets_one_line(pyz, tmp_path):
+    """As a Python newer than the pyz was built for meets it: the main job's
+    packages are pure Python, but signing and the keyring need cffi's compiled
+    part for this very Python. Here that part is taken out of the extracted pyz."""
+    env = dict(base_env(tmp_path), SHIV_ROOT=str(tmp_path / "shiv"), OS_AUTH_URL="http://127.0.0.1:5000/v3",
+               OS_USERNAME="u", OS_PROJECT_NAME="p")
+    python = [sys.executable, "-S", str(pyz)]
+    assert subprocess.run([*python, "--version"], env=env, capture_output=True).returncode == 0
+    tag = "cpython-%d%d-%s" % (*sys.version_info[:2], os.uname().machine)
+    parts = list((tmp_path / "shiv").glob(f"*/site-packages/_cffi_backend.{tag}*.so"))
+    assert len(parts) == 1, parts
+    parts[0].unlink()
+    key = tmp_path / "id_rsa"
+    subprocess.run(["ssh-keygen", "-q", "-t", "rsa", "-b", "2048", "-N", "", "-f", str(key)], check=True)
+    for args, feature in ((["pubkey", "--sign-key", str(key)], "signing (--sign-key)"),
+                          (["--keyring", "--no-upload"], "the OS keyring (--keyring)")):
+        done = subprocess.run([*python, *args], env=env, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 2, done.stderr
+        assert done.stderr == (
+            f"tcup: error: {feature} needs _cffi_backend, a compiled part tcup.pyz carries for CPython 3.9.2 to 3.14 "
+            f"on x86_64 and aarch64 Linux; this is Python {sys.version_info[0]}.{sys.version_info[1]} on "
+            f"{os.uname().machine}: run tcup.pyz with one of those (e.g. python3.14 tcup.pyz)\n"), done.stderr
+
+
+@pytest.mark.parametrize("machine", ["x86_64", "aarch64"])
+def test_the_images_lock_has_wheels_for_every_machine(machine, tmp_path):
+    """TCUP builds its image for the engine's own architecture, from wheels
+    only (--only-binary): every locked package needs a wheel, with its hash,
+    for each machine the pyz runs on. Resolved against PyPI; nothing installed."""
+    done = subprocess.run(
+        [sys.executable, "-m", "uv", "pip", "install", "--dry-run", "--no-deps", "--require-hashes",
+         "--only-binary", ":all:", "--python-version", "3.11", "--python-platform", f"{machine}-manylinux_2_36",
+         "--target", str(tmp_path / "site"), "-r", str(ROOT / "image" / "requirements.txt")],
+        capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    locked = len(re.findall(r"^[A-Za-z0-9_.-]+==", (ROOT / "image" / "requirements.txt").read_text(), re.M))
+    assert done.stderr.count("\n + ") == locked > 50, done.stderr[-3000:]

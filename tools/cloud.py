@@ -4,12 +4,15 @@
     python3 tools/cloud.py start --dir DIR [--services nova,cinder,...] [--profile scs,tls,paging]
     python3 tools/cloud.py stop --dir DIR
     python3 tools/cloud.py status --dir DIR
+    python3 tools/cloud.py venvs
 
 ``start`` installs each service's venv once (under ~/.cache/tcup-dev/),
 starts the cloud in the background, seeds a new DIR, writes
 ``DIR/admin-openrc``, ``DIR/member-openrc`` and ``DIR/clouds.yaml``, prints
 the auth URL and returns. DIR keeps its data: a later ``start`` only starts
 the processes again (``--fresh`` wipes DIR first). ``stop`` leaves no process.
+``venvs`` only installs the venvs (`make demo` does it while apt installs
+MariaDB and RabbitMQ).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from testcloud.cloud import SERVICES, Cloud
+from testcloud.cloud import SERVICES, Cloud, ensure_venvs
 from testcloud.profiles import PROFILES
 from testcloud.common import (
     CloudError, Pidfile, group_members, memory_kib, processes_under, say,
@@ -43,7 +46,7 @@ def status(root: Path) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``start``, ``stop`` or ``status`` of the cloud in ``--dir``."""
+    """``start``, ``stop`` or ``status`` of the cloud in ``--dir``; or ``venvs``."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     start = commands.add_parser("start", help="start the cloud in the background")
@@ -57,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     for command in (start, commands.add_parser("stop", help="stop every process of the cloud"),
                     commands.add_parser("status", help="list the cloud's processes")):
         command.add_argument("--dir", required=True, type=Path, help="state directory")
+    commands.add_parser("venvs", help="install every service's venv (once); start nothing")
     args = parser.parse_args(argv)
 
     try:
@@ -69,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
             spent = ", ".join(f"{k} {v:.1f} s" for k, v in cloud.timings.items())
             say("cloud", f"{', '.join(cloud.services)} up; {spent}; openrc files in {cloud.root}")
             print(cloud.site.auth_url)
+        elif args.command == "venvs":
+            print("\n".join(str(venv) for venv in ensure_venvs(list(SERVICES)).values()))
         elif args.command == "stop":
             Cloud(args.dir).stop()
         else:

@@ -171,19 +171,36 @@ def ensure_venv(spec: VenvSpec, who: str = "testcloud") -> Path:
 
 
 def _build_venv(spec: VenvSpec, target: Path, log: Path) -> None:
-    """Create a venv at ``target``: the lock, then the local packages."""
+    """Create a venv at ``target``: the lock, then the local packages. With
+    uv when there is one (seconds where pip takes minutes: it fetches and
+    unpacks in parallel and links files from its cache), else with pip."""
     python = str(target / "bin" / "python")
-    pip = [python, "-m", "pip", "install", "--no-input", "--disable-pip-version-check"]
-    commands = [[sys.executable, "-m", "venv", "--prompt", spec.name, str(target)],
-                pip + ["-r", str(spec.lock)]]
+    uv = find_uv()
+    if uv:
+        # The same Python as pip's venv would get. No bytecode now, unlike pip:
+        # compiling every file of seven venvs took minutes, while compiling
+        # what the services import costs their first start about 15 s.
+        create = [uv, "venv", "--quiet", "--python", sys.executable, "--prompt", spec.name, str(target)]
+        install = [uv, "pip", "install", "--python", python, "--no-progress"]
+    else:
+        create = [sys.executable, "-m", "venv", "--prompt", spec.name, str(target)]
+        install = [python, "-m", "pip", "install", "--no-input", "--disable-pip-version-check"]
     with open(log, "wb") as out:
-        for cmd in commands:
+        for cmd in (create, install + ["-r", str(spec.lock)]):
             _install_step(cmd, out, log)
         for package in spec.local_packages:
             # Built from a copy: setuptools writes build/ and *.egg-info into
             # the source tree, and this one is a git checkout.
             with _scratch_copy(package, target) as copy:
-                _install_step(pip + ["--no-deps", str(copy)], out, log)
+                _install_step(install + ["--no-deps", str(copy)], out, log)
+
+
+def find_uv() -> str | None:
+    """uv: beside the running Python (the dev venv's), in the checkout's
+    dev venv (`make venv` installs it there), or on PATH."""
+    candidates = [str(Path(sys.executable).parent / "uv"),
+                  str(TOOLS_DIR.parent / ".venv" / "bin" / "uv"), shutil.which("uv")]
+    return next((uv for uv in candidates if uv and os.access(uv, os.X_OK)), None)
 
 
 @contextlib.contextmanager

@@ -46,7 +46,8 @@ other commands:
   tcup pubkey --sign-key KEY
                        print a key's public line and self-signature for RefStack
   tcup image           build the image now (or find it) and print its tag;
-                       --save FILE / --load FILE carry it to an air-gapped machine
+                       --save FILE / --load FILE carry it to an air-gapped machine;
+                       --prune removes the images of other TCUP versions
 
 verdict rules: each shipped list is judged by its own (`tcup guidelines`):
   refstack     the interop guidelines: every required test passes; a skipped
@@ -340,6 +341,9 @@ def image_parser() -> argparse.ArgumentParser:
                        help="write the image (built first if missing) to FILE, a tar that `tcup image --load` reads")
     carry.add_argument("--load", metavar="FILE", type=Path,
                        help="load an image that `tcup image --save` wrote; no build, no network")
+    carry.add_argument("--prune", action="store_true",
+                       help="remove TCUP images of other versions (one piles up per version) and say how much space "
+                            "that freed; no build")
     return parser
 
 

@@ -44,9 +44,11 @@ def proxy_secrets(environ: Mapping[str, str] = os.environ) -> List[str]:
     return [password for password in (url_password(url) for url in urls if url) if password]
 
 
-def proxy_mask() -> Mask:
+def proxy_mask(environ: Mapping[str, str] = os.environ) -> Mask:
+    """A mask of the proxies' passwords (of the environment, or of a build's
+    proxy settings, which apt's and pip's messages in a build log may quote)."""
     mask = Mask()
-    for secret in proxy_secrets():
+    for secret in proxy_secrets(environ):
         mask.secret(secret)
     return mask
 

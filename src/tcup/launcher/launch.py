@@ -678,7 +678,10 @@ def build_image(args) -> int:
     from tcup.launcher.engine.image import Image
 
     engine = Engine.connect()
-    image = Image(None if args.load else args.ca_cert)
+    image = Image(None if args.load or args.prune else args.ca_cert)
+    if args.prune:
+        print(image.prune(engine).report(image.tag))
+        return EXIT_OK
     if args.load:
         image.load(engine, args.load)
     else:

@@ -210,13 +210,30 @@ def keyring_user(fields: dict) -> str:
 
 def read_keyring(fields: dict) -> Optional[str]:
     """The secret stored in the OS keyring, if any. TCUP never writes there."""
-    import keyring
-    from keyring.errors import KeyringError
+    from tcup.launcher.entry import missing_part
 
+    try:
+        import keyring
+        from keyring.errors import KeyringError
+    except ImportError as error:
+        raise BadInput(missing_part("the OS keyring (--keyring)", "keyring", error)) from None
     try:
         return keyring.get_password(KEYRING_SERVICE, keyring_user(fields))
     except KeyringError as error:
-        raise BadInput(f"the OS keyring could not be read ({type(error).__name__}); drop --keyring or set up a keyring backend")
+        raise BadInput(_secret_service_missing() or f"the OS keyring could not be read ({type(error).__name__}); "
+                       "drop --keyring or set up a keyring backend") from None
+
+
+def _secret_service_missing() -> Optional[str]:
+    """Why the desktop keyring (Secret Service) is out of this Python's reach, when
+    a compiled part it needs is missing; keyring itself only finds no backend."""
+    from tcup.launcher.entry import missing_part
+
+    try:
+        import secretstorage  # noqa: F401 (imports cryptography, and so cffi's compiled part)
+    except ImportError as error:
+        return missing_part("the OS keyring (--keyring)", "secretstorage", error)
+    return None
 
 
 def prompt_secret(prompt: str) -> str:

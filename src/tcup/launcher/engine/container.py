@@ -26,6 +26,18 @@ STOP_TIMEOUT = 200
 PIDS_LIMIT = 512
 DOCKER_SOCKET = "/var/run/docker.sock"
 PODMAN_SOCKETS = ("/run/podman/podman.sock", "{runtime}/podman/podman.sock")
+# The label on every image TCUP builds and every container it starts: how
+# `tcup image --prune` tells its images from everyone else's.
+TITLE_LABEL, TITLE = "org.opencontainers.image.title", "tcup"
+
+
+def short_name(tag: str) -> str:
+    """An image's name as TCUP gives it: Podman adds ``localhost/`` to a
+    loaded image's, and ``docker.io/library/`` to one built through its API."""
+    for prefix in ("docker.io/library/", "localhost/"):
+        if tag.startswith(prefix):
+            return tag[len(prefix):]
+    return tag
 
 
 def find_host() -> str:
@@ -129,6 +141,37 @@ class Engine:
             except ImageNotFound:
                 return None
 
+    def tagged_images(self, repository: str) -> List[str]:
+        """The tags in ``repository`` (as the engine spells them) of the
+        images TCUP built: only those carry its title label."""
+        found = []
+        for image in self.client.images.list(filters={"label": f"{TITLE_LABEL}={TITLE}"}):
+            found += [tag for tag in image.tags if short_name(tag).rsplit(":", 1)[0] == repository]
+        return sorted(found)
+
+    def remove_tag(self, tag: str) -> bool:
+        """Untag ``tag``, and so remove the image with its last tag; False,
+        and nothing removed, when a container still uses it."""
+        from docker.errors import APIError, ImageNotFound
+
+        try:
+            self.client.images.remove(tag)
+        except ImageNotFound:
+            return True  # gone meanwhile (another prune)
+        except APIError as error:
+            if error.status_code == 409:
+                return False
+            raise Infrastructure(f"could not remove image {tag}: {error.explanation or error}")
+        return True
+
+    def layers_size(self) -> int:
+        """Bytes the engine's images take on disk: each image's own layer
+        (its size less its parent's), added up. Docker's `system df` total
+        would do, but Podman reports none."""
+        images = {image["Id"]: image for image in self.api.images(all=True)}
+        sizes = {key: int(image.get("Size") or 0) for key, image in images.items()}
+        return sum(size - sizes.get(images[key].get("ParentId") or "", 0) for key, size in sizes.items())
+
     def save_image(self, tag: str) -> Iterator[bytes]:
         """The image as a `docker save` tar, in chunks."""
         with engine_request(self, f"save image {tag}"):
@@ -168,7 +211,7 @@ class Engine:
                 decode=True,
                 # Docker keeps these predefined proxy arguments out of the image history.
                 buildargs={k: v for k, v in proxies.items() if v},
-                labels={"org.opencontainers.image.title": "tcup", **(labels or {})},
+                labels={TITLE_LABEL: TITLE, **(labels or {})},
             )
             for chunk in stream:
                 if "error" in chunk:
@@ -326,7 +369,7 @@ class Container:
             use_config_proxy=False,
             user=self.engine.user(),
             host_config=host_config,
-            labels={"org.opencontainers.image.title": "tcup"},
+            labels={TITLE_LABEL: TITLE},
         )
 
     def _wait(self) -> None:

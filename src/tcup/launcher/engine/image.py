@@ -11,17 +11,20 @@ import json
 import os
 import posixpath
 import re
+import secrets
 import sys
 import tarfile
 import time
 import warnings
 import zlib
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, NamedTuple, Optional
 
 import tcup
 from tcup import private_files
-from tcup.launcher.errors import BadInput, Infrastructure, printable
+from tcup.launcher.errors import BadInput, Infrastructure, printable, proxy_mask
+from tcup.masking import Mask
+from tcup.private_files import create_private
 
 REPOSITORY = "tcup"
 # The sha256 of the extra CA certificates an image was built with ("none").
@@ -154,10 +157,22 @@ class Image:
             return self.tag
         print(f"tcup: building image {self.tag} ({reason})", file=out, flush=True)
         files = dict(self.files, **({"ca/extra.crt": self.ca} if self.ca else {}))
-        with BuildLog(self.tag, out) as log:
+        with BuildLog(self.tag, out, proxy_mask(proxies or {})) as log:
             engine.build(context_tar(files), self.tag, proxies or {}, log.line, fresh=rebuild,
                          labels={CA_LABEL: self.ca_digest})
         return self.tag
+
+    def prune(self, engine) -> "Pruned":
+        """Remove TCUP's images of other versions (one piles up per version);
+        this version's, and any a container still uses, stay."""
+        from tcup.launcher.engine.container import short_name
+
+        before = engine.layers_size()
+        removed, in_use = [], []
+        for tag in engine.tagged_images(REPOSITORY):
+            if short_name(tag) != self.tag:
+                (removed if engine.remove_tag(tag) else in_use).append(short_name(tag))
+        return Pruned(removed, in_use, max(0, before - engine.layers_size()))
 
     def save(self, engine, path: Path) -> None:
         """Write the image, with every layer it stands on, to one tar file
@@ -269,6 +284,21 @@ def _index_names(index) -> set:
             for key in OCI_NAMES if ":" in str(entry["annotations"].get(key) or "")}
 
 
+class Pruned(NamedTuple):
+    """What `tcup image --prune` did: tags removed, tags kept for a container, bytes freed."""
+
+    removed: List[str]
+    in_use: List[str]
+    freed: int
+
+    def report(self, current: str) -> str:
+        lines = [f"removed {len(self.removed)} old TCUP image{'s' if len(self.removed) != 1 else ''}"
+                 + (f" ({', '.join(self.removed)})" if self.removed else "")
+                 + f", freed {self.freed / 1e6:.1f} MB; kept {current}, this version's"]
+        lines += [f"kept {tag}: a container still uses it; remove the container, then prune again" for tag in self.in_use]
+        return "\n".join(lines)
+
+
 STEP = re.compile(r"^(?:Step|STEP) (\d+)/(\d+) ?: ?(.*)$")
 # What a Dockerfile step does, in words, by what it runs (first match wins).
 STEP_WORDS = (
@@ -305,16 +335,39 @@ def log_dir() -> Path:
     return Path(base) / "tcup"
 
 
+# Build logs kept in the cache, newest first; each build writes its own.
+KEPT_BUILD_LOGS = 10
+
+
+def forget_old_logs(directory: Path, keep: int = KEPT_BUILD_LOGS) -> None:
+    """Remove all but the newest ``keep`` build logs in ``directory``."""
+    def age(path: Path) -> float:
+        try:
+            return path.lstat().st_mtime
+        except OSError:
+            return 0.0
+
+    for old in sorted(directory.glob("build-*.log"), key=age, reverse=True)[keep:]:
+        try:
+            old.unlink()
+        except OSError:
+            pass  # another build removed it first
+
+
 class BuildLog:
     """What a user sees of an image build: on a terminal one line, rewritten
     in place (the step, what it does, the time so far); in a log, a line per
-    step. Every line goes to a file in the cache, named on failure with the
+    step. Every line, masked, goes to a new file in the cache (one per build:
+    two builds of one tag never share a file), named on failure with the
     last relevant lines and a hint from what failed."""
 
-    def __init__(self, tag: str, out=sys.stderr):
+    def __init__(self, tag: str, out=sys.stderr, mask: Optional[Mask] = None):
         self.out = out
         self.live = out.isatty()
-        self.path = log_dir() / f"build-{tag.split(':')[-1]}.log"
+        self.mask = mask or Mask()
+        # When, and a random part: builds in one second (or one process) differ.
+        stamp = f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
+        self.path = log_dir() / f"build-{tag.split(':')[-1]}-{stamp}.log"
         self.started = time.monotonic()
         self.step = ""
         self.shown = ""
@@ -324,16 +377,16 @@ class BuildLog:
     def __enter__(self) -> "BuildLog":
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-            self.file = os.fdopen(fd, "w", encoding="utf-8", errors="replace")
+            self.file = create_private(self.path)
+            forget_old_logs(self.path.parent)
         except OSError:
             self.path = None  # no cache to write to: the build still runs, its log is only shown in part
         return self
 
     def line(self, text: str) -> None:
-        text = printable(text.rstrip())
+        text = self.mask.text(printable(text.rstrip()))
         if self.file is not None:
-            self.file.write(text + "\n")
+            self.file.write(text.encode("utf-8", "replace") + b"\n")
         self.tail = (self.tail + [text])[-200:]
         step = STEP.match(text.strip())
         if step:
@@ -366,5 +419,6 @@ class BuildLog:
             hint = next((h for needles, h in HINTS if any(n in text for n in needles)), None)
             where = f" at {self.step}" if self.step else ""
             message = FAILED_COMMAND.sub(lambda m: f"the step exited with code {m.group(1) or m.group(2)}", exc.args[0])
+            message = self.mask.text(message)
             exc.args = (f"{message.replace('image build failed', 'image build failed' + where, 1)}"
                         + (f"; {hint}" if hint else "") + (f"; full log: {self.path}" if self.path else ""),)

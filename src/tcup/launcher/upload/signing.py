@@ -33,6 +33,7 @@ class SigningError(Exception):
 
 def load_key(path: Path, passphrase: Optional[Callable[[], str]]) -> "RSAPrivateKey":
     """The RSA private key in ``path`` (PEM or OpenSSH), asking ``passphrase()`` only if it is encrypted."""
+    _require_cryptography()
     data = _read_key_file(path)
     if data.lstrip().startswith(_PUBLIC_MARKERS):
         raise SigningError(f"{path} is a public key; --sign-key needs the private key (the file without .pub)")
@@ -63,6 +64,16 @@ def sign(key, data: bytes) -> str:
 def registration(key) -> Tuple[str, str]:
     """(public key line, self-signature): what a RefStack server asks for to register the key."""
     return public_key_line(key), sign(key, REGISTRATION_DATA)
+
+
+def _require_cryptography() -> None:
+    """cryptography with its compiled parts, or one line saying which Python can sign."""
+    try:
+        from cryptography.hazmat.primitives import serialization  # noqa: F401 (loads _rust and _cffi_backend)
+    except ImportError as error:
+        from tcup.launcher.entry import missing_part
+
+        raise SigningError(missing_part("signing (--sign-key)", "cryptography", error)) from None
 
 
 def _read_key_file(path: Path) -> bytes:
