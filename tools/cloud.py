@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
             cloud = Cloud(args.dir, services, args.profile).start()
             spent = ", ".join(f"{k} {v:.1f} s" for k, v in cloud.timings.items())
             say("cloud", f"{', '.join(cloud.services)} up; {spent}; openrc files in {cloud.root}")
-            print(cloud.site.auth_url)
+            print(cloud.site.public_auth_url)
         elif args.command == "stop":
             Cloud(args.dir).stop()
         else:
