@@ -324,15 +324,15 @@ class IdentityAdmin:
             "service": {"type": kind, "name": name}})["service"]["id"]
         endpoints = self.call("GET", f"/endpoints?service_id={service_id}", 200)["endpoints"]
         have = {e["interface"]: e for e in endpoints}
-        urls = {"public": public_url or url, "internal": url, "admin": url}
-        for interface, url in urls.items():
-            endpoint = {"service_id": service_id, "interface": interface, "url": url,
+        wanted = {"public": public_url or url, "internal": url, "admin": url}
+        for interface, address in wanted.items():
+            endpoint = {"service_id": service_id, "interface": interface, "url": address,
                         "region_id": REGION}
             if interface not in have:
                 self.call("POST", "/endpoints", 201, {"endpoint": endpoint})
-            elif have[interface]["url"] != url:
+            elif have[interface]["url"] != address:
                 self.call("PATCH", f"/endpoints/{have[interface]['id']}", 200,
-                          {"endpoint": {"url": url}})
+                          {"endpoint": {"url": address}})
 
 
 # ---------------------------------------------------------------------------
