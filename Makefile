@@ -79,7 +79,7 @@ test: engine cloud-deps venv
 
 # Only the test cloud's tests (docs/TEST-CLOUD.md).
 test-cloud: engine cloud-deps venv
-	$(PY) -m pytest -m cloud tests/test_cloud.py tests/test_cloud_runs.py
+	$(PY) -m pytest -m cloud tests/test_cloud.py tests/test_cloud_runs.py tests/test_tls_cloud.py tests/test_paging_cloud.py
 
 bench: engine pyz
 	$(PY) -m pytest benchmarks --benchmark-only --benchmark-columns=median,min,max,rounds --benchmark-json=.cache/bench.json

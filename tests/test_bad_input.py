@@ -146,7 +146,7 @@ def test_tls_verification_failure(tmp_path, user_env):
         user_env.update(OS_AUTH_URL=f"https://127.0.0.1:{server.server_address[1]}/v3", OS_USERNAME="u",
                         OS_PASSWORD="p", OS_PROJECT_NAME="p")
         check_refusal(tcup(["--no-upload", "--output", str(tmp_path / "runs")], user_env), EXIT_BAD_INPUT,
-                      "TLS verification failed", "OS_CACERT", tmp_path=tmp_path)
+                      "is not trusted (self-signed certificate)", "set OS_CACERT", tmp_path=tmp_path)
     finally:
         server.shutdown()
         server.server_close()

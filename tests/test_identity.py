@@ -99,3 +99,38 @@ def test_a_redirect_never_gets_the_password(status):
     message = str(caught.value)
     assert f"redirects (HTTP {status} to {elsewhere.url}/v3/auth/tokens)" in message and "OS_AUTH_URL" in message
     assert caught.value.exit_code == EXIT_BAD_INPUT and "\n" not in message and PASSWORD not in message
+
+
+VERIFY_FAILED = ("HTTPSConnectionPool(host='cloud.example', port=5000): Max retries exceeded with url: /v3 (Caused by "
+                 "SSLError(SSLCertVerificationError(1, '[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: "
+                 "{} (_ssl.c:1006)')))")
+
+
+@pytest.mark.parametrize("reason, cacert, expected", [
+    ("unable to get local issuer certificate", None,
+     "the certificate of https://cloud.example:5000 (compute) is not trusted (unable to get local issuer "
+     "certificate); set OS_CACERT to your cloud's CA bundle (a PEM file)"),
+    ("self-signed certificate in certificate chain", "-----BEGIN CERTIFICATE-----",
+     "the certificate of https://cloud.example:5000 (compute) is not trusted (self-signed certificate in certificate "
+     "chain); the CA in OS_CACERT did not sign it: set OS_CACERT to your cloud's CA bundle (a PEM file)"),
+    ("Hostname mismatch, certificate is not valid for 'cloud.example'.", "-----BEGIN CERTIFICATE-----",
+     "the certificate of https://cloud.example:5000 (compute) is not trusted (Hostname mismatch, certificate is not "
+     "valid for 'cloud.example'); reach it by a name its certificate names (no CA file can fix this)"),
+])
+def test_a_certificate_the_user_does_not_trust_is_named_with_what_to_do(reason, cacert, expected):
+    found = identity.untrusted(Exception(VERIFY_FAILED.format(reason)))
+    error = identity.tls_failure("https://cloud.example:5000", "compute", found,
+                                 Credentials(auth_url="https://cloud.example:5000/v3", cacert=cacert))
+    assert isinstance(error, BadInput) and error.exit_code == EXIT_BAD_INPUT
+    assert str(error) == expected
+
+
+def test_only_a_certificate_verification_failure_is_a_trust_problem():
+    assert identity.untrusted(Exception("[SSL: WRONG_VERSION_NUMBER] wrong version number (_ssl.c:1006)")) is None
+    assert identity.untrusted(OSError("[SSL: SSLV3_ALERT_HANDSHAKE_FAILURE] handshake failure")) is None
+
+
+def test_with_several_untrusted_endpoints_the_others_are_named_too():
+    error = identity.tls_failure("https://cloud.example:8774", "compute", "unable to get local issuer certificate",
+                                 Credentials(auth_url="https://cloud.example:5000/v3"), also=["image", "network"])
+    assert "(unable to get local issuer certificate), nor are those of image, network; set OS_CACERT" in str(error)

@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
             cloud = Cloud(args.dir, services, args.profile).start()
             spent = ", ".join(f"{k} {v:.1f} s" for k, v in cloud.timings.items())
             say("cloud", f"{', '.join(cloud.services)} up; {spent}; openrc files in {cloud.root}")
-            print(cloud.site.auth_url)
+            print(cloud.site.public_auth_url)
         elif args.command == "venvs":
             print("\n".join(str(venv) for venv in ensure_venvs(list(SERVICES)).values()))
         elif args.command == "stop":

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .common import LOCKS_DIR, VenvSpec, clean_env, http, run, write_ini
+from .profiles import PAGE_SIZE
 from .site import Site
 
 NAME = "cinder"
@@ -49,6 +50,9 @@ def start(site: Site, venv: Path) -> None:
             # by default); until the scheduler has them, creations fail.
             "periodic_interval": 10,
             "quota_volumes": 100, "quota_snapshots": 100, "quota_gigabytes": 10000,
+            # Glance's internal endpoint, as services talk (default: public).
+            "glance_catalog_info": "image:glance:internalURL",
+            **({"osapi_max_limit": PAGE_SIZE} if site.paging else {}),
         },
         BACKEND: {
             "volume_driver": "tcup_cinder_fake.FakeVolumeDriver",
@@ -56,7 +60,7 @@ def start(site: Site, venv: Path) -> None:
         },
         "database": {"connection": site.database(NAME)},
         "keystone_authtoken": site.authtoken(NAME),
-        "nova": site.service_credentials(NAME),
+        "nova": dict(site.service_credentials(NAME), interface="internal"),
         "service_user": dict(site.service_credentials(NAME), send_service_user_token=True),
         # Reading an image's format (volume from image) needs privsep; no
         # sudo here: start its helper directly (so this needs root).
@@ -64,6 +68,7 @@ def start(site: Site, venv: Path) -> None:
                                                f"--config-file {conf}"},
         "oslo_concurrency": {"lock_path": site.dir(f"{NAME}/locks")},
         "oslo_messaging_notifications": {"driver": "noop"},
+        **site.behind_proxy(),
     })
     site.copy_from_venv(venv, "etc/cinder/api-paste.ini", home)
     env = clean_env()

@@ -23,6 +23,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -522,7 +523,16 @@ def wait_for(check: Any, *, what: str, timeout: float, log: Path | None = None,
 # ---------------------------------------------------------------------------
 
 # Loopback traffic must never go through a proxy named in the environment.
-_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+# The system's CAs, and those of the clouds this process started (trust).
+_TLS = ssl.create_default_context()
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}),
+                                      urllib.request.HTTPSHandler(context=_TLS))
+
+
+def trust(cafile: Path) -> None:
+    """Let ``http`` trust ``cafile`` from now on: the CA of a cloud whose
+    public endpoints are behind TLS (the tls profile)."""
+    _TLS.load_verify_locations(cafile)
 
 
 def http(method: str, url: str, *, body: Any = None, data: bytes | None = None,

@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .common import LOCKS_DIR, VenvSpec, clean_env, http, run, write_ini
+from .profiles import PAGE_SIZE
 from .site import Site
 
 NAME = "glance"
@@ -25,8 +26,9 @@ def start(site: Site, venv: Path) -> None:
     """Write glance-api.conf, create the schema once, serve the API."""
     home = site.dir(NAME)
     stores = {name: site.dir(f"{NAME}/{name}") for name in ("images", "staging", "tasks")}
+    paging = {"limit_param_default": PAGE_SIZE, "api_limit_max": PAGE_SIZE} if site.paging else {}
     write_ini(home / "glance-api.conf", {
-        "DEFAULT": {"enabled_backends": "file:file"},
+        "DEFAULT": {"enabled_backends": "file:file", **paging},
         "database": {"connection": f"sqlite:///{home / 'glance.db'}"},
         "glance_store": {"default_backend": "file"},
         "file": {"filesystem_store_datadir": stores["images"]},
@@ -36,6 +38,7 @@ def start(site: Site, venv: Path) -> None:
         "paste_deploy": {"flavor": "keystone"},
         "oslo_concurrency": {"lock_path": site.dir(f"{NAME}/locks")},
         "oslo_messaging_notifications": {"driver": "noop"},
+        **site.behind_proxy(),
     })
     site.copy_from_venv(venv, "etc/glance/glance-api-paste.ini", home)
     env = clean_env(OS_GLANCE_CONFIG_DIR=str(home))

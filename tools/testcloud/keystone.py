@@ -33,6 +33,7 @@ from .common import (
     free_port, http, port_in_use, proc_stat, run, tail, terminate_group, write_ini,
     write_private,
 )
+from .profiles import PAGE_SIZE
 from .site import Site
 
 VENV = VenvSpec("keystone", "30.0.0", LOCKS_DIR / "keystone.txt")
@@ -146,9 +147,12 @@ class KeystoneError(CloudError):
 # ---------------------------------------------------------------------------
 
 
-def write_files(workdir: Path, database: str) -> None:
-    """keystone.conf, the WSGI shim and the set-up script, in ``workdir``."""
+def write_files(workdir: Path, database: str,
+                more: dict[str, dict[str, Any]] | None = None) -> None:
+    """keystone.conf (with ``more`` sections), the WSGI shim and the set-up
+    script, in ``workdir``."""
     sections: dict[str, dict[str, Any]] = {
+        **(more or {}),
         "database": {"connection": database},
         "token": {"provider": "fernet"},
         # bcrypt's minimum cost: this cloud guards nothing, and each
@@ -245,9 +249,11 @@ def openrc_text(variables: dict[str, str]) -> str:
     return "".join(f"export {key}={shlex.quote(value)}\n" for key, value in variables.items())
 
 
-def openrc_variables(auth_url: str, user: str, password: str, project: str) -> dict[str, str]:
-    """The ``OS_*`` variables a person would source for an identity."""
-    return {
+def openrc_variables(auth_url: str, user: str, password: str, project: str,
+                     cacert: Path | None = None) -> dict[str, str]:
+    """The ``OS_*`` variables a person would source for an identity;
+    ``cacert`` is the CA of a cloud behind TLS (OS_CACERT)."""
+    variables = {
         "OS_AUTH_URL": auth_url,
         "OS_USERNAME": user,
         "OS_PASSWORD": password,
@@ -258,6 +264,9 @@ def openrc_variables(auth_url: str, user: str, password: str, project: str) -> d
         "OS_IDENTITY_API_VERSION": "3",
         "OS_INTERFACE": "public",
     }
+    if cacert:
+        variables["OS_CACERT"] = str(cacert)
+    return variables
 
 
 class IdentityAdmin:
@@ -307,21 +316,23 @@ class IdentityAdmin:
             self.call("PUT", f"/projects/{project_id}/users/{user_id}/roles/{self.role(role)}", 204)
         return user_id
 
-    def service(self, kind: str, name: str, url: str) -> None:
-        """Service ``kind`` with its three endpoints at ``url`` (updated)."""
+    def service(self, kind: str, name: str, url: str, public_url: str | None = None) -> None:
+        """Service ``kind`` with its internal and admin endpoints at ``url``
+        and its public one at ``public_url`` (default: ``url``), updated."""
         found = self._find("services", kind)
         service_id = found["id"] if found else self.call("POST", "/services", 201, {
             "service": {"type": kind, "name": name}})["service"]["id"]
         endpoints = self.call("GET", f"/endpoints?service_id={service_id}", 200)["endpoints"]
         have = {e["interface"]: e for e in endpoints}
-        for interface in ("public", "internal", "admin"):
-            endpoint = {"service_id": service_id, "interface": interface, "url": url,
+        wanted = {"public": public_url or url, "internal": url, "admin": url}
+        for interface, address in wanted.items():
+            endpoint = {"service_id": service_id, "interface": interface, "url": address,
                         "region_id": REGION}
             if interface not in have:
                 self.call("POST", "/endpoints", 201, {"endpoint": endpoint})
-            elif have[interface]["url"] != url:
+            elif have[interface]["url"] != address:
                 self.call("PATCH", f"/endpoints/{have[interface]['id']}", 200,
-                          {"endpoint": {"url": url}})
+                          {"endpoint": {"url": address}})
 
 
 # ---------------------------------------------------------------------------
@@ -576,12 +587,22 @@ class KeystoneCloud:
 
 NAME = "keystone"
 PROCESSES = (NAME,)
+# The paging profile's Keystone list_limit. Not PAGE_SIZE: Keystone cannot
+# page, and at 5 an admin run broke. python-tempestconf takes an admin's
+# services from GET /v3/services (cut short: Glance and Placement went
+# "unavailable", no image was chosen), and Tempest's dynamic credentials look
+# roles up in GET /v3/roles. 10 holds this cloud's 8 services, 6 roles and 6
+# projects, and still cuts its 11 users short.
+KEYSTONE_LIST_LIMIT = 10
 
 
 def start(site: Site, venv: Path) -> None:
     """Set Keystone up on MariaDB (first start only) and serve it."""
     workdir = site.dir(NAME)
-    write_files(workdir, site.database(NAME))
+    # Keystone has no pages: a listing past list_limit is cut short and
+    # says "truncated": true.
+    paging = {"DEFAULT": {"list_limit": KEYSTONE_LIST_LIMIT}} if site.paging else {}
+    write_files(workdir, site.database(NAME), {**paging, **site.behind_proxy()})
     if not site.flag(NAME):
         set_up(venv, workdir, site.auth_url, site.password("admin"))
         site.mark(NAME)
@@ -613,5 +634,6 @@ def register(site: Site, catalog: list[tuple[str, str, str]], users: list[str]) 
     service_project = admin.project("service", "OpenStack services")
     for user in users:
         admin.user(user, site.password(user), service_project, ("admin", "service"))
-    for kind, name, url in catalog:
-        admin.service(kind, name, url)
+    # Keystone's own entry as bootstrap made it, but for clients' public URL.
+    for kind, name, url in [("identity", NAME, site.auth_url), *catalog]:
+        admin.service(kind, name, url, site.public_url(url))

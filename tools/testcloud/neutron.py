@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .common import LOCKS_DIR, VenvSpec, clean_env, http, run, write_ini
+from .profiles import PAGE_SIZE
 from .site import Site
 
 NAME = "neutron"
@@ -53,16 +54,19 @@ def start(site: Site, venv: Path) -> None:
             "notify_nova_on_port_data_changes": True,
             # No DHCP agent will ever take a network.
             "dhcp_agent_notification": False,
+            **({"pagination_max_limit": PAGE_SIZE} if site.paging else {}),
         },
         "database": {"connection": site.database(NAME)},
         "keystone_authtoken": site.authtoken(NAME),
-        "nova": site.service_credentials(NAME),
+        # Port events to Nova over its internal endpoint, as services talk.
+        "nova": dict(site.service_credentials(NAME), endpoint_type="internal"),
         "oslo_concurrency": {"lock_path": site.dir(f"{NAME}/locks")},
         "oslo_messaging_notifications": {"driver": "noop"},
         # Tempest creates many networks, ports and groups in one project.
         "quotas": {"quota_network": 100, "quota_subnet": 100, "quota_port": 500,
                    "quota_router": 50, "quota_floatingip": 50,
                    "quota_security_group": 100, "quota_security_group_rule": 1000},
+        **site.behind_proxy(),
     })
     write_ini(home / "ml2_conf.ini", {
         "ml2": {"type_drivers": "local,flat", "tenant_network_types": "local",

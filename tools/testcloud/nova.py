@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .common import LOCKS_DIR, VenvSpec, clean_env, http, output, run, wait_for, write_ini
+from .profiles import PAGE_SIZE
 from .site import Site
 
 NAME = "nova"
@@ -60,7 +61,7 @@ def _config(site: Site, home: Path) -> dict:
             # One compute host: resize and migrate tests need this.
             "allow_resize_to_same_host": True,
         },
-        "api": {"auth_strategy": "keystone"},
+        "api": {"auth_strategy": "keystone", **({"max_limit": PAGE_SIZE} if site.paging else {})},
         "api_database": {"connection": site.database("nova_api")},
         "database": {"connection": site.database("nova")},
         "keystone_authtoken": site.authtoken(NAME),
@@ -69,7 +70,10 @@ def _config(site: Site, home: Path) -> dict:
         # Neutron lets only a request carrying a service token delete a
         # server's port.
         "service_user": dict(site.service_credentials(NAME), send_service_user_token=True),
-        "cinder": dict(site.service_credentials(NAME), os_region_name="RegionOne"),
+        # Cinder's internal endpoint, as services talk (its default is the
+        # public one); Glance, Neutron and Placement default to internal.
+        "cinder": dict(site.service_credentials(NAME), os_region_name="RegionOne",
+                       catalog_info="volumev3::internalURL"),
         "glance": {"region_name": "RegionOne"},
         "conductor": {"workers": 1},
         "scheduler": {"workers": 1},
@@ -78,6 +82,7 @@ def _config(site: Site, home: Path) -> dict:
         # Tempest creates many servers, volumes and key pairs in one project.
         "quota": {"instances": 100, "cores": 400, "ram": 819200, "key_pairs": 200,
                   "server_groups": 100, "server_group_members": 100},
+        **site.behind_proxy(),
     }
 
 

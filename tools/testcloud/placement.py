@@ -28,6 +28,7 @@ def start(site: Site, venv: Path) -> None:
         "placement_database": {"connection": f"sqlite:///{home / 'placement.db'}"},
         "api": {"auth_strategy": "keystone"},
         "keystone_authtoken": site.authtoken(NAME),
+        **site.behind_proxy(),
     })
     env = clean_env(OS_PLACEMENT_CONFIG_DIR=str(home))
     if not site.flag(NAME):

@@ -31,3 +31,9 @@ def parse(names: Iterable[str] | str) -> tuple[str, ...]:
     if unknown:
         raise CloudError(f"unknown profiles {sorted(unknown)}; known: {', '.join(PROFILES)}")
     return tuple(name for name in PROFILES if name in chosen)
+
+
+# The paging profile: what one page of a listing holds, in every service that
+# pages (Nova, Neutron, Cinder, Glance, Swift), also when the client asks for
+# more, so a client sees the whole only by following the pages.
+PAGE_SIZE = 5

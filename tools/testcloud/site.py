@@ -7,6 +7,7 @@ Layout of ``DIR``::
     <service>/          each service's config, data and working directory
     log/<name>.log      one log per process
     run/<name>.pid      one pidfile per process ("PID START_TIME")
+    tls/                the tls profile's CA, certificate and HAProxy config
     admin-openrc, member-openrc, clouds.yaml
 
 Every process carries ``TCUP_TESTCLOUD=DIR`` in its environment, so stopping
@@ -21,6 +22,7 @@ import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from .common import (
     CLOUD_MARKER, HOST, REGION, CloudError, Pidfile, clean_env, free_port, port_in_use, spawn,
@@ -28,6 +30,8 @@ from .common import (
 )
 
 STATE_FILE = "state.json"
+# The tls profile's files (testcloud.tls): DIR/tls/ca.pem is OS_CACERT.
+TLS_DIR, CA_FILE = "tls", "ca.pem"
 SERVICE_PROJECT = "service"
 # What every service user holds in project "service": keystonemiddleware 13
 # requires a service token to carry both (service_token_roles_required).
@@ -155,8 +159,55 @@ class Site:
 
     @property
     def auth_url(self) -> str:
-        """Keystone's v3 endpoint."""
+        """Keystone's v3 endpoint, as the services reach it."""
         return self.url("keystone", "/v3")
+
+    # -- what clients see (the public endpoints) -----------------------------
+
+    @property
+    def tls(self) -> bool:
+        """True when the public endpoints are behind TLS (profile tls)."""
+        return "tls" in self.profiles
+
+    @property
+    def paging(self) -> bool:
+        """True when listings come in small pages (profile paging)."""
+        return "paging" in self.profiles
+
+    @staticmethod
+    def public_port_name(name: str) -> str:
+        """The name under which the TLS proxy's port for ``name`` is kept."""
+        return f"{name}-tls"
+
+    def public_url(self, url: str) -> str:
+        """What clients use for a service's internal ``url``
+        (``http://127.0.0.1:PORT/...``): with the tls profile, the proxy's
+        ``https://HOST:PORT/...`` for it; else ``url`` itself."""
+        if not self.tls:
+            return url
+        host = self.recorded("tls-host")
+        if not host:
+            raise CloudError("the tls profile's certificate is not made yet")
+        parts = urlsplit(url)
+        name = next(n for n, port in self.ports.items() if port == parts.port)
+        return urlunsplit(("https", f"{host}:{self.port(self.public_port_name(name))}", parts.path,
+                           parts.query, ""))
+
+    @property
+    def public_auth_url(self) -> str:
+        """Keystone's v3 endpoint, as clients reach it (OS_AUTH_URL)."""
+        return self.public_url(self.auth_url)
+
+    @property
+    def cacert(self) -> Path | None:
+        """The CA file clients need (OS_CACERT) with the tls profile, else None."""
+        return self.root / TLS_DIR / CA_FILE if self.tls else None
+
+    def behind_proxy(self) -> dict[str, dict[str, Any]]:
+        """The oslo.config section a service behind the TLS proxy needs: it
+        then builds the links in its answers (version documents, pagination)
+        from the proxy's X-Forwarded-Proto, https, not from its own http."""
+        return {"oslo_middleware": {"enable_proxy_headers_parsing": True}} if self.tls else {}
 
     # -- shared back ends ----------------------------------------------------
 
@@ -187,7 +238,8 @@ class Site:
         """A ``[keystone_authtoken]`` section validating tokens as ``user``."""
         # Tokens are cached in each worker (there is no memcached): one
         # Keystone round trip per token, not per request.
-        return dict(self.service_credentials(user), www_authenticate_uri=self.auth_url,
+        # www_authenticate_uri is what a 401 tells clients: the public URL.
+        return dict(self.service_credentials(user), www_authenticate_uri=self.public_auth_url,
                     token_cache_time="300")
 
     # -- processes -----------------------------------------------------------

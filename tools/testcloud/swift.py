@@ -14,6 +14,7 @@ import secrets
 from pathlib import Path
 
 from .common import LOCKS_DIR, VenvSpec, clean_env, http, port_open, run, write_ini
+from .profiles import PAGE_SIZE
 from .site import Site
 
 NAME = "swift"
@@ -34,10 +35,11 @@ import importlib
 import os
 import sys
 
-from swift.common import storage_policy, utils
+from swift.common import constraints, storage_policy, utils
 
 utils.set_swift_dir(os.path.dirname(os.path.abspath(__file__)))
 storage_policy.reload_storage_policies()
+constraints.reload_constraints()  # the listing limits of [swift-constraints]
 module = sys.argv.pop(1)
 sys.exit(importlib.import_module(module).main())
 '''
@@ -67,10 +69,14 @@ def _filters(site: Site) -> dict[str, dict]:
 def _write_configs(site: Site, home: Path) -> None:
     """swift.conf and the four servers' configs."""
     if not (home / "swift.conf").exists():  # the hash suffix must never change
+        # A directory keeps its profiles, so the listing limits are known now.
+        paging = {"swift-constraints": {"container_listing_limit": PAGE_SIZE,
+                                        "account_listing_limit": PAGE_SIZE}} if site.paging else {}
         write_ini(home / "swift.conf", {
             "swift-hash": {"swift_hash_path_suffix": secrets.token_hex(8),
                            "swift_hash_path_prefix": secrets.token_hex(8)},
             "storage-policy:0": {"name": "Policy-0", "default": "yes"},
+            **paging,
         })
     node = site.dir(f"{NAME}/node/{DEVICE}").parent
     for kind in STORAGE:

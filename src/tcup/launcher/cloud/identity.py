@@ -8,7 +8,7 @@ import hashlib
 import re
 import tempfile
 from contextlib import contextmanager
-from typing import List
+from typing import List, Optional, Sequence
 from urllib.parse import urlsplit
 
 from tcup.contract import Cloud, Credentials
@@ -134,6 +134,28 @@ def _verify(credentials: Credentials):
         yield f"/proc/self/fd/{file.fileno()}"
 
 
+def untrusted(error: Exception) -> Optional[str]:
+    """Why a TLS handshake failed when the server's certificate was not
+    trusted ("unable to get local issuer certificate"...), else None."""
+    found = re.search(r"certificate verify failed: (.+?)\s*(?:\(_ssl\.c|'\)|$)", str(error))
+    return found.group(1).rstrip(".") if found else None
+
+
+def tls_failure(url: str, service: str, reason: str, credentials: Credentials,
+                also: Sequence[str] = ()) -> BadInput:
+    """One line for a certificate at ``url`` (the ``service`` endpoint) that
+    is not trusted for ``reason``: what the user does about it. ``also``
+    names more services whose certificates are not trusted either."""
+    if "mismatch" in reason.lower():  # "Hostname mismatch", "IP address mismatch"
+        hint = "reach it by a name its certificate names (no CA file can fix this)"
+    elif credentials.cacert:
+        hint = "the CA in OS_CACERT did not sign it: set OS_CACERT to your cloud's CA bundle (a PEM file)"
+    else:
+        hint = "set OS_CACERT to your cloud's CA bundle (a PEM file)"
+    others = f", nor are those of {', '.join(also)}" if also else ""
+    return BadInput(f"the certificate of {url} ({service}) is not trusted ({reason}){others}; {hint}")
+
+
 class Rejected(BadInput):
     """Keystone said no to the secret itself (HTTP 401)."""
 
@@ -168,10 +190,11 @@ def check(credentials: Credentials) -> Cloud:
                     f"{credentials.auth_url} does not speak TLS on that port (it answers in plain HTTP); "
                     "use http:// in OS_AUTH_URL, or Keystone's TLS port"
                 )
-            raise BadInput(
-                f"TLS verification failed for {credentials.auth_url}; set OS_CACERT to your CA's PEM file "
-                "(or OS_INSECURE=true to skip verification)"
-            )
+            reason = untrusted(error)
+            if reason:
+                raise tls_failure(credentials.auth_url, "identity", reason, credentials)
+            raise BadInput(f"the TLS handshake with Keystone at {credentials.auth_url} failed "
+                           f"({type(error).__name__}); check OS_AUTH_URL")
         except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as error:
             reason = "timed out" if isinstance(error, requests.exceptions.Timeout) else "connection failed"
             raise Infrastructure(
