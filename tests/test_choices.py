@@ -4,17 +4,19 @@ image/flavor/network lookups discovery makes and the plan's per-service
 counts; the cleanup's rule is in tests/test_cleanup_rule.py. (The same paths run against the
 whole test cloud in tests/test_cloud_runs.py.)"""
 
+import json
 import subprocess
 import sys
 
 import pytest
 
-from tcup.contract import Cloud, Credentials
+from tcup.contract import Cloud, Credentials, Selection, Settings
 from tcup.launcher.cloud import credentials as credentials_
 from tcup.launcher.cloud import preflight
 from tcup.launcher.errors import BadInput
 from tcup.runner import __main__ as runner_main
 from tcup.runner import discover
+from tcup.runner.errors import InputError
 from tcup.runner import selection
 
 AUTH_URL = "https://keystone.example.com:5000/v3"
@@ -128,3 +130,187 @@ def test_the_plan_counts_tests_per_service_and_the_skips_it_is_sure_of():
     assert plan["tests"] == {"compute": 2, "object_storage": 1, "identity": 1}
     assert plan["skips"] == {"object_storage": {"count": 1, "reason": "the catalog has no swift"}}
     assert plan["services"] == ["keystone", "nova"]
+
+
+# --- the tests' images and flavors: what a member can boot ----------------------
+
+def scs_flavors():
+    """SCS-0103 v1's mandatory flavors as Nova lists them (the scs profile's seed)."""
+    from testcloud import scs
+
+    return [dict(flavor, id=f"id-{flavor['name']}") for flavor in scs.flavors()]
+
+
+def scs_images():
+    from testcloud import scs
+
+    return [dict(image, id=f"id-{image['name']}", status="active") for image in scs.images()]
+
+
+def names(chosen):
+    return {key: (chosen[key] or {}).get("name") for key in ("image", "image_alt", "flavor", "flavor_alt")}
+
+
+def flavor(name, ram, disk, vcpus=1):
+    return {"id": name, "name": name, "ram": ram, "disk": disk, "vcpus": vcpus}
+
+
+def image(name, size=1, min_disk=0, min_ram=0):
+    return {"id": name, "name": name, "size": size, "min_disk": min_disk, "min_ram": min_ram}
+
+
+def test_on_scs_flavors_the_smallest_two_with_a_disk_are_chosen_for_the_smallest_image():
+    chosen = discover.choose_servers(scs_images(), scs_flavors(), {})
+    assert names(chosen) == {"image": "Debian 12", "image_alt": "Ubuntu 24.04",
+                             "flavor": "SCS-2V-4-20s", "flavor_alt": "SCS-4V-16-100s"}
+    assert chosen["why"] == [
+        "image Debian 12: the smallest image a flavor can boot",
+        "image_alt Ubuntu 24.04: the next smallest image",
+        "flavor SCS-2V-4-20s (2 vCPUs, 4 GiB RAM, 20 GB disk): the smallest with a disk >= 8 GiB and "
+        "RAM >= 512 MiB (what Debian 12 and Ubuntu 24.04 need)",
+        "flavor_alt SCS-4V-16-100s (4 vCPUs, 16 GiB RAM, 100 GB disk): the next one",
+        "13 flavors without a disk passed over (a member cannot boot an image on them; name one with --flavor "
+        "to use it)"]
+    assert "advice" not in chosen
+
+
+def test_the_default_clouds_m1_flavors_and_raw_images_are_still_chosen():
+    flavors = [flavor("m1.small", 512, 5), flavor("m1.nano", 128, 1), flavor("m1.micro", 192, 1)]
+    images = [image("tcup-raw-disk-alt", 2 << 20), image("tcup-raw-disk", 1 << 20)]
+    assert names(discover.choose_servers(images, flavors, {})) == {
+        "image": "tcup-raw-disk", "image_alt": "tcup-raw-disk-alt", "flavor": "m1.nano", "flavor_alt": "m1.micro"}
+
+
+def test_a_flavor_below_the_images_min_disk_or_min_ram_is_passed_over():
+    flavors = [flavor("tiny", 256, 5), flavor("lowram", 256, 40), flavor("fits", 1024, 10),
+               flavor("bigger", 2048, 20), flavor("nodisk", 64, 0)]
+    chosen = discover.choose_servers([image("debian", min_disk=8, min_ram=512)], flavors, {})
+    assert names(chosen) == {"image": "debian", "image_alt": "debian", "flavor": "fits", "flavor_alt": "bigger"}
+    assert chosen["why"][1] == "image_alt debian: the same: no other image fits a flavor with it"
+    assert chosen["why"][-1] == "2 flavors with a disk too small for a disk >= 8 GiB and RAM >= 512 MiB " \
+                                "(what debian needs) passed over"
+
+
+def test_an_image_no_flavor_can_boot_is_passed_over_and_the_alternate_must_fit_the_same_flavor():
+    flavors = [flavor("f10", 1024, 10), flavor("f12", 2048, 12)]
+    images = [image("windows", size=1, min_disk=40), image("debian", size=5, min_disk=8),
+              image("ubuntu", size=9, min_disk=10), image("cirros-like", size=7, min_ram=4096)]
+    chosen = discover.choose_servers(images, flavors, {})
+    assert names(chosen) == {"image": "debian", "image_alt": "ubuntu", "flavor": "f10", "flavor_alt": "f12"}
+    # Only a CirrOS is preferred whatever its size, as long as a flavor boots it.
+    with_cirros = images + [image("cirros-0.6.2", size=20)]
+    assert names(discover.choose_servers(with_cirros, flavors, {}))["image"] == "cirros-0.6.2"
+
+
+def test_a_flavor_without_a_disk_is_used_only_when_named():
+    chosen = discover.choose_servers(scs_images(), scs_flavors(), {"flavor": "SCS-1L-1"})
+    assert names(chosen)["flavor"] == "SCS-1L-1" and names(chosen)["flavor_alt"] == "SCS-2V-4-20s"
+    assert chosen["why"][2] == "flavor SCS-1L-1 (1 vCPU, 1 GiB RAM, no disk): named with --flavor"
+    assert chosen["why"][4].startswith("12 flavors without a disk passed over")
+    both = discover.choose_servers(scs_images(), scs_flavors(), {"flavor": "SCS-2V-4-20s", "flavor_alt": "SCS-2V-4"})
+    assert (names(both)["flavor"], names(both)["flavor_alt"]) == ("SCS-2V-4-20s", "SCS-2V-4")
+    alt_only = discover.choose_servers(scs_images(), scs_flavors(), {"flavor_alt": "SCS-2V-4-20s"})
+    assert (names(alt_only)["flavor"], names(alt_only)["flavor_alt"]) == ("SCS-4V-16-100s", "SCS-2V-4-20s")
+
+
+def test_named_images_are_taken_as_named():
+    chosen = discover.choose_servers(scs_images(), scs_flavors(), {"image": "Ubuntu 24.04", "image_alt": "id-Debian 12"})
+    assert names(chosen)["image"] == "Ubuntu 24.04" and names(chosen)["image_alt"] == "Debian 12"
+    assert chosen["why"][:2] == ["image Ubuntu 24.04: named with --image", "image_alt Debian 12: named with --image-alt"]
+
+
+def test_with_one_bootable_flavor_both_are_that_one():
+    flavors = [flavor("SCS-1V-2", 2048, 0), flavor("SCS-2V-4-20s", 4096, 20, vcpus=2)]
+    chosen = discover.choose_servers([image("debian", min_disk=8)], flavors, {})
+    assert (names(chosen)["flavor"], names(chosen)["flavor_alt"]) == ("SCS-2V-4-20s", "SCS-2V-4-20s")
+    assert "flavor_alt SCS-2V-4-20s (2 vCPUs, 4 GiB RAM, 20 GB disk): the same: no other flavor can boot the images" \
+        in chosen["why"]
+
+
+def test_with_no_bootable_flavor_one_line_says_what_to_do():
+    no_disk = [f for f in scs_flavors() if not f["disk"]]
+    chosen = discover.choose_servers(scs_images(), no_disk, {})
+    assert chosen["flavor"] is None and chosen["flavor_alt"] is None
+    assert chosen["advice"] == (
+        "none of the 13 flavors your project can use has a disk, and Nova lets only admins boot a server from an "
+        "image on such a flavor (a member gets 403 \"Only volume-backed servers are allowed\"): ask the cloud's "
+        "operator for a flavor with a disk >= 8 GiB and RAM >= 512 MiB (what Debian 12 needs), "
+        "or name one with --flavor NAME if your project may boot from a flavor without a disk")
+    assert chosen["why"][-1] == chosen["advice"]
+    small = discover.choose_servers([image("big", min_disk=50)], [flavor("f20", 4096, 20), flavor("z", 4096, 0)], {})
+    assert small["advice"] == ("no flavor can boot the tests' image as a member: it takes a disk >= 50 GiB (what big "
+                               "needs), and the flavors with a disk are smaller (f20 (1 vCPU, 4 GiB RAM, 20 GB disk)); "
+                               "name a smaller image with --image, or a flavor with --flavor")
+    # The runner stops before any test with that line.
+    workspace = runner_main.config.Workspace(None, {}, "preprovisioned", 1, {"flavor": None, "advice": small["advice"]})
+    with pytest.raises(InputError) as error:
+        runner_main.check_choices(MEMBER_SETTINGS, workspace, COMPUTE_TESTS, {"nova": True})
+    assert str(error.value) == small["advice"]
+
+
+MEMBER_SETTINGS = Settings(credentials=MAIN, cloud=CLOUD, selection=Selection("x", regex="x"))
+COMPUTE_TESTS = [selection.Test("tempest.api.compute.servers.A.test_a", "tempest.api.compute.servers.A.test_a", None)]
+
+
+def test_a_flavor_the_cloud_lacks_is_refused_with_each_flavors_size():
+    with pytest.raises(discover.Refused) as error:
+        discover.choose_servers(scs_images(), scs_flavors()[:4], {"flavor_alt": "SCS-2V-4-20"})
+    assert str(error.value) == (
+        "--flavor-alt SCS-2V-4-20: the cloud has no flavor with that name or id that you can use (it has: "
+        "SCS-1V-4 (1 vCPU, 4 GiB RAM, no disk), SCS-2V-8 (2 vCPUs, 8 GiB RAM, no disk), "
+        "SCS-4V-16 (4 vCPUs, 16 GiB RAM, no disk), SCS-4V-16-100s (4 vCPUs, 16 GiB RAM, 100 GB disk))")
+    with pytest.raises(discover.Refused) as error:
+        discover.choose_servers(scs_images(), scs_flavors(), {"image_alt": "Ubuntu 22.04"})
+    assert str(error.value) == ("--image-alt Ubuntu 22.04: the cloud has no active image with that name or id that "
+                                "you can use (it has: Debian 12, Ubuntu 24.04)")
+
+
+def test_every_page_of_a_listing_is_read():
+    """Nova's flavors (a link with the next page's marker) and Glance's images (``next``)."""
+    pages = {None: {"flavors": [{"id": "a"}, {"id": "b"}],
+                    "flavors_links": [{"rel": "next", "href": "https://nova/flavors?marker=b"}]},
+             "b": {"flavors": [{"id": "c"}]}}
+    seen = discover.every_page(lambda params: pages[params.get("marker")], "flavors")
+    assert [f["id"] for f in seen] == ["a", "b", "c"]
+    glance = {None: {"images": [{"id": "x"}], "next": "/v2/images?marker=x"}, "x": {"images": [{"id": "y"}]}}
+    assert [i["id"] for i in discover.every_page(lambda p: glance[p.get("marker")], "images")] == ["x", "y"]
+
+
+class Conf(dict):
+    """python-tempestconf's TempestConf, as far as discovery uses it."""
+
+    def __init__(self, **user_set):
+        super().__init__({("compute", key): value for key, value in user_set.items()})
+        self.priority_sectionkeys = set(self)
+
+    def get(self, section, key):
+        return self[(section, key)]
+
+    def set(self, section, key, value, priority=False):
+        if priority or (section, key) not in self.priority_sectionkeys:
+            self[(section, key)] = value
+
+
+def test_discovery_sets_what_it_chose_and_a_flavor_set_with_set_counts_as_named(monkeypatch):
+    monkeypatch.setattr(discover, "choices", {})
+    monkeypatch.setattr(discover, "pending", {"flavors": scs_flavors()})
+    monkeypatch.setenv("TCUP_IMAGE_ALT", "Debian 12")
+    conf = Conf(flavor_ref="id-SCS-1V-2")
+    discover.settle(conf, scs_images())
+    assert {key: value for (_, key), value in conf.items()} == {
+        "flavor_ref": "id-SCS-1V-2", "flavor_ref_alt": "id-SCS-2V-4-20s",
+        "image_ref": "id-Debian 12", "image_ref_alt": "id-Debian 12"}
+    assert discover.choices["flavor"] == {"id": "id-SCS-1V-2", "name": "SCS-1V-2"}
+    why = discover.choices["why"].splitlines()
+    assert why[1] == "image_alt Debian 12: named with --image-alt"
+    assert why[2] == "flavor SCS-1V-2 (1 vCPU, 2 GiB RAM, no disk): named with --set compute.flavor_ref"
+    assert discover.pending == {}
+
+
+def test_a_rerun_repeats_the_second_image_and_flavor_the_user_named():
+    from tcup.contract import Choices
+    from tcup.launcher.results import rerun
+
+    named = Choices(image_alt="Ubuntu 24.04", flavor_alt="SCS-4V-16-100s")
+    recorded = json.loads(json.dumps(rerun.record(Selection("x", regex="x"), None, None, named)))
+    assert rerun.Plan(None, True, recorded, {}, [], None).choices == named

@@ -33,7 +33,6 @@ from .common import (
     free_port, http, port_in_use, proc_stat, run, tail, terminate_group, write_ini,
     write_private,
 )
-from .profiles import PAGE_SIZE
 from .site import Site
 
 VENV = VenvSpec("keystone", "30.0.0", LOCKS_DIR / "keystone.txt")

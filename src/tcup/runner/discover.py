@@ -251,29 +251,13 @@ def guard_rest_clients() -> None:
     rest_client.RestClient.raw_request = read_only_request
 
 
-def every_page(list_page, key: str, next_of) -> list:
-    """A whole listing, page by page (a cloud may cap a page): ``list_page``
-    takes the params of a page, ``next_of`` finds the next page's marker."""
-    items, params = [], {}
-    while True:
-        body = list_page(params)
-        page = body[key]
-        items += page
-        marker = next_of(body) if page else None
-        if not marker or marker == params.get("marker"):
-            return items
-        params = {"marker": marker}
+def every_page(list_page, key: str) -> list:
+    """A whole listing, page by page: a cloud may cap a page (Nova's
+    max_limit, Glance's 25 by default), and what discovery misses it would
+    wrongly call missing."""
+    from tcup.runner import resources
 
-
-def nova_next(body):
-    """Nova names its next page with a link whose marker is the last item's id."""
-    links = body.get("flavors_links") or []
-    return body["flavors"][-1]["id"] if any(link.get("rel") == "next" for link in links) else None
-
-
-def glance_next(body):
-    """Glance says ``next`` (a URL with the marker) while more pages follow."""
-    return body["images"][-1]["id"] if body.get("next") else None
+    return resources.paged(list_page, key)[0]
 
 
 # The flavors python-tempestconf's flavor step listed ("flavors") and its
@@ -322,12 +306,11 @@ def choose_images_and_flavors() -> None:
     from config_tempest.services.services import Services
 
     def create_tempest_flavors(self):
-        pending["flavors"] = every_page(lambda params: self.client.list_flavors(detail=True, **params),
-                                        "flavors", nova_next)
+        pending["flavors"] = every_page(lambda params: self.client.list_flavors(detail=True, **params), "flavors")
         pending["conf"] = self._conf
 
     def create_tempest_images(self, conf, retry_alt=False):
-        images = every_page(lambda params: self.client.list_images(params or None), "images", glance_next)
+        images = every_page(lambda params: self.client.list_images(params or None), "images")
         active = [image for image in images if image.get("status") == "active"]
         if not active:
             LOG.warning("The cloud has no active image; TCUP uploads none.")
@@ -359,7 +342,7 @@ def choose_member_network() -> None:
         project_id = os.environ.get(MEMBER_PROJECT_ID)
         if not project_id:
             return  # an admin: Tempest makes a network per test class
-        networks = [network for network in self.client.list_networks()["networks"]
+        networks = [network for network in every_page(lambda params: self.client.list_networks(**params), "networks")
                     if not network.get("router:external")]
         wanted = os.environ.get(WANTED["network"])
         if wanted:
