@@ -220,7 +220,9 @@ def test_two_runs_with_the_same_account_overlap_and_neither_removes_the_others_r
     admin = Admin(cloud)
     before = admin.resources()
     env = env_for(cloud, "member", tmp_path)
-    first = start_run(pyz, env, tmp_path / "first", "--regex", r"^tempest\.api\.volume")
+    # Not the volume list tests: they assert that a page of the project's
+    # volumes holds only their own, which another run's volumes upset.
+    first = start_run(pyz, env, tmp_path / "first", "--regex", r"^tempest\.api\.volume\.(?!test_volumes_list)")
     wait_for_line(first, r"\[3/\d+\] ")
     second = start_run(pyz, env, tmp_path / "second", "--regex", r"^tempest\.api\.volume\.test_volumes_snapshots")
     _, second_err = finish(second)

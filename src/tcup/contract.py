@@ -250,6 +250,13 @@ class Settings:
 #             command: what to type in that shell to run the selected tests
 #   done      passed, failed, skipped, admin_skipped, duration_seconds
 #   error     kind ("input"|"infra"), message
+def kind_words(kind: str, count: int = 2) -> str:
+    """A resource kind of the ``cleanup`` event as words, for either side to
+    show: "security_groups" -> "security groups" (one: "security group")."""
+    words = kind.replace("_", " ").replace("floatingips", "floating IPs").replace("subnetpools", "subnet pools")
+    return words[:-1] if count == 1 and words.endswith("s") else words
+
+
 EVENTS = ("phase", "selected", "mode", "choices", "plan", "cleanup", "test", "ready", "done", "error")
 # Never masked: a password such as "fail", "done" or "0" must not turn a
 # status, a test's name or uuid, or the JSON itself into "***". At an event's

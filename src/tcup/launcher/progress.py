@@ -43,16 +43,8 @@ def by_kind(entries: list) -> str:
     counts: Dict[str, int] = {}
     for entry in entries:
         counts[entry.get("kind") or "resources"] = counts.get(entry.get("kind") or "resources", 0) + 1
-    return ", ".join(f"{count} {kind_words(kind, count)}"
+    return ", ".join(f"{count} {contract.kind_words(kind, count)}"
                      for kind, count in sorted(counts.items(), key=lambda pair: (-pair[1], pair[0])))
-
-
-def kind_words(kind: str, count: int) -> str:
-    """A kind as words: "security_groups" -> "security groups" (one: "security group")."""
-    words = kind.replace("_", " ").replace("floatingips", "floating IPs").replace("subnetpools", "subnet pools")
-    if count == 1 and words.endswith("s"):
-        words = words[:-1]
-    return words
 
 
 def cleanup_lines(result: dict) -> list:
@@ -79,7 +71,7 @@ def cleanup_lines(result: dict) -> list:
                   for entry in unproven]
     if left and result.get("dry_run"):
         lines.append(f"tcup: would remove {plural(len(left), 'resource')} the run made: {by_kind(left)}")
-        lines += [f"tcup:   {kind_words(entry.get('kind') or '', 1)} {entry.get('id')} {entry.get('name') or ''}".rstrip()
+        lines += [f"tcup:   {contract.kind_words(entry.get('kind') or '', 1)} {entry.get('id')} {entry.get('name') or ''}".rstrip()
                   for entry in left]
     elif left:
         lines.append(f"tcup: warning: {plural(len(left), 'resource')} the tests created could not be removed "

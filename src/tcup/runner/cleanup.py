@@ -38,6 +38,7 @@ import time
 from pathlib import Path
 from typing import Dict, List, Optional
 
+from tcup import contract
 from tcup.runner import records, resources
 
 # Written in the workspace (the process's cwd), in the secret tmpfs.
@@ -82,7 +83,9 @@ def list_kind(kind: resources.Kind, mgr, admin: bool) -> resources.Listing:
     try:
         return kind.list(mgr, admin)
     except Exception as error:  # noqa: BLE001 - a kind these credentials may not list
-        return resources.Listing([], False, f"the listing failed ({type(error).__name__})")
+        if type(error).__name__ == "NotFound":
+            return resources.Listing([], True)  # the cloud has no such API (an extension not loaded)
+        return resources.Listing([], False, f"failed ({type(error).__name__})")
 
 
 def save(admin: bool) -> dict:
@@ -179,16 +182,17 @@ class Cleaner:
 
     def candidates(self, scope: str, mgr, kind: resources.Kind) -> List[dict]:
         before = self.listed_before(scope, kind.name)
-        if before is not None and not before["complete"]:
-            self.note(f"{kind.name}: the listing from before the tests {self.why_incomplete(scope, kind.name)}; "
-                      f"only {kind.name} this run recorded are removed")
         found = list_kind(kind, mgr, self.admin)
         if scope == next(iter(self.scopes)):
             self.seen[kind.name] = []
         self.seen[kind.name] = self.seen.get(kind.name, []) + found.items
-        if not found.complete:
-            self.note(f"{kind.name}: the listing after the tests {found.why or 'was cut short'}; recorded "
-                      f"{kind.name} it did not show are deleted by id")
+        words = contract.kind_words(kind.name)
+        if before is not None and not before["complete"]:
+            self.note(f"{words}: the listing from before the tests {self.why_incomplete(scope, kind.name)}, so only "
+                      f"the {words} this run recorded are removed, by id")
+        elif not found.complete:
+            self.note(f"{words}: the listing {found.why or 'was cut short'}, so the recorded {words} it did not "
+                      "show are removed by id")
         chosen = []
         for item in found.items:
             why = self.evidence.why(kind.name, item, before)
@@ -231,6 +235,7 @@ class Cleaner:
     def why_incomplete(self, scope: str, kind: str) -> str:
         found = (self.state or {}).get(scope, {}).get(kind)
         return found["why"] if found and found.get("why") else "is missing"
+
 
     def note(self, line: str) -> None:
         if line not in self.notes:
