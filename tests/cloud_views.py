@@ -39,6 +39,27 @@ class Admin:
         assert status == 200, f"GET {service}{path}: HTTP {status}"
         return body
 
+    def every(self, service, path, key, token=None) -> list:
+        """Every item of a listing, following its pages (Nova's, Cinder's and
+        Neutron's ``<key>_links``, Glance's ``next``) as the paging profile
+        makes them; Keystone cannot page: a listing it cuts short is looked
+        at through Tempest's names alone (``name__startswith=tempest``)."""
+        url, items = self.endpoints[service] + path, []
+        for _ in range(1000):
+            status, _, body = http("GET", url, token=token or self.token)
+            assert status == 200, f"GET {url}: HTTP {status}"
+            if body.get("truncated"):
+                return self.every(service, path.split("?")[0] + "?name__startswith=tempest", key, token)
+            items += body[key]
+            following = [link["href"] for link in body.get(f"{key}_links") or [] if link.get("rel") == "next"]
+            if body.get("next"):  # Glance: a path from the endpoint's root
+                root = self.endpoints[service].split("/v2")[0]
+                following = [root + body["next"]]
+            if not following or not body[key]:
+                return items
+            url = following[0]
+        raise AssertionError(f"{service}{path}: more than 1000 pages")
+
     def resources(self) -> set:
         """(kind, id, name) of everything a run may create, in every project."""
         found = set()
@@ -62,15 +83,23 @@ class Admin:
             ("flavors", "compute", "/flavors?is_public=None", "flavors"),
         ]
         for kind, service, path, key in lists:
-            for item in self.get(service, path)[key]:
+            for item in self.every(service, path, key):
                 found.add((kind, item["id"], item.get("name") or ""))
-        for user in self.get("identity", "/users")["users"]:
+        for user in self.every("identity", "/users", "users"):
             for pair in self.get("compute", f"/os-keypairs?user_id={user['id']}")["keypairs"]:
                 found.add(("keypairs", user["id"], pair["keypair"]["name"]))
-        status, _, containers = http("GET", self.member_swift + "?format=json", token=self.member_token)
-        assert status in (200, 204)
-        found |= {("containers", c["name"], c["name"]) for c in containers or []}
-        return found
+        return found | self.containers()
+
+    def containers(self) -> set:
+        """The member's Swift containers, page by page (Swift pages by marker)."""
+        found, marker = set(), ""
+        while True:
+            status, _, page = http("GET", f"{self.member_swift}?format=json&marker={marker}", token=self.member_token)
+            assert status in (200, 204)
+            if not page:
+                return found
+            found |= {("containers", c["name"], c["name"]) for c in page}
+            marker = page[-1]["name"]
 
 
 def env_for(cloud, who, tmp_path, **extra):

@@ -45,10 +45,12 @@ class Colleague(Session):
 
     def bootable(self):
         """An image and the smallest flavor a member may boot it on (one with a disk)."""
-        images = self.call("GET", "image", "/v2/images?status=active", 200)["images"]
+        images = self.call("GET", "image", "/v2/images?status=active&visibility=public", 200)["images"]
         image = min(images, key=lambda i: (i.get("min_disk") or 0, i.get("size") or 0))
-        flavors = [f for f in self.call("GET", "compute", "/flavors/detail", 200)["flavors"]
-                   if f["disk"] >= max(1, image.get("min_disk") or 0) and f["ram"] >= (image.get("min_ram") or 0)]
+        # Nova filters by size itself: on a cloud that pages by 5, the flavors
+        # with a disk need not be on the first page of all 15.
+        disk, ram = max(1, image.get("min_disk") or 0), image.get("min_ram") or 0
+        flavors = self.call("GET", "compute", f"/flavors/detail?minDisk={disk}&minRam={ram}", 200)["flavors"]
         return image["id"], min(flavors, key=lambda f: (f["disk"], f["ram"], f["vcpus"]))["id"]
 
     def make(self, tag: str) -> None:
