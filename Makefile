@@ -75,7 +75,7 @@ tour: engine pyz
 
 # Everything, the whole test cloud included (tests/test_cloud*.py start it once).
 test: engine cloud-deps venv
-	TCUP_TEST_CLOUD=1 $(PY) -m pytest
+	TCUP_TEST_CLOUD=1 $(PY) -m pytest --durations=30
 
 # Only the test cloud's tests (docs/TEST-CLOUD.md).
 test-cloud: engine cloud-deps venv
