@@ -148,13 +148,21 @@ class Cleaner:
 
     def run(self) -> dict:
         deadline = time.monotonic() + DEADLINE
+        kinds = self.kinds
         while True:
-            present = self.round()
+            present = self.round(kinds)
+            if not present and kinds != self.kinds:
+                # What was there is gone; one more look at every kind.
+                kinds = self.kinds
+                present = self.round(kinds)
             if not present or self.dry_run or time.monotonic() > deadline:
                 break
             for (kind, _), entry in present.items():
                 self.delete(kind, entry)
             time.sleep(PAUSE)  # deleting is asynchronous: what is gone shows in the next listing
+            # Listing every kind of a large cloud takes a while: the next
+            # rounds look again only at the kinds that had something.
+            kinds = [kind for kind in self.kinds if any(name == kind.name for name, _ in present)]
         removed = [entry for key, entry in self.asked.items() if key not in present]
         return {"removed": [public(entry) for entry in removed], "left": [public(entry) for entry in present.values()],
                 "unproven": [public(entry) for entry in self.unproven()], "notes": self.notes,
@@ -171,11 +179,11 @@ class Cleaner:
                     found.append({**item, "kind": asked["kind"], "why": "asked for by the run; no answer came"})
         return found
 
-    def round(self) -> Dict[tuple, dict]:
-        """What of the run's is there now, by (kind, id)."""
+    def round(self, kinds: List[resources.Kind]) -> Dict[tuple, dict]:
+        """What of the run's is there now, of these kinds, by (kind, id)."""
         present: Dict[tuple, dict] = {}
         for scope, mgr in self.scopes.items():
-            for kind in self.kinds:
+            for kind in kinds:
                 for entry in self.candidates(scope, mgr, kind):
                     present[(kind.name, entry["id"])] = entry
         return present
