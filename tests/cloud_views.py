@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from conftest import base_env
+from testcloud import mariadb
 from testcloud.common import http
 from testcloud.keystone import public_endpoints
 
@@ -18,6 +19,7 @@ class Admin:
     """The admin's view of the whole cloud, by REST: what exists, by kind."""
 
     def __init__(self, cloud):
+        self.site = cloud.site
         self.token, body = cloud.token("admin")
         self.endpoints = public_endpoints(body)
         self.member_token, member_body = cloud.token("member")
@@ -42,14 +44,14 @@ class Admin:
     def every(self, service, path, key, token=None) -> list:
         """Every item of a listing, following its pages (Nova's, Cinder's and
         Neutron's ``<key>_links``, Glance's ``next``) as the paging profile
-        makes them; Keystone cannot page: a listing it cuts short is looked
-        at through Tempest's names alone (``name__startswith=tempest``)."""
+        makes them; Keystone cannot page: a listing it cuts short is read
+        from its database instead."""
         url, items = self.endpoints[service] + path, []
         for _ in range(1000):
             status, _, body = http("GET", url, token=token or self.token)
             assert status == 200, f"GET {url}: HTTP {status}"
             if body.get("truncated"):
-                return self.every(service, path.split("?")[0] + "?name__startswith=tempest", key, token)
+                return self.keystone_rows(key)
             items += body[key]
             following = [link["href"] for link in body.get(f"{key}_links") or [] if link.get("rel") == "next"]
             if body.get("next"):  # Glance: a path from the endpoint's root
@@ -59,6 +61,20 @@ class Admin:
                 return items
             url = following[0]
         raise AssertionError(f"{service}{path}: more than 1000 pages")
+
+    def keystone_rows(self, key) -> list:
+        """Keystone's users, projects, domains or roles from its database:
+        its API cannot page and filters only after cutting a listing short,
+        so on the paging profile the database is the whole view."""
+        sql = {
+            "users": "SELECT u.id, COALESCE(l.name, n.name, '') FROM keystone.user u "
+                     "LEFT JOIN keystone.local_user l ON l.user_id = u.id "
+                     "LEFT JOIN keystone.nonlocal_user n ON n.user_id = u.id",
+            "projects": "SELECT id, name FROM keystone.project WHERE is_domain = 0",
+            "domains": "SELECT id, name FROM keystone.project WHERE is_domain = 1 AND id <> '<<keystone.domain.root>>'",
+            "roles": "SELECT id, name FROM keystone.role",
+        }[key]
+        return [{"id": row[0], "name": row[1]} for row in mariadb.query(self.site, sql)]
 
     def resources(self) -> set:
         """(kind, id, name) of everything a run may create, in every project."""

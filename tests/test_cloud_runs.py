@@ -91,7 +91,9 @@ def test_platform_2020_06_as_member(cloud, pyz, tmp_path):
         assert counts[service]["passed"] >= floor, (service, counts[service])
 
 
-@pytest.mark.parametrize("guideline,floor", [(SCS, SCS_MEMBER_TOTAL_FLOOR), ("2020.06", 200)])
+# SCS-0128 as an admin; 2020.06's list is run as a member above (its own
+# admin run took CI several minutes and showed nothing this one does not).
+@pytest.mark.parametrize("guideline,floor", [(SCS, SCS_MEMBER_TOTAL_FLOOR)])
 def test_admin_run_uses_dynamic_credentials_and_leaves_no_account(cloud, admin, pyz, tmp_path, guideline, floor):
     before = admin.resources()
     env = env_for(cloud, "admin", tmp_path)
@@ -107,27 +109,6 @@ def test_admin_run_uses_dynamic_credentials_and_leaves_no_account(cloud, admin, 
     assert meta["rule"] == ("no-failures" if guideline == SCS else "refstack")
     after = admin.resources()
     assert {kind for kind, _, _ in after - before} == set(), sorted(after - before)[:20]
-
-
-def test_parallel_member_accounts(cloud, admin, pyz, tmp_path):
-    before = admin.resources()
-    env = env_for(cloud, "member", tmp_path)
-    done = run_pyz(pyz, ["--guideline", SCS, "--regex", r"^tempest\.api\.(compute\.servers|volume)",
-                         "--accounts", str(cloud.root / "accounts.yaml"), "--no-upload",
-                         "--output", str(tmp_path / "runs")], env)
-    assert "4 pre-provisioned member accounts (yours and --accounts), concurrency" in done.stderr, done.stderr[-2000:]
-    run_dir = only_run(tmp_path / "runs")
-    counts = per_service(run_dir)
-    record("scs-0128 compute.servers+volume, 4 accounts", run_dir, counts)
-    assert counts["compute"]["passed"] >= 30 and counts["volume"]["passed"] >= 60, counts
-    assert sum(c["failed"] for c in counts.values()) <= 1, counts
-    # A part of SCS-0128 (--regex) is judged by SCS-0128's rule too.
-    assert done.returncode == expected_exit(SCS, counts), done.stdout[-2000:] + done.stderr[-2000:]
-    # The accounts' passwords are secrets like the user's own.
-    passwords = re.findall(r"password: '([^']+)'", (cloud.root / "accounts.yaml").read_text())
-    saved = "".join(path.read_text(errors="replace") for path in run_dir.iterdir() if path.is_file())
-    assert len(passwords) == 3 and not any(p in done.stdout + done.stderr + saved for p in passwords)
-    assert admin.resources() == before
 
 
 def access_log_requests(cloud, offsets) -> list:

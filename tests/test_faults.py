@@ -328,12 +328,12 @@ def test_a_disk_that_fills_while_tests_run_keeps_what_was_written(image, keyston
 @pytest.mark.engine
 @pytest.mark.keystone
 def test_a_disk_that_fills_while_tcup_saves_keeps_the_runners_results(image, keystone, small_disk, tmp_path):
-    # Nine pages: the runner's eight files of a two-test run (the stream,
+    # Ten pages: the runner's nine files of a two-test run (the stream,
     # refstack.json, tests.json, junit.xml, summary.txt, cleanup.json, the
-    # sanitised tempest.conf, versions.json) and the launcher's settings.json
-    # fit; TCUP's own compliance report, summary and run.json do not (each
-    # file takes a page).
-    disk = small_disk(9)
+    # record of what it created, the sanitised tempest.conf, versions.json)
+    # and the launcher's settings.json fit; TCUP's own compliance report,
+    # summary and run.json do not (each file takes a page).
+    disk = small_disk(10)
     done = tcup(["--no-upload", "--output", str(disk), "--regex", TWO_TESTS],
                 openrc(keystone, "admin", tmp_path), timeout=900)
     assert done.returncode == EXIT_INFRA, done.stderr[-3000:]

@@ -72,6 +72,33 @@ def managers(admin: bool) -> dict:
     return found
 
 
+def user_managers(admin: bool, projects: dict) -> dict:
+    """The scopes keypairs are listed and removed in: Nova keeps them per
+    user, and a member sees only their own, so with --accounts each
+    account's user looks at its own (the admin reaches every user's by id).
+    A scope is ``user <id>``, its manager the account's."""
+    if admin:
+        return projects
+    from tempest import clients, config
+    from tempest.common import credentials_factory
+    import yaml
+
+    found = {}
+    for entry in yaml.safe_load(Path(config.CONF.auth.test_accounts_file).read_text()):
+        account = {key: value for key, value in entry.items() if key not in ("roles", "resources")}
+        mgr = clients.Manager(credentials_factory.get_credentials(**account))
+        try:
+            user = mgr.auth_provider.auth_data[1]["user"]["id"]
+        except Exception:  # noqa: BLE001 - an account that cannot log in has nothing to list
+            continue
+        found.setdefault(f"user {user}", mgr)
+    return found
+
+
+def scope_user(scope: str) -> Optional[str]:
+    return scope[len("user "):] if scope.startswith("user ") else None
+
+
 def available() -> Dict[str, bool]:
     from tempest import config
 
@@ -90,14 +117,14 @@ def list_kind(kind: resources.Kind, mgr, admin: bool) -> resources.Listing:
 
 def save(admin: bool) -> dict:
     """What the credentials can see now: {scope: {kind: {"ids", "complete", "why"}}}."""
-    state = {}
-    kinds = resources.kinds(admin, available())
-    for scope, mgr in managers(admin).items():
-        state[scope] = {}
-        for kind in kinds:
+    state: dict = {}
+    projects = managers(admin)
+    users = user_managers(admin, projects)
+    for kind in resources.kinds(admin, available()):
+        for scope, mgr in (users if kind.name == "keypairs" else projects).items():
             found = list_kind(kind, mgr, admin)
-            state[scope][kind.name] = {"ids": sorted({item["id"] for item in found.items}),
-                                       "complete": found.complete, "why": found.why}
+            state.setdefault(scope, {})[kind.name] = {"ids": sorted({item["id"] for item in found.items}),
+                                                      "complete": found.complete, "why": found.why}
     return state
 
 
@@ -134,6 +161,7 @@ class Cleaner:
     def __init__(self, admin: bool, state: Optional[dict], evidence: Evidence, dry_run: bool = False):
         self.admin, self.state, self.evidence, self.dry_run = admin, state, evidence, dry_run
         self.scopes = managers(admin)
+        self.user_scopes = user_managers(admin, self.scopes)
         self.kinds = resources.kinds(admin, available())
         self.asked: Dict[tuple, dict] = {}  # every resource deleting was tried for
         self.notes: List[str] = []
@@ -182,8 +210,9 @@ class Cleaner:
     def round(self, kinds: List[resources.Kind]) -> Dict[tuple, dict]:
         """What of the run's is there now, of these kinds, by (kind, id)."""
         present: Dict[tuple, dict] = {}
-        for scope, mgr in self.scopes.items():
-            for kind in kinds:
+        for kind in kinds:
+            self.seen[kind.name] = []
+            for scope, mgr in (self.user_scopes if kind.name == "keypairs" else self.scopes).items():
                 for entry in self.candidates(scope, mgr, kind):
                     present[(kind.name, entry["id"])] = entry
         return present
@@ -191,9 +220,7 @@ class Cleaner:
     def candidates(self, scope: str, mgr, kind: resources.Kind) -> List[dict]:
         before = self.listed_before(scope, kind.name)
         found = list_kind(kind, mgr, self.admin)
-        if scope == next(iter(self.scopes)):
-            self.seen[kind.name] = []
-        self.seen[kind.name] = self.seen.get(kind.name, []) + found.items
+        self.seen[kind.name] += found.items
         words = contract.kind_words(kind.name)
         if before is not None and not before["complete"]:
             self.note(f"{words}: the listing from before the tests {self.why_incomplete(scope, kind.name)}, so only "
@@ -202,11 +229,18 @@ class Cleaner:
             self.note(f"{words}: the listing {found.why or 'was cut short'}, so the recorded {words} it did not "
                       "show are removed by id")
         chosen = []
+        user = scope_user(scope)
         for item in found.items:
             why = self.evidence.why(kind.name, item, before)
+            if why and user:
+                # A member's own keypair: recorded as theirs (a name alone
+                # is not enough: another account may use the same one).
+                recorded = self.evidence.recorded.ids(kind.name).get(item["id"], {}).get("user")
+                why = why if recorded in (None, user) else None
+                item = {**item, "user": None}
             if why:
                 chosen.append({**item, "kind": kind.name, "why": why, "scope": scope, "mgr": mgr})
-        if not found.complete or kind.name == "keypairs":
+        if not found.complete or (kind.name == "keypairs" and not user):
             # Nova lists only the caller's keypairs: a dynamic user's is
             # known from its record alone.
             chosen += self.unlisted(scope, mgr, kind, {item["id"] for item in found.items}, before)
@@ -216,11 +250,15 @@ class Cleaner:
         """Recorded resources a cut-short listing did not show: deleting by id
         says whether they are still there (gone: not found)."""
         entries = []
+        user = scope_user(scope)
         for key, record in self.evidence.recorded.ids(kind.name).items():
             if key in listed or (before and before["complete"] and key in before["ids"]):
                 continue
+            if user and record.get("user") not in (None, user):
+                continue  # another account's: its own scope looks at it
             entry = {"id": key, "name": record.get("name") or "", "project": record.get("project"),
-                     "user": record.get("user"), "kind": kind.name, "why": "recorded", "scope": scope, "mgr": mgr}
+                     "user": None if user else record.get("user"), "kind": kind.name, "why": "recorded",
+                     "scope": scope, "mgr": mgr}
             if self.dry_run or self.delete(kind, entry, quiet_if_gone=True):
                 entries.append(entry)
         return entries
