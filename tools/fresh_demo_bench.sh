@@ -4,8 +4,8 @@
 # the seconds since the start; the total at the end.
 #
 #   bash tools/fresh_demo_bench.sh                   caches empty; engine and Debian packages as they are
-#   bash tools/fresh_demo_bench.sh --as-new-machine  also no engine: dockerd stopped, docker.io,
-#        debootstrap, MariaDB, RabbitMQ and qemu-utils removed, /var/lib/docker moved aside (every
+#   bash tools/fresh_demo_bench.sh --as-new-machine  also no engine: dockerd stopped, docker.io (containerd, runc, tini),
+#        debootstrap, MariaDB (server and core), RabbitMQ, qemu-utils and HAProxy removed, /var/lib/docker moved aside (every
 #        image with it); afterwards the new engine is stopped and the old /var/lib/docker put back.
 #        Only when nothing else uses the engine or those packages. As root, on Debian.
 set -euo pipefail
@@ -38,7 +38,7 @@ if [ "$new_machine" = "--as-new-machine" ]; then
     echo "fresh-demo: stopping dockerd, removing docker.io, debootstrap and the test cloud's back ends"
     trap restore_engine EXIT
     stop_dockerd
-    DEBIAN_FRONTEND=noninteractive apt-get remove -y -qq docker.io debootstrap mariadb-server rabbitmq-server qemu-utils >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get remove -y -qq docker.io containerd runc tini debootstrap mariadb-server mariadb-server-core rabbitmq-server qemu-utils haproxy >/dev/null
     mv /var/lib/docker "$saved"
 fi
 
