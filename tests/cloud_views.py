@@ -27,9 +27,14 @@ class Admin:
         self.member_swift = public_endpoints(member_body)["object-store"]
 
     def delete(self, kind, key, timeout=180):
-        """Remove one server, volume or network by hand, as a user would, and wait until it is gone."""
-        service, path = {"servers": ("compute", "/servers/"), "volumes": ("volumev3", "/volumes/"),
-                         "networks": ("network", "/v2.0/networks/")}[kind]
+        """Remove one resource by hand, as a user would, and wait until it is gone."""
+        service, path = {"servers": ("compute", "/servers/"), "server_groups": ("compute", "/os-server-groups/"),
+                         "volumes": ("volumev3", "/volumes/"), "snapshots": ("volumev3", "/snapshots/"),
+                         "networks": ("network", "/v2.0/networks/"), "subnets": ("network", "/v2.0/subnets/"),
+                         "ports": ("network", "/v2.0/ports/"), "routers": ("network", "/v2.0/routers/"),
+                         "security_groups": ("network", "/v2.0/security-groups/"),
+                         "images": ("image", "/v2/images/"), "projects": ("identity", "/projects/"),
+                         "users": ("identity", "/users/")}[kind]
         http("DELETE", self.endpoints[service] + path + key, token=self.token)
         deadline = time.monotonic() + timeout
         while http("GET", self.endpoints[service] + path + key, token=self.token)[0] != 404:
@@ -189,3 +194,19 @@ def wait_for_line(process, pattern, timeout=900) -> list:
         if re.search(pattern, line):
             return lines
     raise AssertionError(f"no line matching {pattern!r}: {''.join(lines)[-2000:]}")
+
+
+def settle_unproven(admin, before: set, run_dir: Path, err: str, theirs: frozenset = frozenset()) -> None:
+    """After an interrupted run: what is in the cloud that was not before
+    (but for ``theirs``, other people's) is exactly what cleanup.json calls
+    unproven (a create request the interrupt cut off before its answer may
+    have made something with no recorded id: shown with its command, never
+    removed); the user removes those by hand, and then the cloud is as it was."""
+    unproven = json.loads((run_dir / "cleanup.json").read_text())["unproven"]
+    extra = admin.resources() - before - set(theirs)
+    assert {(kind, key) for kind, key, _ in extra} == {(entry["kind"], entry["id"]) for entry in unproven}, \
+        (sorted(extra), unproven)
+    for entry in unproven:
+        assert entry["remove_with"] in err, err[-3000:]
+        admin.delete(entry["kind"], entry["id"])
+    assert admin.resources() - before == set(theirs)
