@@ -3,6 +3,7 @@ Keystone, the pyz), each started once per session and cleaned up after."""
 
 import json
 import os
+import signal
 import secrets
 import shutil
 import subprocess
@@ -87,6 +88,15 @@ def engine():
         _unavailable(f"no Docker engine: {error}")
     yield client
     client.close()
+
+
+def as_a_terminal_starts_it() -> None:
+    """Signals as a user's terminal leaves them for TCUP: a shell starts
+    background jobs with SIGINT ignored and `nohup` ignores SIGHUP, and
+    children keep that (TCUP keeps an ignored SIGHUP ignored, as nohup asks),
+    so a test that sends them starts TCUP with both at their defaults."""
+    for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
+        signal.signal(number, signal.SIG_DFL)
 
 
 def base_env(tmp: Path) -> dict:

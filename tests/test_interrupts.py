@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CONTAINER_LABEL, ContainerWatch, openrc
+from conftest import CONTAINER_LABEL, ContainerWatch, as_a_terminal_starts_it, openrc
 
 pytestmark = [pytest.mark.engine, pytest.mark.keystone]
 
@@ -113,11 +113,9 @@ class Launched:
         command = [sys.executable, "-m", "tcup"] + list(args)
         self.stdout_path = cwd / "stdout.txt"
         with open(self.stdout_path, "w") as stdout:
-            # A shell starts background jobs with SIGINT ignored, and children
-            # keep that; a user's terminal does not, so neither does TCUP here.
             self.process = subprocess.Popen(
                 command, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=stdout, stderr=subprocess.PIPE,
-                text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                text=True, preexec_fn=as_a_terminal_starts_it)
         self.lines = []
         self._more = threading.Condition()
         self._reader = threading.Thread(target=self._read, daemon=True)

@@ -41,7 +41,7 @@ from urllib.parse import quote, urlsplit
 
 import pytest
 
-from conftest import CONTAINER_LABEL, ROOT, ContainerWatch, _unavailable, base_env
+from conftest import CONTAINER_LABEL, ROOT, ContainerWatch, _unavailable, as_a_terminal_starts_it, base_env
 from tcup.masking import spellings
 
 pytestmark = [pytest.mark.engine, pytest.mark.keystone]
@@ -367,16 +367,15 @@ class Launch:
             if self.pid == 0:
                 try:
                     os.chdir(cwd)
+                    as_a_terminal_starts_it()
                     os.execve(argv[0], argv, env)
                 finally:
                     os._exit(127)
             self._readers = [self._read(lambda: os.read(self.fd, 65536), self.screen)]
         else:
-            # A shell starts background jobs with SIGINT ignored, and children
-            # keep that; a user's terminal does not, so neither does this one.
             self.process = subprocess.Popen(
                 argv, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                preexec_fn=as_a_terminal_starts_it)
             self.pid = self.process.pid
             self._readers = [self._read(lambda: self.process.stdout.read1(65536), self.out),
                              self._read(lambda: self.process.stderr.read1(65536), self.err)]

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ADMIN_CANARY, MEMBER_CANARY, only_run, openrc, tcup
+from conftest import ADMIN_CANARY, MEMBER_CANARY, as_a_terminal_starts_it, only_run, openrc, tcup
 
 pytestmark = [pytest.mark.engine, pytest.mark.keystone]
 
@@ -168,12 +168,7 @@ def _start(args, env, tmp_path):
     # that; a user's terminal does not, so neither does this launcher.
     return subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True,
-                            preexec_fn=_as_a_terminal_starts_it)
-
-
-def _as_a_terminal_starts_it():
-    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
-        signal.signal(signum, signal.SIG_DFL)
+                            preexec_fn=as_a_terminal_starts_it)
 
 
 def _wait_for(process, pattern, timeout=300):
