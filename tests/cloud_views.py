@@ -196,6 +196,11 @@ def wait_for_line(process, pattern, timeout=900) -> list:
     raise AssertionError(f"no line matching {pattern!r}: {''.join(lines)[-2000:]}")
 
 
+def four_accounts(cloud) -> list:
+    """A member's run with the cloud's four accounts at four workers, as make demo runs."""
+    return ["--accounts", str(cloud.root / "accounts.yaml"), "--concurrency", "4"]
+
+
 def settle_unproven(admin, before: set, run_dir: Path, err: str, theirs: frozenset = frozenset()) -> None:
     """After an interrupted run: what is in the cloud that was not before
     (but for ``theirs``, other people's) is exactly what cleanup.json calls

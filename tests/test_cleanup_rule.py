@@ -114,6 +114,21 @@ def test_a_member_run_has_no_dynamic_projects_to_go_by():
     assert evidence(admin=False).why("ports", {"id": "p", "project": "dyn-project"}, COMPLETE) is None
 
 
+def test_a_member_account_removes_only_the_keypairs_recorded_as_its_users():
+    recorded = records.Recorded()
+    recorded.add({"kind": "keypairs", "id": "tempest-key-1", "name": "tempest-key-1", "user": "user-a"})
+    recorded.add({"kind": "keypairs", "id": "tempest-key-2", "name": "tempest-key-2"})  # Tempest's record: no user
+    member = Evidence(recorded, admin=False)
+    listed = {"id": "tempest-key-1", "name": "tempest-key-1"}
+    assert member.why("keypairs", listed, COMPLETE, "user-a") == "recorded"
+    # user-b has a keypair of the same name: another user's, not this run's
+    assert member.why("keypairs", listed, COMPLETE, "user-b") is None
+    assert member.another_users("keypairs", "tempest-key-1", "user-b")
+    assert not member.another_users("keypairs", "tempest-key-2", "user-b")
+    # the admin reaches every user's by id: no account of its own to match
+    assert not member.another_users("keypairs", "tempest-key-1", None)
+
+
 def pages(items, size, style):
     """A fake API answering pages of ``size`` items in the given paging style."""
     def fetch(query):

@@ -20,7 +20,8 @@ import subprocess
 
 import pytest
 
-from cloud_views import Admin, env_for, per_service, record, run_pyz, settle_unproven, wait_for_line
+from cloud_views import (Admin, env_for, four_accounts, per_service, record, run_pyz, settle_unproven,
+                         wait_for_line)
 from conftest import only_run
 
 from testcloud.common import http
@@ -44,10 +45,6 @@ def expected_exit(guideline: str, counts: dict) -> int:
     failed = sum(c["failed"] for c in counts.values())
     skipped = sum(c["skipped"] for c in counts.values())
     return 1 if failed else 0 if guideline == SCS or not skipped else 5
-
-
-def four_accounts(cloud) -> list:
-    return ["--accounts", str(cloud.root / "accounts.yaml"), "--concurrency", "4"]
 
 
 @pytest.fixture(scope="module")

@@ -20,8 +20,8 @@ import re
 
 import pytest
 
+from cloud_views import env_for, four_accounts, per_service, record, run_pyz
 from conftest import only_run
-from test_cloud_runs import env_for, per_service, record, run_pyz
 
 pytestmark = pytest.mark.cloud
 
@@ -85,8 +85,8 @@ def test_named_second_image_and_flavor_are_used_and_a_wrong_one_is_refused_with_
 
 def test_scs0128_as_a_member_fails_no_test(operator_cloud, pyz, tmp_path):
     env = env_for(operator_cloud, "member", tmp_path)
-    done = run_pyz(pyz, ["--guideline", SCS, "--no-upload", "--accounts", str(operator_cloud.root / "accounts.yaml"),
-                         "--concurrency", "4", "--output", str(tmp_path / "runs")], env)
+    done = run_pyz(pyz, ["--guideline", SCS, "--no-upload", *four_accounts(operator_cloud),
+                         "--output", str(tmp_path / "runs")], env)
     assert "4 pre-provisioned member accounts (yours and --accounts), concurrency 4" in done.stderr, \
         done.stderr[-2000:]
     run_dir = only_run(tmp_path / "runs")

@@ -51,51 +51,44 @@ PAUSE = 3
 SERVICES = ("nova", "cinder", "neutron", "glance", "swift")
 
 
-def managers(admin: bool) -> dict:
+class Scopes:
     """Tempest's clients for the run's own credentials, by the scope they
-    see: the admin sees every project (its listings ask for all of them);
-    each member account sees its own project (with --accounts, the tests'
-    resources are spread over all of them), one account per project."""
-    from tempest import clients, config
-    from tempest.common import credentials_factory
+    see. The admin sees every project (its listings ask for all of them)
+    and reaches every user's keypairs by id. A member's accounts each see
+    their own project (with --accounts, the tests' resources are spread
+    over all of them): one account per project. Keypairs Nova keeps per
+    user, and a member lists only their own: those are looked at as each
+    account's user, in scopes named ``user <id>``."""
 
-    if admin:
-        return {"admin": clients.Manager(credentials_factory.get_configured_admin_credentials())}
-    import yaml
+    def __init__(self, admin: bool):
+        from tempest import clients, config
+        from tempest.common import credentials_factory
 
-    found = {}
-    for entry in yaml.safe_load(Path(config.CONF.auth.test_accounts_file).read_text()):
-        account = {key: value for key, value in entry.items() if key not in ("roles", "resources")}
-        scope = account.get("project_id") or f"{account.get('project_domain_name')}/{account.get('project_name')}"
-        if scope not in found:
-            found[scope] = clients.Manager(credentials_factory.get_credentials(**account))
-    return found
+        if admin:
+            self.projects = {"admin": clients.Manager(credentials_factory.get_configured_admin_credentials())}
+            self.users = self.projects
+            return
+        import yaml
 
+        self.projects, self.users = {}, {}
+        for entry in yaml.safe_load(Path(config.CONF.auth.test_accounts_file).read_text()):
+            account = {key: value for key, value in entry.items() if key not in ("roles", "resources")}
+            mgr = clients.Manager(credentials_factory.get_credentials(**account))
+            scope = account.get("project_id") or f"{account.get('project_domain_name')}/{account.get('project_name')}"
+            self.projects.setdefault(scope, mgr)
+            try:
+                user = mgr.auth_provider.auth_data[1]["user"]["id"]
+            except Exception:  # noqa: BLE001 - an account that cannot log in has no keypairs to list
+                continue
+            self.users.setdefault(f"user {user}", mgr)
 
-def user_managers(admin: bool, projects: dict) -> dict:
-    """The scopes keypairs are listed and removed in: Nova keeps them per
-    user, and a member sees only their own, so with --accounts each
-    account's user looks at its own (the admin reaches every user's by id).
-    A scope is ``user <id>``, its manager the account's."""
-    if admin:
-        return projects
-    from tempest import clients, config
-    from tempest.common import credentials_factory
-    import yaml
-
-    found = {}
-    for entry in yaml.safe_load(Path(config.CONF.auth.test_accounts_file).read_text()):
-        account = {key: value for key, value in entry.items() if key not in ("roles", "resources")}
-        mgr = clients.Manager(credentials_factory.get_credentials(**account))
-        try:
-            user = mgr.auth_provider.auth_data[1]["user"]["id"]
-        except Exception:  # noqa: BLE001 - an account that cannot log in has nothing to list
-            continue
-        found.setdefault(f"user {user}", mgr)
-    return found
+    def of(self, kind: str) -> dict:
+        """{scope: manager} that ``kind`` is listed and removed in."""
+        return self.users if kind == "keypairs" else self.projects
 
 
 def scope_user(scope: str) -> Optional[str]:
+    """The user a ``user <id>`` scope is, or None for a project's or the admin's."""
     return scope[len("user "):] if scope.startswith("user ") else None
 
 
@@ -118,10 +111,9 @@ def list_kind(kind: resources.Kind, mgr, admin: bool) -> resources.Listing:
 def save(admin: bool) -> dict:
     """What the credentials can see now: {scope: {kind: {"ids", "complete", "why"}}}."""
     state: dict = {}
-    projects = managers(admin)
-    users = user_managers(admin, projects)
+    scopes = Scopes(admin)
     for kind in resources.kinds(admin, available()):
-        for scope, mgr in (users if kind.name == "keypairs" else projects).items():
+        for scope, mgr in scopes.of(kind.name).items():
             found = list_kind(kind, mgr, admin)
             state.setdefault(scope, {})[kind.name] = {"ids": sorted({item["id"] for item in found.items}),
                                                       "complete": found.complete, "why": found.why}
@@ -137,15 +129,16 @@ class Evidence:
         self.projects = set(recorded.ids("projects")) if admin else set()
         self.users = set(recorded.ids("users")) if admin else set()
 
-    def why(self, kind: str, item: dict, before: Optional[dict]) -> Optional[str]:
+    def why(self, kind: str, item: dict, before: Optional[dict], user: Optional[str] = None) -> Optional[str]:
         """Why ``item`` is the run's to remove, or None. ``before``: the
         kind's listing from before the run (None: there is none, as for
         `tcup cleanup`); a kind whose listing was not complete is removed
-        by record alone."""
+        by record alone. ``user``: the member account whose own keypairs
+        ``item`` is one of."""
         if before is not None and before["complete"] and item["id"] in before["ids"]:
             return None  # it was there before the run, whatever the record says
         if item["id"] in self.recorded.ids(kind):
-            return "recorded"
+            return None if self.another_users(kind, item["id"], user) else "recorded"
         if before is not None and not before["complete"]:
             return None
         if item.get("project") in self.projects and kind != "projects":
@@ -154,14 +147,19 @@ class Evidence:
             return "of a user this run made"
         return None
 
+    def another_users(self, kind: str, key: str, user: Optional[str]) -> bool:
+        """Whether the record of ``key`` is another account's keypair: a
+        name alone is not enough, as two users may have the same one."""
+        recorded = self.recorded.ids(kind).get(key, {}).get("user")
+        return bool(user) and recorded not in (None, user)
+
 
 class Cleaner:
     """Rounds of listing and deleting what this run made, in every scope."""
 
     def __init__(self, admin: bool, state: Optional[dict], evidence: Evidence, dry_run: bool = False):
         self.admin, self.state, self.evidence, self.dry_run = admin, state, evidence, dry_run
-        self.scopes = managers(admin)
-        self.user_scopes = user_managers(admin, self.scopes)
+        self.scopes = Scopes(admin)
         self.kinds = resources.kinds(admin, available())
         self.asked: Dict[tuple, dict] = {}  # every resource deleting was tried for
         self.notes: List[str] = []
@@ -212,7 +210,7 @@ class Cleaner:
         present: Dict[tuple, dict] = {}
         for kind in kinds:
             self.seen[kind.name] = []
-            for scope, mgr in (self.user_scopes if kind.name == "keypairs" else self.scopes).items():
+            for scope, mgr in self.scopes.of(kind.name).items():
                 for entry in self.candidates(scope, mgr, kind):
                     present[(kind.name, entry["id"])] = entry
         return present
@@ -231,15 +229,12 @@ class Cleaner:
         chosen = []
         user = scope_user(scope)
         for item in found.items:
-            why = self.evidence.why(kind.name, item, before)
-            if why and user:
-                # A member's own keypair: recorded as theirs (a name alone
-                # is not enough: another account may use the same one).
-                recorded = self.evidence.recorded.ids(kind.name).get(item["id"], {}).get("user")
-                why = why if recorded in (None, user) else None
-                item = {**item, "user": None}
+            why = self.evidence.why(kind.name, item, before, user)
             if why:
-                chosen.append({**item, "kind": kind.name, "why": why, "scope": scope, "mgr": mgr})
+                entry = {**item, "kind": kind.name, "why": why, "scope": scope, "mgr": mgr}
+                if user:
+                    entry["user"] = None  # a user's own keypair goes as that user's, not by user id
+                chosen.append(entry)
         if not found.complete or (kind.name == "keypairs" and not user):
             # Nova lists only the caller's keypairs: a dynamic user's is
             # known from its record alone.
@@ -254,8 +249,8 @@ class Cleaner:
         for key, record in self.evidence.recorded.ids(kind.name).items():
             if key in listed or (before and before["complete"] and key in before["ids"]):
                 continue
-            if user and record.get("user") not in (None, user):
-                continue  # another account's: its own scope looks at it
+            if self.evidence.another_users(kind.name, key, user):
+                continue  # its own account's scope looks at it
             entry = {"id": key, "name": record.get("name") or "", "project": record.get("project"),
                      "user": None if user else record.get("user"), "kind": kind.name, "why": "recorded",
                      "scope": scope, "mgr": mgr}
