@@ -138,6 +138,12 @@ cgroup_manager = "cgroupfs"
 events_logger = "file"
 EOF
 )
+# Some machines mount cgroup v1 with a cgroup2 tree beside it that holds a controller (hugetlb, seen
+# here): crun then refuses every container ("cgroups in hybrid mode not supported"); runc copes.
+if [ -n "$(cat /sys/fs/cgroup/unified/cgroup.controllers 2>/dev/null)" ]; then
+    command -v runc >/dev/null || { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq runc >/dev/null; }
+    ovr_engine+=$'\n# TCUP CI: cgroup v1 with a cgroup2 tree that holds controllers, which crun refuses (hybrid mode).\nruntime = "runc"'
+fi
 install -d -m 0755 "$CONF_DIR"
 {
     echo "# TCUP CI only: written by .ci/podman.sh for its Podman services (CONTAINERS_CONF);"
@@ -147,7 +153,7 @@ install -d -m 0755 "$CONF_DIR"
     OVR_containers=$ovr_containers OVR_network=$ovr_network OVR_engine=$ovr_engine awk '
         /^[[:space:]]*(#|$)/ { next }
         skip { if ($0 ~ /\]/) skip = 0; next }
-        /^[[:space:]]*(default_ulimits|network_backend|cgroup_manager|events_logger)[[:space:]]*=/ {
+        /^[[:space:]]*(default_ulimits|network_backend|cgroup_manager|events_logger|runtime)[[:space:]]*=/ {
             if ($0 ~ /\[/ && $0 !~ /\]/) skip = 1
             next
         }

@@ -437,6 +437,15 @@ def test_an_engine_refusing_to_start_the_container_leaves_none_behind():
     assert engine.api.calls[-2:] == ["stop", "remove_container"]
 
 
+def test_crun_refusing_a_hybrid_cgroup_host_names_runc():
+    """Seen in CI: cgroup v1 with a cgroup2 tree that holds a controller."""
+    said = container_.refusal(RefusingEngine("attach"), "attach to the run's container", api_error(
+        "preparing container 9b4b for attach: crun: cgroups in hybrid mode not supported, drop all controllers "
+        "from cgroupv2: OCI runtime error"))
+    assert said.endswith('; Podman\'s runtime crun cannot use this host\'s mix of cgroup v1 and v2; use runc instead: '
+                         'set runtime = "runc" under [engine] in containers.conf (and install the runc package)')
+
+
 def test_an_engine_error_that_escapes_is_one_line_at_the_command_line(monkeypatch, capsys):
     """The net under every engine_request: whatever the engine says reaches
     the user as one line, exit 3."""

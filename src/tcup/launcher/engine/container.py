@@ -254,6 +254,9 @@ REFUSAL_HINTS = (
     (("container-init binary not found", "catatonit"),
      "Podman runs TCUP's container with an init process (--init) and needs its helper for that: install the "
      "catatonit package (e.g. `sudo apt-get install catatonit`; Debian only recommends it)"),
+    (("cgroups in hybrid mode not supported",),
+     "Podman's runtime crun cannot use this host's mix of cgroup v1 and v2; use runc instead: set "
+     "runtime = \"runc\" under [engine] in containers.conf (and install the runc package)"),
     (("no space left on device",), "the engine's disk is full; free space (e.g. `docker system prune`)"),
     (("no such image", "image not known"), "the image went away while TCUP used it; run TCUP again to build it"),
 )
