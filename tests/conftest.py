@@ -31,6 +31,7 @@ from tcup.launcher.entry import use_machine_packages
 use_machine_packages()
 import docker, requests, keyring, yaml, secretstorage, cryptography.hazmat.primitives.asymmetric.rsa, bcrypt, _cffi_backend
 import tcup.launcher.launch, tcup.launcher.upload.refstack, tcup.launcher.upload.signing, tcup.launcher.engine.container
+import tcup.launcher.upload.command, tcup.launcher.engine.connection, tcup.launcher.results.finish, tcup.launcher.plan
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 rsa.generate_private_key(65537, 2048).sign(b'body', padding.PKCS1v15(), hashes.SHA256())

@@ -8,7 +8,8 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO / "src") not in sys.path:
     sys.path.insert(0, str(REPO / "src"))
 
-from tcup.launcher import guideline, rules
+from tcup.launcher import guideline
+from tcup.launcher.results import verdict as rules
 from tcup.launcher.results import compliance  # noqa: E402
 
 DATA = REPO / "tests" / "data" / "interop"

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from tcup.launcher.engine import connection
 from tcup.launcher.engine import container as container_
 from tcup.launcher.engine import image as image_
 from tcup.launcher.errors import BadInput, Infrastructure
@@ -42,26 +43,26 @@ def no_engine_env(monkeypatch, tmp_path):
     for name in ("DOCKER_HOST", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "run"))
-    monkeypatch.setattr(container_, "DOCKER_SOCKET", str(tmp_path / "docker.sock"))
-    monkeypatch.setattr(container_, "PODMAN_SOCKETS", (str(tmp_path / "rootful.sock"), "{runtime}/podman/podman.sock"))
+    monkeypatch.setattr(connection, "DOCKER_SOCKET", str(tmp_path / "docker.sock"))
+    monkeypatch.setattr(connection, "PODMAN_SOCKETS", (str(tmp_path / "rootful.sock"), "{runtime}/podman/podman.sock"))
     return tmp_path
 
 
 def test_docker_host_comes_first(no_engine_env, monkeypatch):
     monkeypatch.setenv("DOCKER_HOST", "unix:///somewhere/else.sock")
     (no_engine_env / "docker.sock").touch()
-    assert container_.find_host() == "unix:///somewhere/else.sock"
+    assert connection.find_host() == "unix:///somewhere/else.sock"
 
 
 def test_then_docker_then_rootful_then_rootless_podman(no_engine_env):
     rootless = no_engine_env / "run" / "podman" / "podman.sock"
     rootless.parent.mkdir(parents=True)
     rootless.touch()
-    assert container_.find_host() == f"unix://{rootless}"
+    assert connection.find_host() == f"unix://{rootless}"
     (no_engine_env / "rootful.sock").touch()
-    assert container_.find_host() == f"unix://{no_engine_env}/rootful.sock"
+    assert connection.find_host() == f"unix://{no_engine_env}/rootful.sock"
     (no_engine_env / "docker.sock").touch()
-    assert container_.find_host() == f"unix://{no_engine_env}/docker.sock"
+    assert connection.find_host() == f"unix://{no_engine_env}/docker.sock"
 
 
 def test_a_socket_this_user_may_not_use_is_passed_over():
@@ -80,10 +81,10 @@ def test_a_socket_this_user_may_not_use_is_passed_over():
             (place / name).touch()
             (place / name).chmod(mode)  # whatever the umask
         find = ("import sys; sys.path.insert(0, sys.argv[1])\n"
-                "from tcup.launcher.engine import container\n"
-                "container.DOCKER_SOCKET = sys.argv[2] + '/docker.sock'\n"
-                "container.PODMAN_SOCKETS = (sys.argv[2] + '/rootful.sock',)\n"
-                "print(container.find_host())\n")
+                "from tcup.launcher.engine import connection\n"
+                "connection.DOCKER_SOCKET = sys.argv[2] + '/docker.sock'\n"
+                "connection.PODMAN_SOCKETS = (sys.argv[2] + '/rootful.sock',)\n"
+                "print(connection.find_host())\n")
         done = as_ordinary_user([sys.executable, "-c", find, str(ROOT / "src"), str(place)],
                                 env={"PATH": "/usr/bin:/bin", "XDG_RUNTIME_DIR": str(place)}, timeout=60)
         assert done.returncode == 0, done.stderr
@@ -94,7 +95,7 @@ def test_a_socket_this_user_may_not_use_is_passed_over():
 
 def test_no_engine_says_how_to_get_one(no_engine_env):
     with pytest.raises(Infrastructure, match="no container engine found.*podman.socket"):
-        container_.find_host()
+        connection.find_host()
 
 
 # Every spelling the docker SDK reads as plain HTTP to another machine.
@@ -108,14 +109,14 @@ CLEAR_TEXT_HOSTS = ["tcp://cloud-ci.example.com:2375", "tcp://10.0.0.5:2375", "h
 def test_a_network_engine_without_tls_is_refused(no_engine_env, monkeypatch, host):
     monkeypatch.setenv("DOCKER_HOST", host)
     with pytest.raises(BadInput, match="without verified TLS.*DOCKER_TLS_VERIFY"):
-        container_.find_host()
+        connection.find_host()
     monkeypatch.setenv("DOCKER_TLS_VERIFY", "")  # the SDK's "no"
     with pytest.raises(BadInput, match="without verified TLS"):
-        container_.find_host()
+        connection.find_host()
     monkeypatch.delenv("DOCKER_TLS_VERIFY")
     monkeypatch.setenv("DOCKER_CERT_PATH", str(no_engine_env))  # TLS, but nothing verified
     with pytest.raises(BadInput, match="without verified TLS"):
-        container_.find_host()
+        connection.find_host()
 
 
 @pytest.mark.parametrize("host", ["tcp://127.0.0.1:2375", "tcp://127.3.2.1:2375", "127.0.0.1:2375",
@@ -123,21 +124,21 @@ def test_a_network_engine_without_tls_is_refused(no_engine_env, monkeypatch, hos
                                   "ssh://engine@engine.example.com", "https://engine.example.com:2376"])
 def test_a_network_engine_with_tls_or_on_loopback_is_taken(no_engine_env, monkeypatch, host):
     monkeypatch.setenv("DOCKER_HOST", host)
-    assert container_.find_host() == host
+    assert connection.find_host() == host
 
 
 def test_verified_tls_makes_any_network_engine_fine(no_engine_env, monkeypatch):
     monkeypatch.setenv("DOCKER_TLS_VERIFY", "1")
     for host in CLEAR_TEXT_HOSTS:
         monkeypatch.setenv("DOCKER_HOST", host)
-        assert container_.find_host() == host
+        assert connection.find_host() == host
 
 
 @pytest.mark.parametrize("host", ["localhost:2375", "tcp://", "fd://3", "tcp://engine.example.com"])
 def test_an_engine_address_the_sdk_cannot_read_is_one_line(no_engine_env, monkeypatch, host):
     monkeypatch.setenv("DOCKER_HOST", host)
     with pytest.raises(BadInput, match=r"is not an engine address \(.+\); use unix://PATH"):
-        container_.find_host()
+        connection.find_host()
 
 
 def test_tls_settings_that_do_not_work_get_one_line(no_engine_env, monkeypatch):
@@ -145,7 +146,7 @@ def test_tls_settings_that_do_not_work_get_one_line(no_engine_env, monkeypatch):
     monkeypatch.setenv("DOCKER_TLS_VERIFY", "1")
     monkeypatch.setenv("DOCKER_CERT_PATH", str(no_engine_env / "no-certs"))
     with pytest.raises(BadInput, match="DOCKER_TLS_VERIFY/DOCKER_CERT_PATH"):
-        container_.Engine.connect()
+        connection.Engine.connect()
 
 
 def test_only_certificates_of_a_ca_file_are_kept(tmp_path):
@@ -439,7 +440,7 @@ def test_an_engine_refusing_to_start_the_container_leaves_none_behind():
 
 def test_crun_refusing_a_hybrid_cgroup_host_names_runc():
     """Seen in CI: cgroup v1 with a cgroup2 tree that holds a controller."""
-    said = container_.refusal(RefusingEngine("attach"), "attach to the run's container", api_error(
+    said = connection.refusal(RefusingEngine("attach"), "attach to the run's container", api_error(
         "preparing container 9b4b for attach: crun: cgroups in hybrid mode not supported, drop all controllers "
         "from cgroupv2: OCI runtime error"))
     assert said.endswith('; Podman\'s runtime crun cannot use this host\'s mix of cgroup v1 and v2; use runc instead: '
@@ -449,12 +450,13 @@ def test_crun_refusing_a_hybrid_cgroup_host_names_runc():
 def test_an_engine_error_that_escapes_is_one_line_at_the_command_line(monkeypatch, capsys):
     """The net under every engine_request: whatever the engine says reaches
     the user as one line, exit 3."""
-    from tcup.launcher import cli, launch
+    from tcup.launcher import cli
+    from tcup.launcher.engine import command
 
     def results(args):
         raise api_error("no such image: tcup:0123456789abcdef")
 
-    monkeypatch.setattr(launch, "build_image", results)
+    monkeypatch.setattr(command, "build_image", results)
     assert cli.main(["image"]) == 3
     assert capsys.readouterr().err == ("tcup: error: the container engine refused to do what TCUP asked: no such "
                                        "image: tcup:0123456789abcdef; the image went away while TCUP used it; run "

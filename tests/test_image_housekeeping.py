@@ -12,7 +12,7 @@ import sys
 import pytest
 
 from conftest import base_env
-from tcup.launcher.engine.container import TITLE, TITLE_LABEL
+from tcup.launcher.engine.connection import TITLE, TITLE_LABEL
 from tcup.launcher.engine.image import KEPT_BUILD_LOGS, BuildLog, proxy_mask
 
 OLD_TAG = "tcup:0000000000000000"

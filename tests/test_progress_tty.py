@@ -73,7 +73,8 @@ def test_the_eta_comes_from_earlier_runs_timings(history):
     """The launcher's own subunit reader agrees with python-subunit, and the
     ETA is those timings of the tests not yet finished."""
     from tcup import contract
-    from tcup.launcher.progress import Progress, Timings
+    from tcup.launcher.progress import Progress
+    from tcup.launcher.results.timings import Timings
     from tcup.masking import Mask
 
     tmp, _ = history
@@ -88,7 +89,7 @@ def test_the_eta_comes_from_earlier_runs_timings(history):
     now = [100.0]
     progress = Progress(Mask(), out=io.StringIO(), selection=contract.Selection(label="x", regex=SUBSET),
                         clock=lambda: now[0])
-    progress.timings = timings
+    progress.took, progress.test_ids = timings.seconds, timings.ids
     progress.feed(1, contract.event("selected", count=TESTS, missing=[]).encode())
     progress.feed(1, contract.event("mode", credentials="preprovisioned", concurrency=1).encode())
     total = sum(slots.values())

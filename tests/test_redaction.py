@@ -142,8 +142,8 @@ def test_the_launcher_masks_what_is_left_of_a_secret_someone_cut():
     assert cut.endswith("S3cr3t-P")
     seen.feed(1, contract.event("error", kind="infra", message=cut).encode())
     seen.feed(2, b"Passw0rd-XYZ' at line 2")  # and the rest, on the next line
-    outcome = seen.outcome(3)
-    assert "S3cr3t" not in outcome.message and outcome.message.endswith("EEEE***")
+    code, message = seen.failure(3)
+    assert code == 3 and "S3cr3t" not in message and message.endswith("EEEE***")
     assert seen.log_tail == ["***' at line 2"]
 
 
@@ -213,8 +213,8 @@ def test_a_short_or_common_password_breaks_no_event(secret):
     seen = progress.Progress(progress.secret_mask(credentials(password=secret)), out=io.StringIO())
     for line in lines:
         seen.feed(1, line.encode())
-    assert seen.outcome(1).exit_code == 1 and seen.error is None
-    assert seen.done["passed"] == 1 and seen.counts == {"running": 0, "passed": 1, "failed": 1, "skipped": 0}
+    assert seen.failure(1) is None and seen.error is None
+    assert seen.done["passed"] == 1 and seen.done["failed"] == 1 and seen.counts == {"running": 0, "passed": 1, "failed": 1, "skipped": 0}
     assert seen.mode == {"event": "mode", "credentials": "preprovisioned", "concurrency": 1}
 
 
@@ -222,7 +222,7 @@ def test_the_launcher_masks_the_text_fields_of_an_event_the_runner_did_not():
     """Defence in depth: a reason that reached the launcher unmasked."""
     seen = progress.Progress(progress.secret_mask(credentials(password="done")), out=io.StringIO())
     seen.feed(1, contract.event("error", kind="infra", message="bad password done").encode())
-    assert seen.outcome(None).message == "bad password ***"
+    assert seen.failure(None) == (3, "bad password ***")
 
 
 def test_every_text_of_every_event_is_masked_however_deep():
@@ -306,7 +306,9 @@ def test_what_the_cloud_says_is_printed_without_control_sequences(tmp_path):
                                 reason=f"Conflict: {ATTACK}").encode())
     seen.feed(1, contract.event("phase", name="run", message=f"running {ATTACK}").encode())
     (tmp_path / contract.SUMMARY_FILE).write_text(f"Failures:\n  x: {ATTACK}\n")
-    printed = terminal.getvalue().replace("\r\x1b[K", "") + seen.summary_text(tmp_path)
+    from tcup.launcher.results.finish import closing_text
+
+    printed = terminal.getvalue().replace("\r\x1b[K", "") + closing_text(tmp_path)
     assert "\x1b" not in printed and "\u202e" not in printed and "\x07" not in printed
     assert "Conflict: ]0;owned" not in printed and "all tests passed" in printed
     assert "\x1b" not in str(errors.TcupError(f"server said: {ATTACK}"))

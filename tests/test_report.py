@@ -296,7 +296,8 @@ def stored_run(path: Path, rule, verdict: str, results) -> Path:
     """A saved run of some of SCS-0128's tests, judged against those tests,
     as a run directory holds it (``rule`` None: as a TCUP that named no rule
     saved it)."""
-    from tcup.launcher import guideline, rules
+    from tcup.launcher import guideline
+    from tcup.launcher.results import verdict as rules
     from tcup.launcher.results import compliance
 
     from dataclasses import replace

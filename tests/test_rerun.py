@@ -216,7 +216,7 @@ def test_a_rerun_refuses_to_merge_another_cloud_or_mode(keystone, tmp_path, case
 
 def test_a_rerun_keeps_the_earlier_runs_rule_unless_strict(tmp_path):
     from tcup import contract
-    from tcup.launcher import rules
+    from tcup.launcher.results import verdict as rules
     from tcup.launcher.results import rerun as rerun_
 
     path = stored_failed_run(tmp_path, "20260101T000000Z-aaaaaa", "c0ffee", "preprovisioned")

@@ -22,7 +22,8 @@ from tcup import contract
 from tcup.contract import Credentials
 from tcup.launcher.results import runs as launcher_results
 from tcup.launcher.errors import BadInput
-from tcup.runner import redact, results, run, selection
+from tcup.runner import redact, result_files, run, selection
+from tcup.testids import split_test_id
 
 PASSWORD = "canary-results-pw"
 EXIT_BAD_INPUT = 2  # as README documents it
@@ -55,11 +56,11 @@ def mask():
 # --- the runner's files --------------------------------------------------------------
 
 def test_the_runners_result_files_are_owner_only(tmp_path):
-    test = selection.Test(TEST_ID, *selection.parse_test_id(TEST_ID))
-    report = results.Report(outcomes=[run.Outcome(test, "success", None)], missing=[], cpid="c", label="l",
+    test = selection.Test(TEST_ID, *split_test_id(TEST_ID))
+    report = result_files.Report(outcomes=[run.Outcome(test, "success", None)], missing=[], cpid="c", label="l",
                             credentials="preprovisioned", concurrency=1, duration_seconds=1.0, tempest_version="47")
     with umask(0o022):
-        results.write_all(tmp_path, report)
+        result_files.write_all(tmp_path, report)
     written = sorted(tmp_path.iterdir())
     assert [p.name for p in written] == sorted([contract.REFSTACK_FILE, contract.TESTS_FILE, contract.JUNIT_FILE,
                                                 contract.SUMMARY_FILE])
@@ -150,7 +151,7 @@ def test_a_run_writes_its_stream_owner_only_from_the_start_and_survives_a_large_
         copies=BIG // len(line) + 1))
     (bin_dir / "tempest").chmod(0o755)
     workspace = SimpleNamespace(env={**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}, path=tmp_path)
-    test = selection.Test(TEST_ID, *selection.parse_test_id(TEST_ID))
+    test = selection.Test(TEST_ID, *split_test_id(TEST_ID))
     seen = []
 
     with umask(0o022):

@@ -21,11 +21,12 @@ from conftest import require_module
 from tcup import contract, private_files
 from tcup.contract import Cloud, Credentials, Selection, Settings
 from tcup.masking import Mask
-from tcup.runner import config, redact, results
+from tcup.runner import config, redact, result_files
 from tcup.runner.errors import InputError
 from tcup.runner.run import Collector, RedactingStream, exception_line, one_line_reason
 from tcup.runner import selection
-from tcup.runner.selection import choose, parse_test_id, parse_listed_tests
+from tcup.runner.selection import choose, parse_listed_tests
+from tcup.testids import split_test_id
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = 'canary-pw-"q\\7f3e'
@@ -50,7 +51,7 @@ def credentials(**overrides) -> Credentials:
 
 def installed(*ids):
     """Tests as Tempest lists them."""
-    return [selection.Test(i, *parse_test_id(i)) for i in ids]
+    return [selection.Test(i, *split_test_id(i)) for i in ids]
 
 
 def ts(seconds: float) -> datetime:
@@ -60,11 +61,11 @@ def ts(seconds: float) -> datetime:
 # --- test ids and selection -------------------------------------------------
 
 def test_a_test_id_gives_its_name_without_attributes_and_its_uuid():
-    assert parse_test_id(LIST_DOMAINS) == (f"{DOMAINS}.test_list_domains", "8cf516ef-2114-48f1-907b-d32726c734d4")
+    assert split_test_id(LIST_DOMAINS) == (f"{DOMAINS}.test_list_domains", "8cf516ef-2114-48f1-907b-d32726c734d4")
     # The id- attribute need not come first, and the uuid comes out in lower case.
-    assert parse_test_id(NEGATIVE.replace("0f9f5a5f", "0F9F5A5F"))[1] == "0f9f5a5f-d5cd-4a86-8a5b-c5ded151f212"
-    assert parse_test_id("tempest.foo.Bar.test_plain") == ("tempest.foo.Bar.test_plain", None)
-    assert parse_test_id("tempest.foo.Bar.test_x[smoke]") == ("tempest.foo.Bar.test_x", None)
+    assert split_test_id(NEGATIVE.replace("0f9f5a5f", "0F9F5A5F"))[1] == "0f9f5a5f-d5cd-4a86-8a5b-c5ded151f212"
+    assert split_test_id("tempest.foo.Bar.test_plain") == ("tempest.foo.Bar.test_plain", None)
+    assert split_test_id("tempest.foo.Bar.test_x[smoke]") == ("tempest.foo.Bar.test_x", None)
 
 
 def test_the_test_list_keeps_test_ids_and_drops_log_lines():
@@ -359,12 +360,12 @@ def test_discovery_cannot_write_to_the_cloud_and_picks_an_existing_image(engine,
 
 # --- result files ---------------------------------------------------------------
 
-def report(tmp_path=None) -> results.Report:
+def report(tmp_path=None) -> result_files.Report:
     tests = installed(CREATE_TOKEN, VALIDATE_TOKEN, LIST_DOMAINS, NEGATIVE)
     collector = Collector(tests, lambda *a: None)
     feed_run(RedactingStream(collector, redact.for_credentials(credentials())))
     # A test reported twice (a retry) is counted once.
-    return results.Report(outcomes=collector.finish(), missing=["00000000-0000-4000-8000-000000000000"],
+    return result_files.Report(outcomes=collector.finish(), missing=["00000000-0000-4000-8000-000000000000"],
                           cpid="cloud-1234", label="interop 2020.06 identity", credentials="preprovisioned",
                           concurrency=1, duration_seconds=61.9, tempest_version="47.0.0",
                           fixture_failures=collector.fixture_failures)
@@ -373,22 +374,22 @@ def report(tmp_path=None) -> results.Report:
 def test_refstack_json_holds_the_passed_tests_only_sorted_once():
     data = report()
     data.outcomes.append(data.outcomes[0])  # a duplicate pass
-    body = results.refstack_json(data)
+    body = result_files.refstack_json(data)
     assert body == {"cpid": "cloud-1234", "duration_seconds": 61,
                     "results": [{"name": f"{TOKENS}.test_create_token", "uuid": "6f8e4436-fc96-4282-8122-e41df57197a9"}]}
 
 
 def test_tests_json_and_counts_cover_every_selected_test():
     data = report()
-    body = results.tests_json(data)
+    body = result_files.tests_json(data)
     assert [t["status"] for t in body["tests"]] == ["skip", "success", "fail", "fail"]
     assert body["tests"][0]["name"] == f"{DOMAINS}.test_list_domains"
     assert body["missing"] == ["00000000-0000-4000-8000-000000000000"]
-    assert results.counts(data.outcomes) == {"passed": 1, "failed": 2, "skipped": 1, "admin_skipped": 1}
+    assert result_files.counts(data.outcomes) == {"passed": 1, "failed": 2, "skipped": 1, "admin_skipped": 1}
 
 
 def test_junit_xml_parses_with_the_right_counts():
-    root = ET.fromstring(results.junit_xml(report()))
+    root = ET.fromstring(result_files.junit_xml(report()))
     suite = root.find("testsuite")
     assert (suite.get("tests"), suite.get("failures"), suite.get("skipped")) == ("4", "2", "1")
     cases = {c.get("name"): c for c in suite.iter("testcase")}
@@ -401,7 +402,7 @@ def test_junit_xml_parses_with_the_right_counts():
 
 def test_summary_names_failures_but_not_the_user_or_the_cloud(tmp_path):
     data = report()
-    results.write_all(tmp_path, data)
+    result_files.write_all(tmp_path, data)
     names = sorted(p.name for p in tmp_path.iterdir())
     assert names == sorted([contract.REFSTACK_FILE, contract.TESTS_FILE, contract.JUNIT_FILE, contract.SUMMARY_FILE])
     summary = (tmp_path / contract.SUMMARY_FILE).read_text()

@@ -23,6 +23,7 @@ import pytest
 
 from tcup import contract, private_files
 from tcup.launcher.errors import BadInput
+from tcup.launcher.results.runs import SavedRun
 
 DATA = Path(__file__).resolve().parent / "data" / "runs"
 CANARIES = json.loads((DATA / "canaries.json").read_text())
@@ -100,12 +101,11 @@ def test_the_reader_takes_regular_files_only_and_bounded(tmp_path, secret_file):
 def test_a_link_planted_in_a_run_shows_nothing_it_points_to(runs, secret_file, secret_xml, tmp_path, name):
     """What the container could leave in the results directory: a link to a
     file of the user's. No command prints, reports or bundles that file."""
-    from tcup.launcher.progress import Progress
-    from tcup.masking import Mask
+    from tcup.launcher.results.finish import closing_text
 
     run = runs / "a-complete"
     plant(run, name, secret_xml if name.endswith(".xml") else secret_file)
-    assert SECRET not in Progress(Mask()).summary_text(run)
+    assert SECRET not in closing_text(run)
     report = tcup("report", run)
     assert SECRET not in report.stdout + report.stderr
     if report.returncode == 0:
@@ -130,7 +130,7 @@ def test_a_planted_link_is_refused_by_diff_rerun_and_upload_in_one_line(runs, se
     diff = tcup("diff", run, runs / "b-later")
     assert diff.returncode == 2 and diff.stderr == f"tcup: error: cannot read {run}/tests.json: a link, not a file " \
                                                    "TCUP wrote\n"
-    with pytest.raises(BadInput, match="no readable tests.json"):
+    with pytest.raises(BadInput, match="cannot read .*tests.json: a link, not a file TCUP wrote"):
         rerun.plan(run)
     plant(run, contract.REFSTACK_FILE, secret_file)
     upload = tcup("upload", run, "--upload-url", "http://127.0.0.1:9/api")
@@ -139,15 +139,15 @@ def test_a_planted_link_is_refused_by_diff_rerun_and_upload_in_one_line(runs, se
 
 
 def test_finishing_a_run_reads_no_link(runs, secret_file):
-    """launch.finish_results and save(): a planted tests.json or summary.txt
-    is not merged, waived or copied into the summary."""
-    from tcup.launcher import launch, rules
-    from tcup.launcher.results import waivers
+    """results.finish: a planted tests.json or summary.txt is not merged,
+    waived or copied into the summary."""
+    from tcup.launcher.results import finish, verdict, waivers
 
     run = runs / "a-complete"
     plant(run, contract.TESTS_FILE, secret_file)
     waiver = waivers.Waiver("validate_token", "known", "https://bugs.example/1", __import__("datetime").date.max, 1)
-    assert launch.finish_results(run, None, [waiver], rules.STRICT) is None
+    asked = finish.Asked(None, contract.Selection(label="x"), contract.Cloud(cpid="c", admin=False), verdict.STRICT, [waiver])
+    assert finish._merge_and_waive(run, asked) is None
     assert (run / contract.TESTS_FILE).is_symlink()  # left as it was: nothing was written through it
 
 
@@ -275,7 +275,7 @@ def test_markup_in_every_field_of_a_run_renders_escaped(runs):
                              first_reason=MARKUP, status="fail")
     (run / "tests.json").write_text(json.dumps(tests))
     (run / "summary.txt").write_text(f"{report.FIXTURE_HEADING}\n  {MARKUP}\n")
-    page = report.render(report.read(run))
+    page = report.render(report.read(SavedRun(run)))
     assert page_tags(page) <= PAGE_TAGS
     assert "<img" not in page and "<form" not in page and "<base" not in page
     assert page.count("&lt;img src=x onerror=alert(1)&gt;") >= 10  # shown, as text
@@ -424,17 +424,26 @@ def test_a_waiver_marks_failures_only(runs):
 
 def test_finishing_a_waived_run_counts_the_waiver_and_keeps_the_failure(runs):
     import datetime
+    import shutil
+    from types import SimpleNamespace
 
-    from tcup.launcher import launch, rules
+    from tcup.launcher.results import finish, verdict
+    from tcup.launcher.results.runs import Run
 
-    run = runs / "a-complete"
-    final = launch.finish_results(run, None, [waiver_for("validate_token", datetime.date.max)], rules.STRICT)
-    assert {key: final.counts[key] for key in ("selected", "passed", "failed", "skipped", "waived")} == \
-        {"selected": 5, "passed": 3, "failed": 1, "skipped": 1, "waived": 1}
-    assert final.conclusion.exit_code != 0  # a test was skipped: no waiver makes that a pass
-    saved = json.loads((run / "tests.json").read_text())["tests"]
+    run_dir = Run(runs, "a-waived")
+    shutil.copytree(runs / "a-complete", run_dir.incomplete)
+    heard = SimpleNamespace(selected=5, missing=[], done={"duration_seconds": 12}, mode={}, choices={}, cleanup=None)
+    asked = finish.Asked(None, contract.Selection(label="x"), contract.Cloud(cpid="c", admin=False), verdict.STRICT,
+                         [waiver_for("validate_token", datetime.date.max)])
+    finished = finish.finish(run_dir, asked, heard, 0.0, None)
+    counts = finished.counts
+    assert (counts.selected, counts.passed, counts.failed, counts.skipped, counts.waived) == (5, 3, 1, 1, 1)
+    assert finished.conclusion.exit_code == 5  # a test was skipped: no waiver makes that a pass
+    saved = json.loads((run_dir.path / "tests.json").read_text())["tests"]
     assert [(SHORT[t["uuid"]], t["status"]) for t in saved if t.get("waived")] == [("validate_token", "fail")]
-    assert final.waiver_lines[0] == "Waived failures (still failures; not uploaded as passed):"
+    assert "\n\nWaived failures (still failures; not uploaded as passed):\n" in finished.text
+    record = json.loads((run_dir.path / "run.json").read_text())
+    assert (record["waived"], record["failed"], record["format"], record["complete"]) == (1, 1, 2, True)
 
 
 # --- compliance: a capability passes only when all its tests passed ---------------------
@@ -485,7 +494,7 @@ def test_resuming_an_interrupted_run_runs_what_did_not_pass_or_skip(runs):
 def test_a_rerun_merges_into_one_run_and_marks_the_flaky(runs, tmp_path):
     """The rerun of a-complete's failure, which passes now: one tests.json,
     one refstack.json of every pass, one junit.xml, one stream."""
-    from tcup.launcher.progress import read_subunit
+    from tcup.testids import read_subunit
     from tcup.launcher.results import rerun
 
     plan = rerun.plan(runs / "a-complete")

@@ -27,6 +27,7 @@ if str(REPO / "src") not in sys.path:
 from conftest import _unavailable, require_module  # noqa: E402
 from tcup.launcher.upload import signing
 from tcup.launcher.upload import refstack as upload  # noqa: E402
+from tcup.launcher.upload import body as upload_body  # noqa: E402
 from tcup.launcher.upload.signing import SigningError  # noqa: E402
 from tcup.launcher.upload.refstack import Retry, UploadError  # noqa: E402
 
@@ -226,8 +227,8 @@ def test_the_body_holds_only_cpid_duration_and_test_names_and_uuids():
         test.update(status="success", user="alice", project_id="p-123")
     doc = {"cpid": "c1", "duration_seconds": 10, "results": tests, **PRIVATE, "meta": {"region": "region-north-7"}}
 
-    body = upload.request_body(doc)
-    sent = upload.encode(body).decode()
+    body = upload_body.request_body(doc)
+    sent = upload_body.encode(body).decode()
 
     assert set(body) == {"cpid", "duration_seconds", "results"}
     assert [set(t) for t in body["results"]] == [{"name", "uuid"}] * 4
@@ -237,7 +238,7 @@ def test_the_body_holds_only_cpid_duration_and_test_names_and_uuids():
 
 
 def test_valid_results_have_no_problems():
-    assert upload.problems({"cpid": "c", "duration_seconds": 0, "results": passed_tests(2)}) == []
+    assert upload_body.problems({"cpid": "c", "duration_seconds": 0, "results": passed_tests(2)}) == []
 
 
 @pytest.mark.parametrize(
@@ -255,7 +256,7 @@ def test_valid_results_have_no_problems():
 )
 def test_each_problem_of_the_run_is_named(change, expected):
     doc = {"cpid": "c", "duration_seconds": 5, "results": passed_tests(2), **change}
-    assert upload.problems(doc) == [expected]
+    assert upload_body.problems(doc) == [expected]
 
 
 def test_bad_uuids_and_duplicate_names_are_each_named_once():
@@ -265,7 +266,7 @@ def test_bad_uuids_and_duplicate_names_are_each_named_once():
     del tests[2]["uuid"]
     tests += [dict(tests[0], uuid=str(uuid.uuid4())), dict(tests[0], uuid=str(uuid.uuid4()))]
 
-    found = upload.problems({"cpid": "c", "duration_seconds": 5, "results": tests})
+    found = upload_body.problems({"cpid": "c", "duration_seconds": 5, "results": tests})
 
     assert len(found) == 4, found
     assert found[0] == f"test {tests[0]['name']} has uuid 'not-a-uuid', which is not a UUID"
@@ -278,7 +279,7 @@ def test_the_upload_error_lists_problems_on_one_line_and_counts_the_rest():
     for test in tests:
         test["uuid"] = "x"
     with pytest.raises(UploadError) as caught:
-        upload.request_body({"cpid": "", "duration_seconds": 1, "results": tests})
+        upload_body.request_body({"cpid": "", "duration_seconds": 1, "results": tests})
     message = str(caught.value)
     assert "\n" not in message
     assert message.startswith("these results cannot be uploaded: cpid is missing or empty; ")

@@ -1,5 +1,5 @@
 """The verdict a run ends with and its exit code, by the rule it is judged
-by (launcher/rules.py): RefStack's and the strict rule count a skip against
+by (launcher/results/verdict.py): RefStack's and the strict rule count a skip against
 the run, the no-failures rule (SCS-0128) only a failure; the skips are named
 by reason either way. Exit codes are the documented numbers (README)."""
 
@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from tcup.launcher import guideline, rules
-from tcup.launcher.rules import NO_FAILURES, REFSTACK, STRICT, verdict
+from tcup.launcher import guideline
+from tcup.launcher.results import verdict as rules
+from tcup.launcher.results.verdict import NO_FAILURES, REFSTACK, STRICT, verdict
 
 DATA = Path(__file__).resolve().parent / "data" / "interop"
 STRICT_BY = "by the strict rule (every selected test passes)"

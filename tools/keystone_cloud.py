@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """A real, local OpenStack Identity service (Keystone) for the tests and the demo.
 
-The server itself lives in ``testcloud/keystone.py`` (with the venv and
-process code every local server shares, ``testcloud/common.py``); this is its
-command line and the import path the tests use::
+The server itself lives in ``testcloud/keystone_standalone.py`` (set up and
+served as ``testcloud/keystone.py`` does it, with the venv and process code
+every local server shares, ``testcloud/common.py``); this is its command line
+and the import path the tests use::
 
     python3 tools/keystone_cloud.py start --dir DIR [--port N]
         [--admin-password P] [--member-password P]
@@ -22,9 +23,8 @@ from pathlib import Path
 
 from testcloud.common import CloudError, say
 from testcloud.common import group_alive as _group_alive  # noqa: F401 (tests use it)
-from testcloud.keystone import (  # noqa: F401 (the public interface)
-    IDENTITIES, KeystoneCloud, KeystoneError, issue_token,
-)
+from testcloud.keystone import KeystoneError, issue_token  # noqa: F401 (the public interface)
+from testcloud.keystone_standalone import IDENTITIES, KeystoneCloud  # noqa: F401 (the public interface)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,7 +8,7 @@ writes, into ``src/tcup/guidelines/``, one JSON file per guideline and target
 holding its required, unflagged tests; then ``scs-0128.json`` from SCS-0128's
 test list (each test under its service, as a capability); then
 ``index.json``, which names the lists, their dates, sources and verdict
-rules (src/tcup/launcher/rules.py), and the default guideline (the newest approved interop one; drafts such as ``next``
+rules (src/tcup/launcher/results/verdict.py), and the default guideline (the newest approved interop one; drafts such as ``next``
 never are).
 
 The output is committed; ``--check`` exits 1 when the committed files differ
@@ -25,7 +25,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "src"))  # the selection logic is the launcher's own
 
-from tcup.launcher import guideline, rules  # noqa: E402
+from tcup.launcher import guideline  # noqa: E402
+from tcup.launcher.results import verdict as rules  # noqa: E402
 
 DEFAULT_SOURCE = REPO.parent / "shared" / "interop"
 DEFAULT_SCS = REPO.parent / "shared" / "scs-0128"

@@ -321,7 +321,7 @@ def svg(screen: Screen, title: str) -> str:
     lines = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" height="{height:.0f}" '
              f'viewBox="0 0 {width:.0f} {height:.0f}" font-family="DejaVu Sans Mono, Menlo, Consolas, monospace" font-size="14">',
              f"<title>{html.escape(title)}</title>",
-             f'<rect width="100%" height="100%" rx="8" fill="#1e1e1e"/>',
+             '<rect width="100%" height="100%" rx="8" fill="#1e1e1e"/>',
              '<circle cx="20" cy="16" r="5" fill="#ff5f56"/><circle cx="38" cy="16" r="5" fill="#ffbd2e"/>'
              '<circle cx="56" cy="16" r="5" fill="#27c93f"/>',
              f'<text x="{width / 2:.0f}" y="20" fill="#999" text-anchor="middle" font-size="12">{html.escape(title)}</text>']

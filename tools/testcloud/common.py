@@ -35,7 +35,6 @@ from typing import Any
 
 HOST = "127.0.0.1"
 REGION = "RegionOne"
-TOOLS_DIR = Path(__file__).resolve().parent.parent
 LOCKS_DIR = Path(__file__).resolve().parent / "locks"
 
 INSTALL_TIMEOUT = 1200
@@ -200,7 +199,7 @@ def find_uv() -> str | None:
     """uv: beside the running Python (the dev venv's), in the checkout's
     dev venv (`make venv` installs it there), or on PATH."""
     candidates = [str(Path(sys.executable).parent / "uv"),
-                  str(TOOLS_DIR.parent / ".venv" / "bin" / "uv"), shutil.which("uv")]
+                  str(Path(__file__).resolve().parents[2] / ".venv" / "bin" / "uv"), shutil.which("uv")]
     return next((uv for uv in candidates if uv and os.access(uv, os.X_OK)), None)
 
 

@@ -33,9 +33,6 @@ STATE_FILE = "state.json"
 # The tls profile's files (testcloud.tls): DIR/tls/ca.pem is OS_CACERT.
 TLS_DIR, CA_FILE = "tls", "ca.pem"
 SERVICE_PROJECT = "service"
-# What every service user holds in project "service": keystonemiddleware 13
-# requires a service token to carry both (service_token_roles_required).
-SERVICE_ROLES = ("admin", "service")
 
 # Passes a gunicorn worker the argv the service's own parser expects: nova,
 # neutron and cinder parse sys.argv when the app is built, and would reject
@@ -130,11 +127,6 @@ class Site:
     def mark(self, name: str, value: Any = True) -> None:
         """Remember that a one-time step (a db sync, the seed) is done."""
         self._state.setdefault("done", {})[name] = value
-        self.save()
-
-    def forget(self, name: str) -> None:
-        """Undo ``mark``: the step runs again at the next start."""
-        self._state.get("done", {}).pop(name, None)
         self.save()
 
     # -- places --------------------------------------------------------------

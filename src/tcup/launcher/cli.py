@@ -1,8 +1,9 @@
-"""Command line: `tcup [options]` runs the tests; `tcup upload|results|pubkey`
-handle saved results.
+"""Command line: parse, and hand over to the command named (COMMAND_TABLE).
+`tcup [options]` runs the tests; the other commands work on saved runs, the
+image, a signing key and the cloud (EPILOG lists them).
 
 Imports here stay light so that --help and --version answer at once; each
-command imports what it needs when it runs.
+command's module is imported when it runs.
 """
 
 import argparse
@@ -10,12 +11,11 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import Callable, NamedTuple
 
 from tcup.launcher.errors import EXIT_INTERRUPTED, TcupError
 
 TARGETS = ("platform", "compute", "object", "dns", "orchestration", "iaas")
-COMMANDS = ("run", "plan", "upload", "results", "pubkey", "image", "guidelines", "report", "bundle", "diff", "rerun",
-            "cleanup")
 
 DESCRIPTION = """\
 Run OpenStack's interop tests (Tempest) against your cloud from a container,
@@ -247,7 +247,6 @@ def rerun_parser() -> argparse.ArgumentParser:
     _waiver_option(results)
     _upload_options(parser)
     parser.add_argument("-v", "--verbose", action="store_true", help="show the runner's log")
-    parser.set_defaults(debug=False, dry_run=False)
     return parser
 
 
@@ -278,10 +277,15 @@ def results_parser() -> argparse.ArgumentParser:
 def report_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="tcup report",
                     description="Write a saved run's HTML report (report.html in its directory) and print its path.")
+    _saved_run(parser)
+    return parser
+
+
+def _saved_run(parser) -> None:
+    """RUN and --output, for `tcup report` and `tcup bundle` alike."""
     parser.add_argument("run", metavar="RUN", type=Path, help="a run directory, or a run's name as `tcup results` lists it")
     parser.add_argument("--output", metavar="DIR", type=Path,
                         help="where runs named by name are (default: $XDG_DATA_HOME/tcup/runs)")
-    return parser
 
 
 def bundle_parser() -> argparse.ArgumentParser:
@@ -289,9 +293,7 @@ def bundle_parser() -> argparse.ArgumentParser:
                     description="Write a support bundle of a saved run (one .tar.gz) and print its path: the results, "
                                 "tempest.conf with every secret and identifier removed, the services and their "
                                 "versions, and TCUP's, Tempest's and the image's versions.")
-    parser.add_argument("run", metavar="RUN", type=Path, help="a run directory, or a run's name as `tcup results` lists it")
-    parser.add_argument("--output", metavar="DIR", type=Path,
-                        help="where runs named by name are (default: $XDG_DATA_HOME/tcup/runs)")
+    _saved_run(parser)
     parser.add_argument("--file", metavar="FILE", type=Path,
                         help="write the bundle here (default: tcup-bundle-RUN.tar.gz in the current directory)")
     return parser
@@ -347,6 +349,31 @@ def image_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Command(NamedTuple):
+    parser: Callable[[], argparse.ArgumentParser]
+    function: str  # "module:function", imported only when the command runs: --help and --version stay light
+
+
+# Every command: its parser, and what runs it, in the module of what it acts on.
+# `tcup` alone is `run`; on its command line --dry-run names `plan`, and
+# --debug the debug shell.
+COMMAND_TABLE = {
+    "run": Command(run_parser, "tcup.launcher.launch:run_command"),
+    "plan": Command(run_parser, "tcup.launcher.plan:command"),
+    "debug": Command(run_parser, "tcup.launcher.debug:command"),
+    "upload": Command(upload_parser, "tcup.launcher.upload.command:upload_saved"),
+    "results": Command(results_parser, "tcup.launcher.results.runs:command"),
+    "pubkey": Command(pubkey_parser, "tcup.launcher.upload.command:pubkey"),
+    "image": Command(image_parser, "tcup.launcher.engine.command:build_image"),
+    "guidelines": Command(guidelines_parser, "tcup.launcher.guideline:command"),
+    "report": Command(report_parser, "tcup.launcher.results.report:command"),
+    "bundle": Command(bundle_parser, "tcup.launcher.results.bundle:command"),
+    "diff": Command(diff_parser, "tcup.launcher.results.diff:command"),
+    "rerun": Command(rerun_parser, "tcup.launcher.launch:rerun_command"),
+    "cleanup": Command(cleanup_parser, "tcup.launcher.cloud.cleanup:command"),
+}
+COMMANDS = tuple(name for name in COMMAND_TABLE if name != "debug")  # what the first argument may name
+
 # Signals that end TCUP by default without unwinding: a closed terminal or
 # dropped ssh (SIGHUP), SIGTERM, SIGQUIT (Ctrl-\\).
 ENDING_SIGNALS = ("SIGTERM", "SIGHUP", "SIGQUIT")
@@ -360,76 +387,45 @@ def _on_ending_signal(signum, frame):
 
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    command = argv.pop(0) if argv and argv[0] in COMMANDS else "run"
-    parser = {"run": run_parser, "plan": run_parser, "upload": upload_parser, "results": results_parser, "pubkey": pubkey_parser,
-              "image": image_parser, "guidelines": guidelines_parser, "diff": diff_parser, "report": report_parser,
-              "bundle": bundle_parser, "rerun": rerun_parser, "cleanup": cleanup_parser}[command]()
+    name = argv.pop(0) if argv and argv[0] in COMMANDS else "run"
+    parser = COMMAND_TABLE[name].parser()
     args = parser.parse_args(argv)
-    if command == "plan":
-        args.dry_run, command = True, "run"
-    for name in ENDING_SIGNALS:
-        number = getattr(signal, name)
+    if name in ("run", "plan"):
+        name = _run_or_plan_or_debug(name, parser, args)
+    for signal_name in ENDING_SIGNALS:
+        number = getattr(signal, signal_name)
         # One the parent chose to ignore (nohup) stays ignored.
         if signal.getsignal(number) is not signal.SIG_IGN:
             signal.signal(number, _on_ending_signal)
+    return _dispatch(COMMAND_TABLE[name].function, args)
+
+
+def _run_or_plan_or_debug(name: str, parser: argparse.ArgumentParser, args) -> str:
+    """`tcup`'s own options name its command (--debug before --dry-run), and
+    some of them exclude others."""
+    chosen = "debug" if args.debug else "plan" if args.dry_run or name == "plan" else "run"
+    if args.test_list and args.guideline:
+        parser.error("--test-list and --guideline both choose the tests; give one")
+    if args.json and chosen != "run":
+        parser.error("--json summarises a run of the tests; drop it for --debug or plan")
+    return chosen
+
+
+def _dispatch(function: str, args) -> int:
+    """Call a command's function under the net all share: TCUP's errors, an
+    engine's, an interrupt and a closed pipe each end as one line and an exit code."""
+    import importlib
+
+    module, _, name = function.partition(":")
     try:
-        if command == "run":
-            from tcup.launcher import launch
-
-            if args.test_list and args.guideline:
-                parser.error("--test-list and --guideline both choose the tests; give one")
-            if args.json and (args.debug or args.dry_run):
-                parser.error("--json summarises a run of the tests; drop it for --debug or plan")
-            return launch.run_json(args) if args.json else launch.run(args)
-        if command == "rerun":
-            from tcup.launcher import launch
-
-            return launch.run_json(args, launch.rerun) if args.json else launch.rerun(args)
-        if command == "diff":
-            import json
-
-            from tcup.launcher.results import diff
-            from tcup.launcher.results.runs import find_run
-
-            compared = diff.diff(find_run(args.run_a, args.output), find_run(args.run_b, args.output))
-            print(json.dumps(compared, indent=2) if args.json else diff.render(compared))
-            return 0
-        if command == "upload":
-            from tcup.launcher import launch
-
-            return launch.upload_saved(args)
-        if command == "guidelines":
-            from tcup.launcher import guideline
-
-            print(guideline.render_shipped())
-            return 0
-        if command == "report":
-            from tcup.launcher.results import report
-
-            return report.command(args)
-        if command == "bundle":
-            from tcup.launcher.results import bundle
-
-            return bundle.command(args)
-        if command == "cleanup":
-            from tcup.launcher.cloud import cleanup
-
-            return cleanup.command(args)
-        if command == "results":
-            from tcup.launcher.results import runs as results
-
-            print(results.render_runs(results.list_runs(args.output)))
-            return 0
-        from tcup.launcher import launch
-
-        return launch.pubkey(args) if command == "pubkey" else launch.build_image(args)
+        return getattr(importlib.import_module(module), name)(args)
     except TcupError as error:
         print(f"tcup: error: {error}", file=sys.stderr)
         return error.exit_code
     except Exception as error:  # noqa: BLE001 - the net under engine_request: an engine's error, one line
         if not type(error).__module__.startswith("docker."):
             raise
-        from tcup.launcher.engine.container import refusal
+        from tcup.launcher.engine.connection import refusal
         from tcup.launcher.errors import Infrastructure
 
         refused = Infrastructure(refusal(None, "do what TCUP asked", error))
@@ -437,7 +433,7 @@ def main(argv=None) -> int:
         return refused.exit_code
     except KeyboardInterrupt as interrupt:
         # A command that knows says what it interrupted and what is left
-        # (launch.Interrupted); claim nothing it did not say.
+        # (interrupts.Interrupted); claim nothing it did not say.
         said = f" {interrupt}" if str(interrupt) else ""
         try:
             print(f"\ntcup: interrupted{said}", file=sys.stderr)

@@ -8,10 +8,8 @@ from typing import List, Mapping
 from tcup import contract
 from tcup.masking import Mask, url_password
 
-EXIT_OK = contract.EXIT_OK
-EXIT_TESTS_FAILED = contract.EXIT_TESTS_FAILED
-EXIT_BAD_INPUT = contract.EXIT_BAD_INPUT  # also argparse's own code for a bad flag
-EXIT_INFRA = contract.EXIT_INFRA
+# Exit codes 0 to 3 (compliant, a test failed, bad input, could not run) are
+# the runner's too: contract.py names them. These are the launcher's own.
 EXIT_UPLOAD_FAILED = 4  # results are saved; `tcup upload RUN` resumes
 # The run finished and none failed, but some were skipped or are missing from
 # this Tempest: not compliant, which CI must not take for a pass.
@@ -71,11 +69,18 @@ def printable(text: str) -> str:
     return _CONTROL.sub("", text)
 
 
+def plural(count: int, noun: str) -> str:
+    """"1 test", "2 tests", "3 capabilities"."""
+    if count == 1:
+        return f"{count} {noun}"
+    return f"{count} {noun[:-1]}ies" if noun.endswith("y") else f"{count} {noun}s"
+
+
 class TcupError(Exception):
     """A failure the user can act on: ``str(error)`` is the whole message,
     printable (it may quote what a server or the cloud said)."""
 
-    exit_code = EXIT_INFRA
+    exit_code = contract.EXIT_INFRA
 
     def __init__(self, message: str, exit_code: int = None):
         # A message may quote what a library said about a URL: never a proxy's password.
@@ -85,8 +90,8 @@ class TcupError(Exception):
 
 
 class BadInput(TcupError):
-    exit_code = EXIT_BAD_INPUT
+    exit_code = contract.EXIT_BAD_INPUT
 
 
 class Infrastructure(TcupError):
-    exit_code = EXIT_INFRA
+    exit_code = contract.EXIT_INFRA

@@ -28,6 +28,7 @@ from typing import Dict, List, Optional
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from tcup.launcher.errors import BadInput, network_reason
+from tcup.testids import valid_uuid
 
 # Where the generated lists live inside the package (see tools/make_guidelines.py).
 GUIDELINES_DIR = "guidelines"
@@ -49,8 +50,6 @@ FETCH_TIMEOUT = 30
 FETCH_TOTAL = 120
 FETCH_BYTES = 16 * 1024 * 1024
 
-_UUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
-_UUID_RE = re.compile(rf"^(?:id-)?({_UUID})$")
 # A test-list line: `name` optionally followed by `[attr,attr,...]`.
 _LINE_RE = re.compile(r"^([^\s\[\]]+)(?:\[([^\]]*)\])?$")
 # RefStack's test-list endpoint: {base}/v1/guidelines/<version>/tests
@@ -69,7 +68,7 @@ class TestList:
     is None for plain test lists, which carry no capabilities. A test that
     belongs to several capabilities has them all in ``capabilities`` and the
     first of them (sorted) in ``capability``. ``rule`` is the id of the
-    verdict rule the list carries (launcher/rules.py): shipped lists carry
+    verdict rule the list carries (launcher/results/verdict.py): shipped lists carry
     one in index.json; "" (a file, a URL, a test list) means none.
     """
 
@@ -118,11 +117,6 @@ def list_label(guideline: str, target: str) -> str:
         return guideline
     return f"{guideline} {target}".strip()
 
-
-def valid_uuid(value: str) -> Optional[str]:
-    """The bare lowercase uuid of an idempotent id (``id-<uuid>`` or ``<uuid>``), or None."""
-    match = _UUID_RE.match((value or "").strip())
-    return match.group(1).lower() if match else None
 
 
 # ---------------------------------------------------------------------------
@@ -301,7 +295,7 @@ def shipped_versions() -> List[str]:
 
 def render_shipped() -> str:
     """`tcup guidelines`: every shipped list, its date, test count, verdict rule and source."""
-    from tcup.launcher import rules
+    from tcup.launcher.results import verdict as rules
 
     index = shipped_index()
     rows = [(list_label(e["guideline"], e["target"]) + (" (default)" if e["version"] == index["default"]
@@ -486,3 +480,9 @@ def _read_bounded(response, url: str, deadline: float) -> bytes:
             raise too_big
         if time.monotonic() > deadline:
             raise GuidelineError(f"{url} did not arrive within {FETCH_TOTAL} s; download it and give its path")
+
+
+def command(args) -> int:
+    """`tcup guidelines`: the shipped test lists, each with its verdict rule."""
+    print(render_shipped())
+    return 0

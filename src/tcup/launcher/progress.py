@@ -5,23 +5,20 @@ behind the runner's own mask) and stripped of terminal control sequences:
 reasons and messages quote the cloud.
 """
 
-import json
 import os
 import re
 import shutil
 import sys
 import threading
 import time
-import zlib
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Dict, List, Optional, Set, Tuple
+from typing import Callable, Dict, Optional, Set, Tuple
 
-from tcup import contract, private_files
+from tcup import contract
 from tcup.contract import Credentials
 from tcup.masking import Mask
-from tcup.launcher.errors import EXIT_BAD_INPUT, EXIT_INFRA, printable, proxy_secrets
-from tcup.launcher.rules import STRICT, Conclusion, Rule, plural, verdict
+from tcup.testids import bare_uuid, test_key
+from tcup.contract import EXIT_BAD_INPUT, EXIT_INFRA
+from tcup.launcher.errors import plural, printable, proxy_secrets
 
 
 FINISHED = {"success": "passed", "fail": "failed", "skip": "skipped"}
@@ -85,18 +82,19 @@ class Progress:
     """Consumes the runner's output: events drive a live status, stderr is
     the runner's log (shown with --verbose, kept briefly for errors)."""
 
-    def __init__(self, mask: Mask, verbose: bool = False, out=sys.stderr, history: Optional[Path] = None,
-                 selection: Optional[contract.Selection] = None, clock=time.monotonic, rule: Rule = STRICT):
+    def __init__(self, mask: Mask, verbose: bool = False, out=sys.stderr,
+                 history: Optional[Callable[[], object]] = None, selection: Optional[contract.Selection] = None,
+                 clock=time.monotonic):
         self.mask = mask
-        self.rule = rule  # what the verdict is judged by (rules.py)
         self.verbose = verbose
         self.out = out
         self.live = out.isatty()
-        # The ETA: earlier runs' timings (read from the runs under `history`
-        # when a terminal shows the live line) of the tests `selection` picks.
+        # The ETA: earlier runs' timings (``history`` reads them, only when a
+        # terminal shows the live line) of the tests ``selection`` picks.
         self.history = history
         self.selection = selection
-        self.timings = Timings()
+        self.took: Dict[str, float] = {}  # earlier runs' seconds by test_key
+        self.test_ids: Dict[str, str] = {}  # their full test ids by test_key, for a --regex
         self.clock = clock
         self.began = None  # when the run began, for the elapsed time
         self.tests_began = None  # when the first test began, for the count-based ETA
@@ -119,7 +117,6 @@ class Progress:
         self.error = None
         self.error_kind = None
         self.log_tail = []
-        self.compliance = None
 
     def feed(self, stream: int, raw: bytes) -> None:
         """One line of the runner's output. An event is parsed first and then
@@ -142,7 +139,8 @@ class Progress:
         self.began = self.clock()
         if self.live:
             if self.history is not None:
-                self.timings = Timings.load(self.history)
+                found = self.history()  # results.timings.Timings
+                self.took, self.test_ids = found.seconds, found.ids
             self._ticker = threading.Thread(target=self._tick, name="tcup-progress", daemon=True)
             self._ticker.start()
         return self
@@ -210,11 +208,11 @@ class Progress:
             if selection is not None and selection.tests is not None:
                 for entry in selection.tests:
                     uuid = bare_uuid(entry.get("uuid"))
-                    if uuid and (pattern is None or pattern.search(self.timings.ids.get(uuid, entry.get("name") or ""))):
+                    if uuid and (pattern is None or pattern.search(self.test_ids.get(uuid, entry.get("name") or ""))):
                         keys.add(uuid)
                 keys -= {uuid.lower() for uuid in self.missing}
             elif pattern is not None:
-                keys = {key for key, test_id in self.timings.ids.items() if pattern.search(test_id)}
+                keys = {key for key, test_id in self.test_ids.items() if pattern.search(test_id)}
             self._expected = keys
         return self._expected
 
@@ -229,7 +227,7 @@ class Progress:
         workers = max(1, int(self.mode.get("concurrency") or 1))
         work, timed = 0.0, []
         for key in self.expected_keys() - self.finished_keys:
-            took = self.timings.seconds.get(key)
+            took = self.took.get(key)
             if took is None:
                 continue
             timed.append(took)
@@ -351,31 +349,16 @@ class Progress:
         self.error = event["message"]
         self.error_kind = event.get("kind")
 
-    def outcome(self, exit_code: Optional[int], skips=()) -> Conclusion:
-        """The launcher's exit code from the runner's events and exit;
-        ``skips`` (rules.skip_reasons of the saved tests) for the verdict's words."""
+    def failure(self, exit_code: Optional[int]) -> Optional[Tuple[int, str]]:
+        """(exit code, message) when the runner ended in an error or without
+        its results; None when it finished and its results can be judged."""
         if self.error:
-            code = EXIT_BAD_INPUT if self.error_kind == "input" else EXIT_INFRA
-            return Conclusion(code, self.error)
+            return (EXIT_BAD_INPUT if self.error_kind == "input" else EXIT_INFRA), self.error
         if self.done is None:
             tail = "; ".join(self.log_tail[-3:]) or "no output"
             self.error = f"the runner ended without results (exit {exit_code}): {tail}"
-            return Conclusion(EXIT_INFRA, self.error)
-        done = self.done
-        return verdict(self.selected, done.get("passed", 0), done.get("failed", 0), done.get("skipped", 0),
-                       len(self.missing), rule=self.rule, skips=skips)
-
-    def summary_text(self, path: Path) -> str:
-        """What the user reads at the end: the runner's summary, the
-        compliance report, and where the results are."""
-        parts = []
-        try:  # the launcher added the compliance table and the verdict to it
-            parts.append(private_files.read_result(path / contract.SUMMARY_FILE).decode(errors="replace").rstrip())
-        except OSError:
-            parts += [self.compliance.rstrip()] if self.compliance else []
-            parts += ["Verdict: " + self.outcome(0).verdict_words] if self.done is not None else []
-        parts.append(f"Results saved in {path}")
-        return printable("\n\n".join(parts))
+            return EXIT_INFRA, self.error
+        return None
 
 
 def duration(seconds: float) -> str:
@@ -388,182 +371,3 @@ def duration(seconds: float) -> str:
 def short_name(name: str) -> str:
     """Class.test_method: what tells a test apart on a narrow line."""
     return ".".join(name.split(".")[-2:])
-
-
-def bare_uuid(uuid: Optional[str]) -> Optional[str]:
-    """A list entry's uuid without its ``id-`` prefix, lower case; None when it has none."""
-    uuid = (uuid or "").lower()
-    return (uuid[3:] if uuid.startswith("id-") else uuid) or None
-
-
-def test_key(name: str, uuid: Optional[str]) -> str:
-    """How runs are compared: by the idempotent id, by name when a test has none."""
-    return uuid.lower() if uuid else name
-
-
-def split_test_id(test_id: str) -> Tuple[str, Optional[str]]:
-    """(name, uuid) of a full Tempest test id: ``name[id-<uuid>,smoke]``."""
-    name, _, attrs = test_id.partition("[")
-    for attr in attrs.rstrip("]").split(","):
-        attr = attr.strip().lower()
-        if attr.startswith("id-") and len(attr) == 39:
-            return name, attr[3:]
-    return name, None
-
-
-# --- earlier runs' timings, for the ETA -------------------------------------
-
-# The newest saved runs whose timings are read: recent runs know today's cloud.
-HISTORY_RUNS = 10
-# Subunit v2 (python-subunit's wire format; the launcher does not have that
-# package, so the few fields needed are read here).
-SUBUNIT_SIGNATURE = 0xB3
-SUBUNIT_EXISTS = 1  # stestr lists the tests it will run, up front
-SUBUNIT_INPROGRESS = 2
-SUBUNIT_ENDED = {3: "success", 4: "fail", 5: "skip", 6: "fail", 7: "success"}  # uxsuccess fails, xfail passes
-FIXTURE_ID = re.compile(r"^(?:setUpClass|setUpModule|tearDownClass|tearDownModule) \((?P<scope>[^)]+)\)$")
-
-
-@dataclass
-class SubunitStatus:
-    test_id: str
-    status: str  # "exists", "inprogress", "success", "fail" or "skip"
-    timestamp: Optional[float]  # seconds since the epoch
-    worker: str  # stestr's route code (or worker-N tag): tests on one worker run one after another
-
-
-def read_subunit(data: bytes) -> List[SubunitStatus]:
-    """The test statuses of a subunit v2 stream. What is not a whole packet
-    (the torn end of an interrupted run, stray output) is stepped over."""
-    found = []
-    view = memoryview(data)
-    position = 0
-    while True:
-        position = data.find(bytes([SUBUNIT_SIGNATURE]), position)
-        if position < 0:
-            return found
-        try:
-            status, length = _subunit_packet(data, view, position)
-        except (ValueError, IndexError):
-            position += 1
-            continue
-        if status is not None:
-            found.append(status)
-        position += length
-
-
-def _number(data: bytes, position: int) -> Tuple[int, int]:
-    # The first byte's two high bits say how many bytes follow.
-    extra = data[position] >> 6
-    if position + extra >= len(data):
-        raise IndexError("number past the end")
-    value = data[position] & 0x3F
-    for byte in data[position + 1:position + 1 + extra]:
-        value = value << 8 | byte
-    return value, position + 1 + extra
-
-
-def _utf8(data: bytes, position: int) -> Tuple[str, int]:
-    length, position = _number(data, position)
-    if position + length > len(data):
-        raise IndexError("string past the end")
-    return data[position:position + length].decode("utf-8", errors="replace"), position + length
-
-
-def _subunit_packet(data: bytes, view: memoryview, start: int) -> Tuple[Optional[SubunitStatus], int]:
-    flags = int.from_bytes(data[start + 1:start + 3], "big")
-    if flags >> 12 != 2:
-        raise ValueError("not a subunit v2 packet")
-    length, position = _number(data, start + 3)
-    end = start + length
-    if length < 8 or end > len(data) or zlib.crc32(view[start:end - 4]) != int.from_bytes(data[end - 4:end], "big"):
-        raise ValueError("not a whole packet")
-    timestamp, test_id, tags, route = None, None, [], ""
-    if flags & 0x0200:
-        seconds = int.from_bytes(data[position:position + 4], "big")
-        nanoseconds, position = _number(data, position + 4)
-        timestamp = seconds + nanoseconds / 1e9
-    if flags & 0x0800:
-        test_id, position = _utf8(data, position)
-    if flags & 0x0080:
-        count, position = _number(data, position)
-        for _ in range(count):
-            tag, position = _utf8(data, position)
-            tags.append(tag)
-    if flags & 0x0020:
-        _, position = _utf8(data, position)  # MIME type
-    if flags & 0x0040:
-        _, position = _utf8(data, position)  # file name
-        size, position = _number(data, position)
-        position += size
-    if flags & 0x0400:
-        route, position = _utf8(data, position)
-    code = flags & 0x0007
-    named = {SUBUNIT_EXISTS: "exists", SUBUNIT_INPROGRESS: "inprogress", **SUBUNIT_ENDED}
-    if not test_id or code not in named:
-        return None, length
-    worker = route or next((tag for tag in tags if tag.startswith("worker-")), "")
-    return SubunitStatus(test_id, named[code], timestamp, worker), length
-
-
-def run_timings(run: Path) -> Dict[str, Tuple[float, str]]:
-    """Each test of a saved run: (seconds of the run's wall time it took, its
-    full id), by test_key. A test's time runs from the end of the one before
-    it on the same worker, so class fixtures are counted; a class that a
-    fixture skipped or failed reports no test, so its tests (from tests.json)
-    share the fixture's time."""
-    statuses = [s for s in read_subunit(private_files.read_result(run / contract.SUBUNIT_FILE))
-                if s.timestamp is not None and s.status != "exists"]
-    last_end: Dict[str, float] = {}
-    seconds: Dict[str, float] = {}
-    for status in sorted(statuses, key=lambda s: s.timestamp):
-        if status.status == "inprogress":
-            last_end.setdefault(status.worker, status.timestamp)
-            continue
-        since = last_end.get(status.worker, status.timestamp)
-        seconds[status.test_id] = seconds.get(status.test_id, 0.0) + max(0.0, status.timestamp - since)
-        last_end[status.worker] = status.timestamp
-    timings, fixtures = {}, {}
-    for test_id, took in seconds.items():
-        fixture = FIXTURE_ID.match(test_id)
-        if fixture:
-            fixtures[fixture.group("scope")] = fixtures.get(fixture.group("scope"), 0.0) + took
-        else:
-            timings[test_key(*split_test_id(test_id))] = (took, test_id)
-    if fixtures:
-        try:
-            tests = json.loads(private_files.read_result(run / contract.TESTS_FILE))["tests"]
-        except (OSError, ValueError, KeyError, TypeError):
-            tests = []  # an incomplete run: its fixtures' time is not shared out
-        for scope, took in fixtures.items():
-            covered = [t for t in tests if t.get("name", "").startswith(scope + ".")
-                       and test_key(t["name"], t.get("uuid")) not in timings]
-            for test in covered:
-                timings[test_key(test["name"], test.get("uuid"))] = (took / len(covered), test["name"])
-    return timings
-
-
-@dataclass
-class Timings:
-    """How long each test took in the newest saved run that has it."""
-
-    seconds: Dict[str, float] = field(default_factory=dict)  # by test_key
-    ids: Dict[str, str] = field(default_factory=dict)  # full test id by test_key, for a --regex
-
-    @classmethod
-    def load(cls, root: Path, newest: int = HISTORY_RUNS) -> "Timings":
-        timings = cls()
-        try:
-            runs = sorted((p for p in Path(root).iterdir() if (p / contract.SUBUNIT_FILE).is_file()),
-                          key=lambda p: p.name, reverse=True)[:newest]
-        except OSError:
-            return timings
-        for run in runs:  # run names start with their UTC start time: newest first
-            try:
-                found = run_timings(run)
-            except OSError:
-                continue
-            for key, (took, test_id) in found.items():
-                timings.seconds.setdefault(key, took)
-                timings.ids.setdefault(key, test_id)
-        return timings

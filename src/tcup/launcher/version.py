@@ -48,10 +48,10 @@ def from_git(checkout: Path) -> str:
 
 def describe() -> str:
     """The `--version` line: TCUP's version and the image tag it drives."""
-    from tcup.launcher.engine.image import Image
+    from tcup.launcher.engine.image import tag_of_this_version
 
     try:
-        tag = Image().tag
+        tag = tag_of_this_version()
     except Exception as error:  # noqa: BLE001 - a broken install still says its version
         tag = f"unknown ({error})"
     return f"tcup {version()} (image {tag})"

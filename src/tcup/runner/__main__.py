@@ -20,7 +20,7 @@ from pathlib import Path
 
 from tcup import contract
 from tcup.contract import Settings
-from tcup.runner import cleanup, config, events, records, redact, results, run, selection
+from tcup.runner import cleanup, config, events, records, redact, result_files, run, selection
 from tcup.runner.errors import InfraError, InputError, RunnerError, Stopped
 from tcup.runner.events import emit, log
 
@@ -88,6 +88,11 @@ def serve(settings: Settings) -> int:
     if settings.mode == "debug":
         return wait_for_shell(config.debug_command(workspace, LOAD_LIST, concurrency))
 
+    return run_and_write(settings, workspace, chosen, concurrency)
+
+
+def run_and_write(settings: Settings, workspace: config.Workspace, chosen, concurrency: int) -> int:
+    """The tests, the cleanup and the result files; the done event's exit code."""
     # run: Tempest, its stream redacted into the results as it comes; and
     # whatever way it ends, what the tests created is removed from the cloud.
     results_dir = Path(contract.RESULTS_DIR)
@@ -109,14 +114,14 @@ def serve(settings: Settings) -> int:
 
     # results: refstack.json, tests.json, junit.xml, summary.txt.
     emit("phase", name="results", message="writing the result files")
-    findings = results.Report(
+    findings = result_files.Report(
         outcomes=outcome.outcomes, missing=chosen.missing, cpid=settings.cloud.cpid,
         label=settings.selection.label, credentials=workspace.credentials, concurrency=concurrency,
         duration_seconds=outcome.duration_seconds, tempest_version=tempest_version(),
         fixture_failures=outcome.fixture_failures,
     )
-    results.write_all(results_dir, findings)
-    numbers = results.counts(outcome.outcomes)
+    result_files.write_all(results_dir, findings)
+    numbers = result_files.counts(outcome.outcomes)
     emit("done", **numbers, duration_seconds=int(outcome.duration_seconds))
     return contract.EXIT_TESTS_FAILED if numbers["failed"] else contract.EXIT_OK
 

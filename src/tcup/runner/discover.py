@@ -24,9 +24,10 @@ import json
 import os
 import sys
 
-# Where the runner wants the choices and a refusal (paths in the secret tmpfs).
-CHOICES_FILE = "TCUP_CHOICES_FILE"
-REFUSAL_FILE = "TCUP_REFUSAL_FILE"
+# The variables that say where the runner wants the choices and a refusal
+# (config.py sets them to its CHOICES_FILE and REFUSAL_FILE, in the secret tmpfs).
+CHOICES_VARIABLE = "TCUP_CHOICES_FILE"
+REFUSAL_VARIABLE = "TCUP_REFUSAL_FILE"
 # What the user named (--image, --image-alt, --flavor, --flavor-alt,
 # --network), and who the member is.
 WANTED = {"image": "TCUP_IMAGE", "image_alt": "TCUP_IMAGE_ALT", "flavor": "TCUP_FLAVOR",
@@ -408,10 +409,10 @@ def main() -> int:
     try:
         discover_tempest_config()
     except Refused as refusal:
-        write_json(REFUSAL_FILE, str(refusal))
+        write_json(REFUSAL_VARIABLE, str(refusal))
         print(f"refused: {refusal}", file=sys.stderr)
         return 2
-    write_json(CHOICES_FILE, choices)
+    write_json(CHOICES_VARIABLE, choices)
     return 0
 
 

@@ -10,16 +10,14 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, List, Optional, Tuple
+from typing import Iterable, List, Optional
 
 from tcup.contract import Selection
+from tcup.testids import TEST_ID, bare_uuid, split_test_id
 from tcup.runner import process
 from tcup.runner.errors import InputError
 
 LIST_TIMEOUT = 300
-UUID_ATTR = re.compile(r"^id-([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$")
-# A dotted Python name with an optional [attr,attr] suffix, nothing else.
-TEST_ID = re.compile(r"^(?P<name>[A-Za-z_][\w.]*)(?:\[(?P<attrs>[^\]]*)\])?$")
 
 
 @dataclass(frozen=True)
@@ -37,19 +35,6 @@ class Chosen:
     missing: List[str]  # uuids of the list that this Tempest lacks
 
 
-def parse_test_id(test_id: str) -> Tuple[str, Optional[str]]:
-    """(name, uuid) of a test id; uuid is None when it carries no id- attribute."""
-    match = TEST_ID.match(test_id.strip())
-    if not match:
-        return test_id.strip(), None
-    uuid = None
-    for attr in (match.group("attrs") or "").split(","):
-        found = UUID_ATTR.match(attr.strip())
-        if found:
-            uuid = found.group(1).lower()
-            break
-    return match.group("name"), uuid
-
 
 def parse_listed_tests(text: str) -> List[Test]:
     """The tests in `tempest run --list-tests` output, skipping any line
@@ -58,7 +43,7 @@ def parse_listed_tests(text: str) -> List[Test]:
     for line in text.splitlines():
         line = line.strip()
         if "." in line and TEST_ID.match(line):
-            name, uuid = parse_test_id(line)
+            name, uuid = split_test_id(line)
             tests.append(Test(line, name, uuid))
     return tests
 
@@ -70,11 +55,6 @@ def installed_tests(env: dict, workspace: Path) -> List[Test]:
     return parse_listed_tests(out)
 
 
-def normalise_uuid(value: str) -> str:
-    """A list's uuid with or without its ``id-`` prefix, lower case."""
-    value = value.strip().lower()
-    return value[3:] if value.startswith("id-") else value
-
 
 def choose(installed: Iterable[Test], selection: Selection, tempest_version: str) -> Chosen:
     """The installed tests the selection asks for: those whose uuid is on
@@ -83,7 +63,7 @@ def choose(installed: Iterable[Test], selection: Selection, tempest_version: str
     tests = sorted({t for t in installed if pattern is None or pattern.search(t.id)}, key=lambda t: t.id)
     missing: List[str] = []
     if selection.tests is not None:
-        wanted = {normalise_uuid(entry["uuid"]): entry for entry in selection.tests if entry.get("uuid")}
+        wanted = {bare_uuid(entry["uuid"]): entry for entry in selection.tests if entry.get("uuid")}
         tests = one_per_uuid([t for t in tests if t.uuid in wanted], wanted)
         have = {t.uuid for t in installed if t.uuid}
         # A regex narrows the list, so only the missing entries it would match count.

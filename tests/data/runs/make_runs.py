@@ -93,7 +93,7 @@ def stream(results, running=(), listed=None) -> bytes:
 
 def runner_files(path: Path, results, label: str) -> None:
     """What the runner writes at the end of a run: its real writers."""
-    from tcup.runner import results as writer
+    from tcup.runner import result_files as writer
     from tcup.runner.run import Outcome
     from tcup.runner.selection import Test
 
@@ -110,9 +110,8 @@ def runner_files(path: Path, results, label: str) -> None:
 def complete_run(path: Path, results, canaries: bool) -> None:
     """A finished run: the runner's files, then the launcher's save() fed the
     runner's events, as a real run feeds them."""
-    from tcup.launcher import launch
     from tcup.launcher.progress import Progress
-    from tcup.launcher.results import rerun
+    from tcup.launcher.results import finish, rerun, runs, verdict
     from tcup.launcher.results.runs import Run
     from tcup.masking import Mask
 
@@ -140,25 +139,29 @@ def complete_run(path: Path, results, canaries: bool) -> None:
     for name, fields in events:
         progress.feed(1, contract.event(name, **fields).encode())
     record = rerun.record(selection, listed, None, choices)
-    (run.incomplete / rerun.SETTINGS_FILE).write_text(json.dumps(record, indent=2) + "\n")
+    (run.incomplete / runs.SETTINGS_FILE).write_text(json.dumps(record, indent=2) + "\n")
     (run.incomplete / contract.CLEANUP_FILE).write_text(json.dumps({"removed": 2, "left": left if canaries else []},
                                                                     indent=2) + "\n")
-    done = launch.save(run, listed, selection, contract.Cloud(cpid=CPID, admin=False), progress, STARTED,
-                       "tcup:0123456789abcdef", settings=record,
-                       merged_from=[f"{CANARIES['home']}/20260104T090000Z-0a0a0a"] if canaries else None)
+    asked = finish.Asked(listed, selection, contract.Cloud(cpid=CPID, admin=False), verdict.STRICT, [],
+                         settings=record)
+    done = finish.finish(run, asked, progress, STARTED, "tcup:0123456789abcdef").path
+    if canaries:  # as an older TCUP recorded a merge: full paths
+        meta = json.loads((done / "run.json").read_text())
+        meta["merged_from"] = [f"{CANARIES['home']}/20260104T090000Z-0a0a0a"]
+        (done / "run.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
     meta = json.loads((done / "run.json").read_text())
     meta.update(tcup_version="0.5.0", finished="2026-01-05T09:00:14Z")  # fixed, not this checkout's
     (done / "run.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
 
 
 def interrupted_run(path: Path) -> None:
-    from tcup.launcher.results import rerun
+    from tcup.launcher.results import rerun, runs
 
     names = ["create_token", "validate_token", "app_credential", "list_servers", "list_images"]
     listed = test_list(names)
     path.mkdir()
     record = rerun.record(listed.selection(), listed, None, contract.Choices())
-    (path / rerun.SETTINGS_FILE).write_text(json.dumps(record, indent=2) + "\n")
+    (path / runs.SETTINGS_FILE).write_text(json.dumps(record, indent=2) + "\n")
     data = stream([("create_token", "success"), ("validate_token", "fail"), ("app_credential", "skip")],
                   running=["list_servers"], listed=names)
     (path / (contract.SUBUNIT_FILE + ".partial")).write_bytes(data)

@@ -16,7 +16,8 @@ import sys
 from pathlib import Path
 
 from tcup import contract
-from tcup.launcher.errors import EXIT_INFRA, EXIT_OK, BadInput, TcupError, printable
+from tcup.contract import EXIT_INFRA, EXIT_OK
+from tcup.launcher.errors import BadInput, TcupError, printable
 from tcup.launcher.version import invoked_as
 
 MODES = {"dynamic": "admin credentials", "preprovisioned": "member credentials"}
@@ -60,7 +61,8 @@ def check_same_cloud(run: Path, header: dict, cloud) -> None:
 
 
 def command(args) -> int:
-    from tcup.launcher import launch
+    from tcup.launcher.cloud.login import authenticate, member_accounts
+    from tcup.launcher.engine.image import host_proxies
     from tcup.launcher.results.runs import find_run
 
     run = find_run(str(args.run), args.output)
@@ -68,29 +70,30 @@ def command(args) -> int:
     if not count:
         print(printable(f"tcup: {run.name} recorded no resource in the cloud; nothing to remove"), flush=True)
         return EXIT_OK
-    credentials, cloud, redact = launch.authenticate(args.keyring)
+    credentials, cloud, redact = authenticate(args.keyring)
     check_same_cloud(run, header or {}, cloud)
-    accounts = launch.member_accounts(args.accounts, credentials, cloud)
+    accounts = member_accounts(args.accounts, credentials, cloud)
     for account in accounts:
         for secret in account.secrets():
             redact.secret(secret)
     settings = contract.Settings(credentials=credentials, cloud=cloud,
                                  selection=contract.Selection(label=f"cleanup of {run.name}"), mode="cleanup",
-                                 accounts=accounts, proxy={k.lower(): v for k, v in launch.proxies().items()},
+                                 accounts=accounts, proxy={k.lower(): v for k, v in host_proxies().items()},
                                  dry_run=args.dry_run)
     result = clean_in_container(args, settings, run, redact)
     return conclude(run, result, count, args.dry_run)
 
 
 def clean_in_container(args, settings, run: Path, redact) -> dict:
-    from tcup.launcher.engine.container import Container, Engine
-    from tcup.launcher.engine.image import Image
-    from tcup.launcher.launch import interrupted, proxies
+    from tcup.launcher.engine.connection import Engine
+    from tcup.launcher.engine.container import Container
+    from tcup.launcher.engine.image import Image, host_proxies
+    from tcup.launcher.interrupts import interrupted
     from tcup.launcher.progress import Progress
 
     with interrupted(lambda: "while preparing the image; nothing was removed"):
         engine = Engine.connect()
-        tag = Image(args.ca_cert).ensure(engine, rebuild=args.rebuild, proxies=proxies())
+        tag = Image(args.ca_cert).ensure(engine, rebuild=args.rebuild, proxies=host_proxies())
     progress = Progress(redact, verbose=args.verbose)
     with interrupted(lambda: f"while removing what {run.name} recorded; the container is removed; to go on: "
                              f"{invoked_as()} cleanup {run.name}"):
@@ -100,8 +103,9 @@ def clean_in_container(args, settings, run: Path, redact) -> dict:
                 progress.feed(stream, line)
             code = container.exit_code()
     if progress.cleanup is None:
-        outcome = progress.outcome(code)
-        raise TcupError(outcome.message or f"the runner ended without a cleanup (exit {code})", outcome.exit_code)
+        exit_code, message = (progress.failure(code)
+                              or (EXIT_INFRA, f"the runner ended without a cleanup (exit {code})"))
+        raise TcupError(message, exit_code)
     return progress.cleanup
 
 

@@ -118,8 +118,9 @@ def cpid_from_catalog(catalog: list, auth_url: str) -> str:
 
 
 @contextmanager
-def _verify(credentials: Credentials):
-    """What requests' ``verify`` needs: a CA file, or False when insecure."""
+def tls_verify(credentials: Credentials):
+    """What requests' ``verify`` needs for the user's cloud: the CA file of
+    OS_CACERT, the system's CAs (True), or False when insecure."""
     if credentials.insecure:
         yield False
         return
@@ -166,7 +167,7 @@ def check(credentials: Credentials) -> Cloud:
     import requests
 
     url = v3_root(credentials.auth_url) + "/auth/tokens"
-    with _verify(credentials) as verify:
+    with tls_verify(credentials) as verify:
         def post(scoped=True):
             # No redirects: the body holds the password, and a redirect could
             # send it to another host, or over plain http.
@@ -206,7 +207,12 @@ def check(credentials: Credentials) -> Cloud:
             # requests sends proxy credentials as Latin-1; its error would quote the character.
             raise BadInput("a user name or password in https_proxy/http_proxy has characters HTTP cannot carry; "
                            "percent-encode them in the proxy URL (e.g. %C3%A9 for é)")
+    return _cloud_from(answer, credentials)
 
+
+def _cloud_from(answer, credentials: Credentials) -> Cloud:
+    """The cloud Keystone's answer to the token request describes, or one
+    clear error saying why it refused."""
     if 300 <= answer.status_code < 400:
         where = answer.headers.get("Location", "elsewhere")
         raise BadInput(f"Keystone at {credentials.auth_url} redirects (HTTP {answer.status_code} to {where:.200}); "

@@ -64,7 +64,7 @@ def why_not(error: Exception) -> str:
 def check(credentials: Credentials, cloud: Cloud, skip: List[str]) -> Dict[str, str]:
     """The endpoints a run will use, each answering; raises naming those
     that do not, unless the user chose to go on without them (skip)."""
-    from tcup.launcher.cloud.identity import _verify, tls_failure, untrusted
+    from tcup.launcher.cloud.identity import tls_failure, tls_verify, untrusted
 
     endpoints = endpoints_to_use(credentials, cloud)
     if "identity" in skip:
@@ -74,7 +74,7 @@ def check(credentials: Credentials, cloud: Cloud, skip: List[str]) -> Dict[str, 
         raise BadInput(f"--skip-service {','.join(unknown)}: not in the catalog "
                        f"(it has {', '.join(sorted(endpoints))})")
     probed = {kind: url for kind, url in endpoints.items() if kind not in skip and kind != "identity"}
-    with _verify(credentials) as verify, concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+    with tls_verify(credentials) as verify, concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
         answers = dict(zip(probed, pool.map(lambda url: probe(url, verify), probed.values())))
     # A CA problem is the user's to fix (OS_CACERT), not a service that is down.
     reasons = {kind: untrusted(error) for kind, error in answers.items() if error}

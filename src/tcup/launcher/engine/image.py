@@ -22,6 +22,7 @@ from typing import Dict, List, NamedTuple, Optional
 
 import tcup
 from tcup import private_files
+from tcup.launcher.engine.connection import short_name
 from tcup.launcher.errors import BadInput, Infrastructure, printable, proxy_mask
 from tcup.masking import Mask
 from tcup.private_files import create_private
@@ -55,6 +56,20 @@ def context_files() -> Dict[str, bytes]:
         for path in sorted(PACKAGE.glob(pattern)):
             files[f"tcup/{path.relative_to(PACKAGE).as_posix()}"] = path.read_bytes()
     return files
+
+
+# The host's proxy settings handed to the build and the runner (Docker's build-arg names, upper case).
+BUILD_PROXY_VARIABLES = ("http_proxy", "https_proxy", "no_proxy")
+
+
+def host_proxies() -> dict:
+    """The host's proxy settings (either case), under Docker's build-arg names."""
+    found = {}
+    for name in BUILD_PROXY_VARIABLES:
+        value = os.environ.get(name) or os.environ.get(name.upper())
+        if value:
+            found[name.upper()] = value
+    return found
 
 
 CERTIFICATE_BLOCK = re.compile(rb"-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----", re.S)
@@ -121,6 +136,12 @@ def tag_for(context: bytes) -> str:
     return f"{REPOSITORY}:{hashlib.sha256(context).hexdigest()[:16]}"
 
 
+def tag_of_this_version() -> str:
+    """The tag of the image this TCUP drives, found without an engine: what
+    `--version` and a bundle name."""
+    return tag_for(context_tar(context_files()))
+
+
 class Image:
     """The image a run uses: found by its tag, or built from the context.
 
@@ -165,8 +186,6 @@ class Image:
     def prune(self, engine) -> "Pruned":
         """Remove TCUP's images of other versions (one piles up per version);
         this version's, and any a container still uses, stay."""
-        from tcup.launcher.engine.container import short_name
-
         before = engine.layers_size()
         removed, in_use = [], []
         for tag in engine.tagged_images(REPOSITORY):
@@ -242,23 +261,14 @@ def archive_names(file, path) -> List[List[str]]:
     if not isinstance(manifest, list):
         raise BadInput(f"{path} has no {MANIFEST} (not a `docker save` archive); give the file "
                        "`tcup image --save` wrote")
-    images = [[canonical(str(tag)) for tag in entry.get("RepoTags") or []] if isinstance(entry, dict) else ["?"]
+    images = [[short_name(str(tag)) for tag in entry.get("RepoTags") or []] if isinstance(entry, dict) else ["?"]
               for entry in manifest]
     named = {tag for tags in images for tag in tags}
     for others in (_legacy_names(found.get(REPOSITORIES)), _index_names(found.get(OCI_INDEX))):
-        others = {canonical(tag) for tag in others}
+        others = {short_name(tag) for tag in others}
         if others - named:
             images.append(sorted(others - named))
     return images
-
-
-def canonical(tag: str) -> str:
-    """An image name as Docker writes it: Podman's localhost/ and the full
-    docker.io/library/ form name the same image."""
-    for prefix in ("docker.io/library/", "localhost/"):
-        if tag.startswith(prefix):
-            return tag[len(prefix):]
-    return tag
 
 
 def _legacy_names(repositories) -> set:

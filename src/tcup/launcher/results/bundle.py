@@ -24,9 +24,8 @@ from typing import Dict, List, Optional, Tuple
 
 from tcup import contract, private_files
 from tcup.launcher.errors import BadInput
-from tcup.launcher.results.report import REPORT_FILE, RUN_FILE, locate
-from tcup.launcher.results.rerun import SETTINGS_FILE
-from tcup.launcher.results.runs import UPLOADS_FILE
+from tcup.launcher.results.runs import (REPORT_FILE, RUN_FILE, SETTINGS_FILE, UPLOADS_FILE, RunRecord, SavedRun,
+                                        parse_object)
 
 # Files the runner writes for the bundle; they go to its top level, not results/.
 SUPPORT_FILES = (contract.TEMPEST_CONF_FILE, contract.VERSIONS_FILE)
@@ -43,7 +42,7 @@ FEATURE_SUFFIX = "-feature-enabled"
 
 def command(args) -> int:
     """Write the bundle of the run in args.run; print its path."""
-    path = locate(args.run, args.output)
+    path = SavedRun.find(args.run, args.output).path
     target = Path(args.file) if args.file else Path.cwd() / f"tcup-bundle-{path.name}.tar.gz"
     if target.exists() or target.is_symlink():
         raise BadInput(f"{target} exists; remove it or choose another name with --file FILE")
@@ -107,11 +106,12 @@ def _regular_files(run: Path) -> Tuple[Dict[str, bytes], Dict[str, float]]:
     link: a file the container planted as a link to something of the user's
     stays out (private_files.read_result)."""
     files, mtimes = {}, {}
+    saved = SavedRun(run)
     for entry in sorted(run.iterdir()):
         if entry.name.startswith("."):
             continue  # a temporary file of a write in progress
         try:
-            files[entry.name] = private_files.read_result(entry)
+            files[entry.name] = saved.data(entry.name)
             mtimes[entry.name] = entry.lstat().st_mtime
         except OSError:
             continue
@@ -122,10 +122,10 @@ def _report(run: Path, meta: dict) -> Optional[str]:
     from tcup.launcher.results import report
 
     try:
-        facts = report.read(run)
+        facts = report.read(SavedRun(run))
     except (BadInput, OSError):
         return None  # no tests.json: nothing to show
-    facts.meta = meta
+    facts.meta = RunRecord.of(meta)
     return report.render(facts)
 
 
@@ -136,7 +136,7 @@ def _report(run: Path, meta: dict) -> Optional[str]:
 # bundle that no rule here has looked at.
 RUN_FACTS = ("tcup_version", "image", "started", "finished", "label", "guideline", "target", "credentials",
              "concurrency", "accounts", "duration_seconds", "passed", "failed", "skipped", "admin_skipped",
-             "missing", "verdict", "selected", "complete", "waived", "flaky")
+             "missing", "verdict", "rule", "selected", "complete", "waived", "flaky", "format")
 
 
 def sanitised_run(meta: dict) -> dict:
@@ -207,11 +207,7 @@ def _sanitised(name: str, data: bytes) -> bytes:
 
 def _load(data: Optional[bytes]) -> dict:
     """A JSON object from a file's bytes; {} when there is none."""
-    try:
-        found = json.loads(data.decode(errors="replace")) if data is not None else None
-    except ValueError:
-        return {}
-    return found if isinstance(found, dict) else {}
+    return parse_object(data) or {}
 
 
 def _json(document) -> bytes:
@@ -268,9 +264,9 @@ def versions(run_meta: dict, runner: dict, files: dict) -> dict:
              "python_tempestconf": runner.get("python_tempestconf"), "image_python": runner.get("python"),
              "image_os": runner.get("image_os")}
     try:
-        from tcup.launcher.engine.image import Image
+        from tcup.launcher.engine.image import tag_of_this_version
 
-        found["image"] = f"{Image().tag}"
+        found["image"] = tag_of_this_version()
         found["image_note"] = ("the image this TCUP drives; the run used the same one"
                                if found["tcup_run"] == found["tcup_bundle"] and "dirty" not in (found["tcup_run"] or "")
                                else "the image this TCUP drives; the run's TCUP (tcup_run) may have driven another")

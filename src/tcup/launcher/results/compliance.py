@@ -12,7 +12,7 @@ Each test of the list ends in exactly one state:
   waived   its result is "fail", under a waiver (--waivers): still not a pass
 
 A capability's status follows from the states of its tests and the verdict
-rule (launcher/rules.py) the run is judged by:
+rule (launcher/results/verdict.py) the run is judged by:
   pass     every test passed; by the no-failures rule, none failed and at
            least one passed, the others skipped or missing (counted, and shown)
   fail     at least one test failed
@@ -34,8 +34,9 @@ Standard library only.
 
 from typing import Dict, List, Optional
 
-from tcup.launcher import rules
-from tcup.launcher.guideline import TestList, valid_uuid
+from tcup.launcher.results import verdict as rules
+from tcup.launcher.guideline import TestList
+from tcup.testids import valid_uuid
 
 STATES = ("passed", "failed", "skipped", "missing", "not_run")
 STATUSES = ("pass", "fail", "partial", "skip")

@@ -6,14 +6,11 @@ same test. A run is a run directory, or its name as `tcup results` lists it.
 """
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional
 
-from tcup import contract, private_files
-from tcup.launcher.errors import BadInput, printable
-from tcup.launcher.progress import FIXTURE_ID, read_subunit, split_test_id, test_key
-from tcup.launcher.results.runs import read_file
+from tcup.launcher.errors import printable
+from tcup.launcher.results.runs import SavedRun, TestResult
 
 # What the lists are called, in the order they are shown.
 SECTIONS = ("newly_failing", "newly_passing", "newly_skipped", "only_in_a", "only_in_b")
@@ -26,62 +23,7 @@ TITLES = {
 }
 
 
-@dataclass
-class Result:
-    name: str
-    uuid: Optional[str]
-    status: str  # "success", "fail" or "skip"
-    reason: Optional[str] = None
-
-
-def read_run(path: Path) -> Dict[str, Result]:
-    """A run's results by test key: tests.json, or for a run interrupted
-    before it wrote that, what its subunit stream says finished."""
-    tests_file = path / contract.TESTS_FILE
-    stream = path / contract.SUBUNIT_FILE
-    if tests_file.exists() or tests_file.is_symlink():
-        try:
-            tests = json.loads(read_file(tests_file))["tests"]
-            return {test_key(t["name"], t.get("uuid")): Result(t["name"], t.get("uuid"), t["status"], t.get("reason"))
-                    for t in tests}
-        except (ValueError, KeyError, TypeError):
-            raise BadInput(f"{tests_file} is not a TCUP test results file") from None
-        except OSError as error:
-            raise BadInput(f"cannot read {tests_file}: {error.strerror or error}") from None
-    if stream.exists() or stream.is_symlink():
-        try:
-            data = private_files.read_result(stream)
-        except OSError as error:
-            raise BadInput(f"cannot read {stream}: {error.strerror or error}") from None
-        return stream_results(data)
-    raise BadInput(f"{path} holds no test results ({contract.TESTS_FILE} or {contract.SUBUNIT_FILE}); "
-                   "is it a TCUP run directory?")
-
-
-def stream_results(data: bytes) -> Dict[str, Result]:
-    """Results from a subunit stream. A class or module fixture's skip or
-    failure is its tests' (unittest then reports none of them); they are
-    known from the list of tests stestr streams first."""
-    listed, found, fixtures = [], {}, []
-    for status in read_subunit(data):
-        fixture = FIXTURE_ID.match(status.test_id)
-        if status.status == "exists":
-            listed.append(split_test_id(status.test_id))
-        elif status.status == "inprogress":
-            continue
-        elif fixture:
-            fixtures.append((fixture.group("scope") + ".", status.status))
-        else:
-            name, uuid = split_test_id(status.test_id)
-            found[test_key(name, uuid)] = Result(name, uuid, status.status)
-    for scope, outcome in fixtures:
-        for name, uuid in listed:
-            if name.startswith(scope):
-                found.setdefault(test_key(name, uuid), Result(name, uuid, outcome))
-    return found
-
-
-def compare(a: Dict[str, Result], b: Dict[str, Result]) -> Dict[str, List[dict]]:
+def compare(a: Dict[str, TestResult], b: Dict[str, TestResult]) -> Dict[str, List[dict]]:
     """Each list of the diff, sorted by test name. Newly failing: fails in B
     and did not in A; newly passing: passes in B and did not in A; newly
     skipped: skipped in B, not in A."""
@@ -104,7 +46,7 @@ def compare(a: Dict[str, Result], b: Dict[str, Result]) -> Dict[str, List[dict]]
     return changes
 
 
-def _entry(result: Result, before: Optional[Result] = None, after: Optional[Result] = None) -> dict:
+def _entry(result: TestResult, before: Optional[TestResult] = None, after: Optional[TestResult] = None) -> dict:
     return {"name": result.name, "uuid": result.uuid,
             "a": before.status if before else None, "b": after.status if after else None,
             "reason": (after or before).reason if (after or before).status != "success" else None}
@@ -112,7 +54,7 @@ def _entry(result: Result, before: Optional[Result] = None, after: Optional[Resu
 
 def diff(run_a: Path, run_b: Path) -> dict:
     """The whole diff, as --json prints it."""
-    a, b = read_run(run_a), read_run(run_b)
+    a, b = SavedRun(run_a).results(), SavedRun(run_b).results()
     return {"a": str(run_a), "b": str(run_b), "tests_a": len(a), "tests_b": len(b), **compare(a, b)}
 
 
@@ -141,3 +83,12 @@ def render(result: dict) -> str:
         lines += ["", "No differences: the same tests, with the same results."]
     # Names and reasons come from the saved files, which quote the cloud.
     return printable("\n".join(lines))
+
+
+def command(args) -> int:
+    """`tcup diff RUN_A RUN_B`: the diff, as text or (--json) one JSON object."""
+    from tcup.launcher.results.runs import find_run
+
+    compared = diff(find_run(args.run_a, args.output), find_run(args.run_b, args.output))
+    print(json.dumps(compared, indent=2) if args.json else render(compared))
+    return 0

@@ -13,7 +13,6 @@ Standard library only.
 """
 
 import html
-import json
 import re
 import sys
 import xml.etree.ElementTree as ET
@@ -21,17 +20,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List, Optional
 
-from tcup import contract, private_files
-from tcup.launcher import rules
-from tcup.launcher.errors import BadInput, printable
-from tcup.launcher.progress import plural
-from tcup.launcher.results.runs import RUN_FILE, RUN_FILES, find_run, json_object, read_file, unfinished
+from tcup import contract
+from tcup.launcher.errors import BadInput, plural, printable
+from tcup.launcher.results import verdict as rules
+from tcup.launcher.results.runs import COMPLIANCE_JSON, REPORT_FILE, RunRecord, SavedRun, TestResult
 
-REPORT_FILE = "report.html"
-COMPLIANCE_FILE = "compliance.json"
 SLOWEST = 10
 OPEN_TRACEBACKS = 10  # more failures than this show their tracebacks folded
-# summary.txt's heading for class and module fixture errors (runner.results.summary_text).
+# summary.txt's heading for class and module fixture errors (runner.result_files.summary_text).
 FIXTURE_HEADING = "Errors outside the tests (class or module fixtures):"
 # tests.json's statuses as a person reads them; others (a later TCUP's) are shown as they are.
 STATUS_WORDS = {"success": "passed", "fail": "failed", "skip": "skipped"}
@@ -41,25 +37,20 @@ _CONTROL = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]
 
 
 @dataclass
-class TestResult:
-    name: str
-    uuid: Optional[str]
-    status: str  # tests.json's: "success" | "fail" | "skip" (or a later TCUP's own)
-    reason: Optional[str]
+class ShownTest(TestResult):
+    """A test as the report shows it: tests.json's entry and junit.xml's detail."""
+
     detail: str = ""  # the whole traceback of a failure, from junit.xml
     duration: float = 0.0
-    flaky: bool = False  # a rerun's: failed first, then passed
-    first_reason: Optional[str] = None  # why a flaky test failed first
-    waived: Optional[dict] = None  # a failure's waiver (--waivers): reason, bug, expires, test
 
 
 @dataclass
 class RunFacts:
     """What the report shows, read from one run directory."""
 
-    path: Path
-    meta: dict  # run.json; empty for an incomplete run
-    tests: List[TestResult]
+    run: SavedRun
+    meta: RunRecord  # run.json; empty for an incomplete run
+    tests: List[ShownTest]
     missing: List[str]
     compliance: Optional[dict] = None
     fixture_errors: List[str] = field(default_factory=list)
@@ -67,51 +58,28 @@ class RunFacts:
 
     @property
     def complete(self) -> bool:
-        return unfinished(self.path) is None
+        return self.run.complete
 
     def count(self, status: str) -> int:
         return sum(test.status == status for test in self.tests)
 
 
-def locate(run: Path, root: Optional[Path] = None) -> Path:
-    """A run directory (found as runs.find_run finds it) that holds a run's
-    files; refuses anything else in one line."""
-    path = find_run(run, root)
-    if not any((path / name).is_file() for name in RUN_FILES):
-        raise BadInput(f"{path} is not a TCUP run directory (it holds no {RUN_FILE} or "
-                       f"{contract.TESTS_FILE}); see `tcup results` for the saved runs")
-    return path
-
-
-def read(path: Path) -> RunFacts:
-    """The facts of the run in ``path``; a run without tests.json (stopped
-    before the runner wrote its results) has nothing to report."""
-    tests_file = path / contract.TESTS_FILE
-    try:
-        text = read_file(tests_file)
-    except OSError as error:
-        raise BadInput(f"{path} has no readable {contract.TESTS_FILE} ({error.strerror or error}): the run stopped "
-                       "before its results were written, so there is nothing to report") from None
-    try:
-        outcome = json.loads(text)
-        tests = [TestResult(str(t["name"]), t.get("uuid"), str(t["status"]), t.get("reason"),
-                            flaky=bool(t.get("flaky")), first_reason=t.get("first_reason"),
-                            waived=t["waived"] if isinstance(t.get("waived"), dict) else None)
-                 for t in outcome["tests"]]
-    except (ValueError, KeyError, TypeError) as error:
-        raise BadInput(f"{tests_file} is not TCUP's tests.json ({type(error).__name__}: {error})")
-    facts = RunFacts(path, json_object(path / RUN_FILE) or {}, tests, list(outcome.get("missing") or []),
-                     compliance=json_object(path / COMPLIANCE_FILE))
-    facts.duration = _add_junit(path / contract.JUNIT_FILE, tests)
-    facts.fixture_errors = _fixture_errors(path / contract.SUMMARY_FILE)
+def read(run: SavedRun) -> RunFacts:
+    """The facts of a saved run; a run without tests.json (stopped before
+    the runner wrote its results) has nothing to report."""
+    tests = [ShownTest(**vars(test)) for test in run.tests()]
+    facts = RunFacts(run, run.record(), tests, list(run.tests_document().get("missing") or []),
+                     compliance=run.json(COMPLIANCE_JSON))
+    facts.duration = _add_junit(run, tests)
+    facts.fixture_errors = _fixture_errors(run)
     return facts
 
 
-def _add_junit(path: Path, tests: List[TestResult]) -> Optional[float]:
+def _add_junit(run: SavedRun, tests: List[ShownTest]) -> Optional[float]:
     """Each test's duration and a failure's whole traceback, from junit.xml
     (tests.json keeps a one-line reason only); the suite's time."""
     try:
-        root = ET.fromstring(private_files.read_result(path))
+        root = ET.fromstring(run.data(contract.JUNIT_FILE))
     except (OSError, ET.ParseError):
         return None
     by_name = {test.name: test for test in tests}
@@ -135,10 +103,10 @@ def _seconds(text: Optional[str]) -> float:
         return 0.0
 
 
-def _fixture_errors(path: Path) -> List[str]:
+def _fixture_errors(run: SavedRun) -> List[str]:
     """summary.txt's class and module fixture errors: they belong to no test."""
     try:
-        lines = read_file(path).splitlines()
+        lines = run.text(contract.SUMMARY_FILE).splitlines()
     except OSError:
         return []
     if FIXTURE_HEADING not in lines:
@@ -160,44 +128,44 @@ def e(text) -> str:
 
 def render(facts: RunFacts) -> str:
     meta = facts.meta
-    title = f"TCUP run {facts.path.name}"
+    title = f"TCUP run {facts.run.name}"
     sections = [_header(facts), NAVIGATION, _counts(facts), _compliance(facts.compliance), _failures(facts),
                 _waived(facts), _flaky(facts), _skips(facts), _slowest(facts), _all_tests(facts)]
     return PAGE.format(title=e(title), style=STYLE, body="\n".join(s for s in sections if s),
-                       generated=e(meta.get("tcup_version") or ""))
+                       generated=e(meta.tcup_version or ""))
 
 
 def _header(facts: RunFacts) -> str:
     meta = facts.meta
     if facts.complete:
-        verdict = meta.get("verdict") or "unknown"
+        verdict = meta.verdict or "unknown"
         words = _verdict_words(facts, verdict)
     else:
         verdict, words = "incomplete", "INCOMPLETE: the run did not finish; what it wrote is shown"
-    merged = meta.get("merged_from") or []
-    rows = [("Tests", meta.get("label")), ("Merged from", ", ".join(Path(p).name for p in merged) + " and a rerun"
-                                          if merged else None), ("Guideline", " ".join(str(meta[k]) for k in ("guideline", "target")
-                                                                  if meta.get(k))),
+    merged = meta.merged_from or []
+    rows = [("Tests", meta.label), ("Merged from", ", ".join(Path(p).name for p in merged) + " and a rerun"
+                                    if merged else None),
+            ("Guideline", " ".join(str(part) for part in (meta.guideline, meta.target) if part)),
             ("Verdict rule", f"{_rule(facts).id}: {_rule(facts).requires}"),
-            ("Started", meta.get("started")), ("Finished", meta.get("finished")),
+            ("Started", meta.started), ("Finished", meta.finished),
             ("Tempest run", f"{facts.duration:.0f} s" if facts.duration is not None else None),
-            ("Credentials", meta.get("credentials")), ("Concurrency", meta.get("concurrency")),
-            ("Cloud (cpid)", meta.get("cpid")), ("TCUP", meta.get("tcup_version"))]
+            ("Credentials", meta.credentials), ("Concurrency", meta.concurrency),
+            ("Cloud (cpid)", meta.cpid), ("TCUP", meta.tcup_version)]
     facts_html = "".join(f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in rows if v not in (None, ""))
-    return (f'<header><h1>TCUP run <span class="mono">{e(facts.path.name)}</span></h1>\n'
+    return (f'<header><h1>TCUP run <span class="mono">{e(facts.run.name)}</span></h1>\n'
             f'<p class="verdict {VERDICT_CLASS.get(verdict, "warn")}" id="verdict">{e(words)}</p>\n'
             f'<table class="facts">{facts_html}</table></header>')
 
 
 def _rule(facts: RunFacts) -> rules.Rule:
     """The rule the run was judged by; a run saved before runs named theirs was judged strictly."""
-    return rules.named(facts.meta.get("rule"))
+    return rules.named(facts.meta.rule)
 
 
 def _verdict_words(facts: RunFacts, verdict: str) -> str:
     """The verdict as the terminal said it (rules.verdict's words), from the saved results."""
     waived = sum(1 for t in facts.tests if t.status == "fail" and t.waived)
-    said = rules.verdict(facts.meta.get("selected") or len(facts.tests), facts.count("success"), facts.count("fail"),
+    said = rules.verdict(facts.meta.selected or len(facts.tests), facts.count("success"), facts.count("fail"),
                          facts.count("skip"), len(facts.missing), waived, _rule(facts),
                          rules.skip_reasons({"status": t.status, "reason": t.reason} for t in facts.tests))
     # Results edited since (or a later TCUP's verdict): the recorded verdict stands.
@@ -214,7 +182,7 @@ def _counts(facts: RunFacts) -> str:
     flaky = sum(1 for t in facts.tests if t.flaky)
     cells += [("waived", waived, "warn")] if waived else []
     cells += [("flaky", flaky, "warn")] if flaky else []
-    admin = _count(facts.meta.get("admin_skipped"))
+    admin = _count(facts.meta.admin_skipped)
     others = sorted({t.status for t in facts.tests} - set(STATUS_WORDS))
     cells += [(status, facts.count(status), "warn") for status in others]
     cells.append(("not in this Tempest", len(facts.missing), "warn" if facts.missing else ""))
@@ -434,7 +402,7 @@ def write(path: Path) -> Path:
     from tcup.launcher.results.runs import write_file
 
     target = path / REPORT_FILE
-    write_file(target, render(read(path)))
+    write_file(target, render(read(SavedRun(path))))
     return target
 
 
@@ -451,7 +419,7 @@ def write_after_run(path: Path) -> Optional[Path]:
 
 def command(args) -> int:
     """`tcup report RUN`: make report.html again for a saved run; print its path."""
-    path = locate(args.run, args.output)
+    path = SavedRun.find(args.run, args.output).path
     try:
         target = write(path)
     except OSError as error:

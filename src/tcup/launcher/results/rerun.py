@@ -23,19 +23,16 @@ Merge rules, by test key (uuid, else name):
     the earlier run's cases that were not run again.
 """
 
-import json
 import xml.etree.ElementTree as ET
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional
 
 from tcup import contract, private_files
-from tcup.launcher.errors import BadInput
-from tcup.launcher.progress import bare_uuid, plural, test_key
-from tcup.launcher.results.runs import RUN_FILE, json_object, read_file, status_counts, unfinished
-
-SETTINGS_FILE = "settings.json"
-PARTIAL_STREAM = contract.SUBUNIT_FILE + ".partial"  # the runner's stream while tests run
+from tcup.launcher.errors import BadInput, plural
+from tcup.launcher.results.runs import SavedRun, json_object, read_file, write_json
+from tcup.launcher.results.verdict import Counts
+from tcup.testids import bare_uuid, split_test_id, test_key
 
 
 def record(selection: contract.Selection, test_list, concurrency: Optional[int], choices: contract.Choices) -> dict:
@@ -54,6 +51,12 @@ def judged(rule, cloud: contract.Cloud) -> dict:
     from tcup.launcher.cloud.identity import credentials_mode
 
     return {"rule": rule.id, "cpid": cloud.cpid, "credentials": credentials_mode(cloud)}
+
+
+def new_record(selection: contract.Selection, test_list, concurrency: Optional[int], choices: contract.Choices,
+               rule, cloud: contract.Cloud) -> dict:
+    """A new run's record: what it ran, and how and where it is judged."""
+    return {**record(selection, test_list, concurrency, choices), **judged(rule, cloud)}
 
 
 # How run.json's ``credentials`` reads to a person.
@@ -95,7 +98,7 @@ class Plan:
     def rule(self):
         """The verdict rule the earlier run was judged by (a record without
         one: its list's own, which for a record that old is the strict rule)."""
-        from tcup.launcher import rules
+        from tcup.launcher.results import verdict as rules
 
         recorded = self.settings.get("rule")
         return rules.named(recorded) if recorded else rules.applied(self.test_list)
@@ -136,27 +139,29 @@ class Plan:
 
 def plan(path: Path) -> Plan:
     """The rerun of the run in ``path``; one BadInput line when there is nothing to rerun."""
-    meta = json_object(path / RUN_FILE)
-    complete = unfinished(path) is None
-    settings = (meta or {}).get("settings") or json_object(path / SETTINGS_FILE)
+    run = SavedRun(path)
+    meta, complete, settings = run.record(), run.complete, run.settings()
     if not settings or "selection" not in settings:
         raise BadInput(f"{path} does not record its selection and settings (a run saved by an older TCUP, or one "
                        "stopped before its tests began); start a new run instead")
     original = contract.Selection(**settings["selection"])
-    where = {"cpid": (meta or {}).get("cpid") or settings.get("cpid"),
-             "credentials": (meta or {}).get("credentials") or settings.get("credentials")}
+    where = {"cpid": meta.cpid or settings.get("cpid"), "credentials": meta.credentials or settings.get("credentials")}
     if complete:
-        earlier, missing = _tests_json(path)
+        document = run.tests_document()
+        earlier = {test_key(t["name"], t.get("uuid")): dict(t) for t in document["tests"]}
+        missing = list(document.get("missing") or [])
         again = [t for t in earlier.values() if t.get("status") == "fail"]
         if not again:
-            raise BadInput(f"{path} has no failed test to rerun (verdict: {meta.get('verdict')})")
+            raise BadInput(f"{path} has no failed test to rerun (verdict: {meta.verdict})")
         tests = [{"name": t["name"], "uuid": t["uuid"]} for t in again]
         selection = contract.Selection(label=original.label, tests=tests, regex=original.regex)
         return Plan(path, True, settings, earlier, missing, selection, not_run=0, merged_from=[path.name],
                     failed_before={test_key(t["name"], t.get("uuid")): t.get("reason") for t in again},
                     failed=len(again), **where)
     # Resume: the stream says what finished; stestr listed every test it was given first.
-    listed, finished = _listed_and_finished(path)
+    listed, results = run.listed_and_finished()
+    finished = {key: {"name": r.name, "uuid": r.uuid, "status": r.status, "reason": r.reason}
+                for key, r in results.items()}
     earlier = {key: result for key, result in finished.items() if result["status"] in ("success", "skip")}
     failed_before = {key: result.get("reason") for key, result in finished.items() if result["status"] == "fail"}
     done = set(earlier)
@@ -176,41 +181,6 @@ def plan(path: Path) -> Plan:
                 failed=len(failed_before), not_run=not_run, merged_from=[path.name], **where)
 
 
-def _tests_json(path: Path):
-    data = json_object(path / contract.TESTS_FILE)
-    if not data or not isinstance(data.get("tests"), list):
-        raise BadInput(f"{path} has no readable {contract.TESTS_FILE}; is it a TCUP run directory?")
-    return {test_key(t["name"], t.get("uuid")): dict(t) for t in data["tests"]}, list(data.get("missing") or [])
-
-
-def _stream(path: Path) -> Optional[bytes]:
-    """The run's subunit stream: whole, or as far as an interrupted run wrote it."""
-    for name in (contract.SUBUNIT_FILE, PARTIAL_STREAM):
-        try:
-            return private_files.read_result(path / name)
-        except OSError:
-            continue
-    return None
-
-
-def _listed_and_finished(path: Path):
-    """(tests stestr listed, by key -> (name, uuid); finished results by
-    key -> tests.json-like entry) of an interrupted run's subunit stream."""
-    from tcup.launcher.progress import FIXTURE_ID, read_subunit, split_test_id
-    from tcup.launcher.results.diff import stream_results
-
-    data = _stream(path)
-    if data is None:
-        return {}, {}
-    listed = {}
-    for status in read_subunit(data):
-        if status.status == "exists" and not FIXTURE_ID.match(status.test_id):
-            name, uuid = split_test_id(status.test_id)
-            listed[test_key(name, uuid)] = (name, uuid)
-    finished = {key: {"name": r.name, "uuid": r.uuid, "status": r.status, "reason": r.reason}
-                for key, r in stream_results(data).items()}
-    return listed, finished
-
 
 # --- the merge -------------------------------------------------------------------------
 
@@ -222,7 +192,6 @@ def merge(previous: Plan, results_dir: Path) -> dict:
     reran = {}
     for test in now["tests"]:
         key = test_key(test["name"], test.get("uuid"))
-        before = merged.get(key)
         test = dict(test)
         if key in previous.failed_before and test.get("status") == "success":
             test["flaky"] = True
@@ -233,15 +202,11 @@ def merge(previous: Plan, results_dir: Path) -> dict:
         reran[key] = test
     missing = sorted(set(previous.missing) | set(now.get("missing") or []))
     document = {"tests": sorted(merged.values(), key=lambda t: t["name"]), "missing": missing}
-    _write_json(results_dir / contract.TESTS_FILE, document)
+    write_json(results_dir / contract.TESTS_FILE, document)
     _merge_refstack(previous.previous, results_dir, document["tests"])
     _merge_junit(previous.previous / contract.JUNIT_FILE, results_dir / contract.JUNIT_FILE, set(reran))
     _join_streams(previous.previous, results_dir)
     return document
-
-
-def _write_json(path: Path, document: dict) -> None:
-    private_files.write_atomically(path, (json.dumps(document, indent=2) + "\n").encode())
 
 
 def _merge_refstack(previous: Path, results_dir: Path, tests: List[dict]) -> None:
@@ -251,7 +216,7 @@ def _merge_refstack(previous: Path, results_dir: Path, tests: List[dict]) -> Non
     before = json_object(previous / contract.REFSTACK_FILE) or {}
     passed = sorted({(t["name"], t.get("uuid")) for t in tests if t.get("status") == "success"},
                     key=lambda pair: (pair[0], pair[1] or ""))
-    _write_json(results_dir / contract.REFSTACK_FILE, {
+    write_json(results_dir / contract.REFSTACK_FILE, {
         "cpid": now.get("cpid") or before.get("cpid"),
         "duration_seconds": int(now.get("duration_seconds") or 0) + int(before.get("duration_seconds") or 0),
         "results": [{"name": name, "uuid": uuid} if uuid else {"name": name} for name, uuid in passed],
@@ -269,8 +234,6 @@ def _merge_junit(previous: Path, current: Path, reran: set) -> None:
     old_suite = before if before.tag == "testsuite" else before.find("testsuite")
     if suite is None or old_suite is None:
         return
-    from tcup.launcher.progress import split_test_id
-
     for case in old_suite.findall("testcase"):
         name, uuid = split_test_id(f"{case.get('classname', '')}.{case.get('name', '')}")
         if test_key(name, uuid) not in reran:
@@ -287,7 +250,7 @@ def _merge_junit(previous: Path, current: Path, reran: set) -> None:
 def _join_streams(previous: Path, results_dir: Path) -> None:
     """One subunit stream of both runs (v2 streams join end to end): the
     ETA's timings and `tcup diff` of a partial run read it."""
-    earlier = _stream(previous)
+    earlier = SavedRun(previous).stream()
     current = results_dir / contract.SUBUNIT_FILE
     try:
         now = private_files.read_result(current)
@@ -315,13 +278,13 @@ def write_summary(previous: Plan, results_dir: Path, document: dict) -> None:
     except OSError:
         head = [f"TCUP run: {previous.selection.label}"]
     tests = document["tests"]
-    number = status_counts(tests)
+    number = Counts.of_tests(document)
     reran = sum(1 for t in tests if t.get("reran"))
     lines = head + [
         f"Merged: {previous.previous.name} and a rerun of {plural(reran, 'test')} (its failed and not-run tests)",
         f"Selected: {plural(len(tests), 'test')}"
         + (f" ({len(document['missing'])} more on the list are not in this Tempest)" if document["missing"] else ""),
-        f"Passed: {number['success']}  Failed: {number['fail']}  Skipped: {number['skip']}",
+        f"Passed: {number.passed}  Failed: {number.failed}  Skipped: {number.skipped}",
     ]
     failures = [t for t in tests if t.get("status") == "fail" and not t.get("waived")]
     if failures:

@@ -24,10 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional
 
+from tcup.testids import bare_uuid, valid_uuid
 from tcup.launcher.errors import BadInput
 
 FIELDS = ("test", "reason", "bug", "expires")
-_UUID = re.compile(r"^(?:id-)?([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$", re.I)
 
 
 @dataclass
@@ -39,9 +39,9 @@ class Waiver:
     number: int  # its place in the file, from 1, to name it in messages
 
     def matches(self, name: str, uuid: Optional[str]) -> bool:
-        wanted = _UUID.match(self.test)
+        wanted = valid_uuid(self.test)
         if wanted:
-            return bool(uuid) and uuid.lower().removeprefix("id-") == wanted.group(1).lower()
+            return bare_uuid(uuid) == wanted
         return re.search(self.test, name) is not None
 
     def expired(self, today: datetime.date) -> bool:
@@ -82,7 +82,7 @@ def _waiver(entry, number: int, where: str) -> Waiver:
         if entry.get(key) in (None, ""):
             raise BadInput(f"{where}: waiver {number} has no {key!r}")
     test, reason, bug = (str(entry[key]).strip() for key in ("test", "reason", "bug"))
-    if not _UUID.match(test):
+    if not valid_uuid(test):
         try:
             re.compile(test)
         except re.error as error:

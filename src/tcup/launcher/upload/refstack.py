@@ -21,28 +21,23 @@ import random
 import re
 import shlex
 import time
-from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, List, Mapping, Optional, Tuple
+from typing import Callable, Mapping, Optional, Tuple
 from urllib.parse import urlsplit
 
 from tcup import __version__, contract, private_files
-from tcup.launcher.errors import EXIT_BAD_INPUT, EXIT_UPLOAD_FAILED, TcupError, network_reason, printable
+from tcup.contract import EXIT_BAD_INPUT
+from tcup.launcher.errors import EXIT_UPLOAD_FAILED, TcupError, network_reason, printable
 from tcup.launcher.results.runs import UPLOADS_FILE, run_holding, unfinished
+from tcup.launcher.upload.body import encode, request_body
 
 DEFAULT_URL = "https://refstack.openstack.org/api"
 URL_VARIABLE = "REFSTACK_URL"
 RESULTS_PATH = "/v1/results"
-# The only keys a RefStack upload carries; anything else stays home.
-BODY_KEYS = ("cpid", "duration_seconds", "results")
-TEST_KEYS = ("name", "uuid")
-# Problems listed in one error line before "and N more".
-SHOWN_PROBLEMS = 5
 # Longest server message quoted back to the user.
 MESSAGE_CHARS = 300
-_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE)
 
 
 class UploadError(TcupError):
@@ -213,64 +208,6 @@ def read_json(path: Path):
         raise UploadError(f"cannot read {path}: {error.strerror or error}", EXIT_BAD_INPUT) from None
     except ValueError as error:
         raise UploadError(f"{path} is not valid JSON: {error}", EXIT_BAD_INPUT) from None
-
-
-def problems(doc) -> List[str]:
-    """Every reason the server would (or should) refuse these results, one short sentence each."""
-    if not isinstance(doc, dict):
-        return ["the results are not a JSON object"]
-    found = []
-    cpid = doc.get("cpid")
-    if not isinstance(cpid, str) or not cpid.strip():
-        found.append("cpid is missing or empty")
-    duration = doc.get("duration_seconds")
-    # bool is an int in Python but not in JSON Schema, which the server uses.
-    if not isinstance(duration, int) or isinstance(duration, bool) or duration < 0:
-        found.append(f"duration_seconds must be a whole number >= 0, not {duration!r}")
-    tests = doc.get("results")
-    if not isinstance(tests, list):
-        return found + ["results is missing or not a list"]
-    if not tests:
-        found.append("there are no passed tests to upload")
-    found += _test_problems(tests)
-    return found
-
-
-def _test_problems(tests: list) -> List[str]:
-    """Problems of the individual test entries: shape, uuid, duplicate names."""
-    found = []
-    for index, test in enumerate(tests):
-        if not isinstance(test, dict):
-            found.append(f"results[{index}] is not an object")
-            continue
-        name, test_id = test.get("name"), test.get("uuid")
-        if not isinstance(name, str) or not name.strip():
-            found.append(f"results[{index}] has no test name")
-        if not isinstance(test_id, str) or not _UUID.match(test_id):
-            found.append(f"test {name or index!s} has uuid {test_id!r}, which is not a UUID")
-    names = Counter(t.get("name") for t in tests if isinstance(t, dict) and isinstance(t.get("name"), str))
-    for name, times in names.items():
-        if times > 1:
-            # RefStack stores each name once per run and answers 500 on a repeat.
-            found.append(f"test {name} is listed {times} times")
-    return found
-
-
-def request_body(doc) -> dict:
-    """The upload body: cpid, duration_seconds and results [{name, uuid}] only, after checking them."""
-    found = problems(doc)
-    if found:
-        shown = "; ".join(found[:SHOWN_PROBLEMS])
-        more = f"; and {len(found) - SHOWN_PROBLEMS} more" if len(found) > SHOWN_PROBLEMS else ""
-        raise UploadError(f"these results cannot be uploaded: {shown}{more}", EXIT_BAD_INPUT)
-    body = {key: doc[key] for key in BODY_KEYS}
-    body["results"] = [{key: test[key] for key in TEST_KEYS} for test in doc["results"]]
-    return body
-
-
-def encode(body: dict) -> bytes:
-    """The exact bytes sent (and signed): compact ASCII JSON, so no encoding can differ on the way."""
-    return json.dumps(body, separators=(",", ":"), ensure_ascii=True).encode("ascii")
 
 
 def resume_command(run: Path, base_url: str, sign_key: Optional[Path]) -> str:

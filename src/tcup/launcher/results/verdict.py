@@ -23,7 +23,8 @@ import re
 from dataclasses import dataclass
 from typing import Iterable, List, Optional, Sequence, Tuple
 
-from tcup.launcher.errors import EXIT_NOT_COMPLIANT, EXIT_OK, EXIT_TESTS_FAILED, EXIT_WAIVED
+from tcup.contract import EXIT_OK, EXIT_TESTS_FAILED
+from tcup.launcher.errors import EXIT_NOT_COMPLIANT, EXIT_WAIVED, plural
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,39 @@ class Conclusion:
     message: Optional[str] = None
     verdict: Optional[str] = None  # "compliant", "failed", "not compliant" or "compliant with waivers"
     verdict_words: str = ""
+
+
+@dataclass
+class Counts:
+    """A run's numbers, as the verdict and run.json take them: counted from
+    the saved tests (tests.json) for every kind of run, plain, merged or waived."""
+
+    selected: int
+    passed: int = 0
+    failed: int = 0
+    skipped: int = 0
+    missing: int = 0  # tests of the list this Tempest lacks
+    waived: int = 0  # failures under a waiver (--waivers)
+    flaky: int = 0  # a rerun's: failed first, then passed
+
+    @classmethod
+    def of_tests(cls, document: dict, selected: Optional[int] = None) -> "Counts":
+        """From tests.json's document. ``selected`` is what the runner ran
+        when it knows better than the file: tests that reported nothing are
+        in neither."""
+        tests = document.get("tests") or []
+        status = [test.get("status") for test in tests]
+        return cls(selected=len(tests) if selected is None else selected, passed=status.count("success"),
+                   failed=status.count("fail"), skipped=status.count("skip"),
+                   missing=len(document.get("missing") or []),
+                   waived=sum(1 for test in tests if test.get("status") == "fail" and test.get("waived")),
+                   flaky=sum(bool(test.get("flaky")) for test in tests))
+
+
+def judge(counts: Counts, rule: Rule, skips: Sequence[Tuple[str, int]] = ()) -> Conclusion:
+    """The verdict of these counts by ``rule``."""
+    return verdict(counts.selected, counts.passed, counts.failed, counts.skipped, counts.missing, counts.waived,
+                   rule, skips)
 
 
 def verdict(selected: int, passed: int, failed: int, skipped: int, missing: int, waived: int = 0,
@@ -102,11 +136,6 @@ def _unshown(skipped: int, missing: int, skips: Sequence[Tuple[str, int]]) -> Li
 def _tail(unshown: List[str]) -> str:
     return "; " + "; ".join(unshown) if unshown else ""
 
-
-def plural(count: int, noun: str) -> str:
-    if count == 1:
-        return f"{count} {noun}"
-    return f"{count} {noun[:-1]}ies" if noun.endswith("y") else f"{count} {noun}s"
 
 
 # --- skips by reason --------------------------------------------------------------------
