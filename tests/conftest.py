@@ -328,3 +328,33 @@ def only_run(root: Path) -> Path:
     runs = [p for p in root.iterdir() if p.is_dir()]
     assert len(runs) == 1, runs
     return runs[0]
+
+
+class LoopbackServer:
+    """A test's scripted HTTP peer on 127.0.0.1: ``handler`` (an
+    http.server.BaseHTTPRequestHandler class) answers; ``url`` is where."""
+
+    def __init__(self, handler):
+        from http.server import ThreadingHTTPServer
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def __enter__(self):
+        threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def reply(handler, status: int, content: bytes, headers=None) -> None:
+    """One whole HTTP answer from a scripted peer's handler."""
+    handler.send_response(status)
+    for name, value in (headers or {}).items():
+        handler.send_header(name, value)
+    handler.send_header("Content-Length", str(len(content)))
+    handler.end_headers()
+    handler.wfile.write(content)
+

@@ -109,7 +109,7 @@ def test_plurals_say_one_test():
 
 
 def test_tcup_results_keeps_its_columns_with_long_labels():
-    from tcup.launcher.results.runs import render_runs
+    from tcup.launcher.results.listing import render_runs
 
     runs = [
         {"name": "20261125T210546Z-2ba21f", "complete": True, "cpid": "c1", "label": "2020.06 platform",

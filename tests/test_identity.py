@@ -3,11 +3,11 @@ learns the ids and hosts the runner must mask, and never sends the password
 after a redirect. (The real Keystone is met in the end-to-end tests.)"""
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
+from conftest import LoopbackServer, reply
 from tcup.contract import Credentials
 from tcup.launcher.cloud import identity
 from tcup.launcher.errors import BadInput
@@ -19,7 +19,7 @@ PROJECT_ID = "8f1e0c6a9b5d4e2f8a7c6b5d4e3f2a1b"
 USER_ID = "1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f"
 
 
-class Scripted:
+class Scripted(LoopbackServer):
     """An HTTP server answering every POST with one (status, headers, body),
     keeping each request body."""
 
@@ -30,27 +30,12 @@ class Scripted:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):  # noqa: N802 (http.server's naming)
                 server.bodies.append(self.rfile.read(int(self.headers.get("Content-Length", 0))))
-                content = body if isinstance(body, bytes) else json.dumps(body).encode()
-                self.send_response(status)
-                for name, value in (headers or {}).items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(content)))
-                self.end_headers()
-                self.wfile.write(content)
+                reply(self, status, body if isinstance(body, bytes) else json.dumps(body).encode(), headers)
 
             def log_message(self, *args):
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-
-    def __enter__(self):
-        threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        super().__init__(Handler)
 
 
 @pytest.fixture(autouse=True)

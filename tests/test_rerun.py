@@ -124,6 +124,21 @@ def test_resume_an_interrupted_run(image, keystone, engine, tmp_path):
         wait_until_gone(engine, watch.tcup_containers() | set(watch.seen), watch.volumes())
     (incomplete,) = runs.iterdir()
     assert incomplete.name.endswith(".incomplete") and (incomplete / "settings.json").is_file()
+    # What finished before the stop is kept as result files: report, diff, results and upload read them.
+    kept = json.loads((incomplete / "tests.json").read_text())["tests"]
+    assert 0 < len(kept) < selected and {t["name"]: t["status"] for t in kept}[passed] == "success"
+    assert re.search(rf"kept, marked incomplete, in \S+ \({len(kept)} finished tests?: tests\.json", launched.stderr)
+    body = json.loads((incomplete / "refstack.json").read_text())
+    assert body["cpid"] and {"name": passed.split("[")[0], "uuid": by_uuid_of(kept, passed)} in body["results"]
+    assert len(body["results"]) == sum(t["status"] == "success" for t in kept)
+    report = tcup(["report", str(incomplete)], env)
+    assert report.returncode == 0 and "INCOMPLETE" in (incomplete / "report.html").read_text()
+    listed = tcup(["results", "--output", str(runs)], env)
+    row = next(line for line in listed.stdout.splitlines() if line.startswith(incomplete.name))
+    assert row.split()[-6:-2] == ["incomplete", str(sum(t["status"] == "success" for t in kept)),
+                                str(sum(t["status"] == "fail" for t in kept)), str(sum(t["status"] == "skip" for t in kept))]
+    same = tcup(["diff", str(incomplete), str(incomplete)], env)
+    assert same.returncode == 0 and f"({len(kept)} tests)" in same.stdout
 
     with RunWatch(engine, tmp_path) as watch:
         done = tcup(["rerun", str(incomplete), "--no-upload"], env)
@@ -150,6 +165,11 @@ def test_resume_an_interrupted_run(image, keystone, engine, tmp_path):
     assert meta["label"] == f"regex {MANY_TESTS}"
     assert len(json.loads((merged / "refstack.json").read_text())["results"]) == count["success"]
     assert f"Passed: {count['success']}  Failed: 0  Skipped: {count['skip']}" in (merged / "summary.txt").read_text()
+
+
+def by_uuid_of(tests, name):
+    """The uuid tests.json gives the test whose name a live line showed."""
+    return next(t["uuid"] for t in tests if t["name"] == name.split("[")[0])
 
 
 def openrc_free(tmp):

@@ -65,6 +65,11 @@ def test_scs0128_allows_skips_and_names_them_and_strict_counts_them(image, keyst
     assert done.returncode == 5, done.stderr[-2000:]
     summary = json.loads(done.stdout)
     run = only_run(strict_runs)
+    # The skips by cause: the second account's has a hint, the security compliance's none.
+    assert [(c["status"], c["cause"], c["count"], len(c["tests"]), c["hint"]) for c in summary.pop("causes")] == [
+        ("skip", "security compliance not available", 2, 2, None),
+        ("skip", "missing a 2nd set of API credentials in configuration", 1, 1,
+         "give more member accounts with --accounts")]
     assert summary == {"verdict": "not compliant", "rule": "strict",
                        "counts": {"selected": 6, "passed": 3, "failed": 0, "skipped": 3, "missing": 0},
                        "skip_reasons": SKIPS, "label": f"scs-0128 iaas matching {SCS_IDENTITY}",

@@ -166,7 +166,8 @@ def test_an_incomplete_run_is_not_uploaded_however_it_is_named(runs, named):
 
 
 def test_a_run_json_without_its_completeness_mark_is_not_uploaded(runs):
-    from tcup.launcher.results.runs import list_runs, unfinished
+    from tcup.launcher.results.listing import list_runs
+    from tcup.launcher.results.runs import unfinished
 
     run = runs / "a-complete"
     meta = json.loads((run / "run.json").read_text())

@@ -94,11 +94,14 @@ class ScriptedServer:
 
     An answer is (status, headers, body) or "hang" (hold the request until the
     server stops). The last answer repeats. Every request is kept for asserts.
+    A GET of a path in ``lists`` answers RefStack's list of results; any
+    other GET, 404.
     """
 
-    def __init__(self, *answers):
+    def __init__(self, *answers, lists=()):
         self.answers = list(answers)
         self.requests = []  # (path, headers dict, body bytes)
+        self.lists, self.gets = set(lists), []
         self.release = threading.Event()
         server = self
 
@@ -117,6 +120,16 @@ class ScriptedServer:
                 self.send_response(status)
                 for name, value in headers.items():
                     self.send_header(name, value)
+                self.send_header("Content-Length", str(len(content)))
+                self.end_headers()
+                self.wfile.write(content)
+
+            def do_GET(self):  # noqa: N802 (http.server's naming)
+                server.gets.append(self.path)
+                found = self.path in server.lists
+                content = json.dumps({"data": [], "pagination": {}} if found else {"title": "Not Found"}).encode()
+                self.send_response(200 if found else 404)
+                self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(content)))
                 self.end_headers()
                 self.wfile.write(content)
@@ -371,6 +384,73 @@ def test_tcup_upload_refuses_an_incomplete_run_in_one_line(tmp_path):
     assert done.stderr.startswith(f"tcup: error: {run} is an incomplete run") and done.stderr.count("\n") == 1
 
 
+def tcup_cli(args, tmp_path, **kwargs) -> subprocess.CompletedProcess:
+    """`python -m tcup ARGS` from the checkout, with a results root of this test's own."""
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "XDG_DATA_HOME": str(tmp_path / "data")}
+    env.pop("REFSTACK_URL", None)
+    return subprocess.run([sys.executable, "-m", "tcup", *args], capture_output=True, text=True, timeout=60, env=env,
+                          stdin=subprocess.DEVNULL, **kwargs)
+
+
+@pytest.mark.parametrize("given", ["name", "directory", "refstack.json"])
+def test_tcup_upload_takes_a_run_by_name_directory_or_file(tmp_path, given):
+    root = tmp_path / "runs"
+    root.mkdir()
+    run = make_run(root)
+    elsewhere = tmp_path / "elsewhere"  # the name is not a path from here
+    elsewhere.mkdir()
+    named = {"name": run.name, "directory": str(run), "refstack.json": str(run / "refstack.json")}[given]
+    with ScriptedServer(created()) as server:
+        done = tcup_cli(["upload", named, "--output", str(root), "--upload-url", server.base_url], tmp_path,
+                        cwd=elsewhere)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout == "tcup: uploaded: https://refstack.example/#/results/0c6b1e1e-8d5a-4a57-9d26-2f7c1c1b4a10\n"
+        (request,) = server.requests
+    assert json.loads(request[2])["results"] == json.loads((run / "refstack.json").read_text())["results"]
+    (record,) = json.loads((run / "uploads.json").read_text())
+    assert record["server"] == server.base_url
+
+
+def test_tcup_upload_of_an_unknown_name_is_one_line(tmp_path):
+    root = tmp_path / "runs"
+    make_run(root.parent).rename(root.parent / "not-under-root")  # a run, but not where --output points
+    root.mkdir()
+    with ScriptedServer(created()) as server:
+        done = tcup_cli(["upload", "run-20260101T000000Z", "--output", str(root), "--upload-url", server.base_url],
+                        tmp_path, cwd=root)
+    assert done.returncode == EXIT_BAD_INPUT and done.stdout == "" and server.requests == []
+    assert done.stderr == (f"tcup: error: run-20260101T000000Z is not a run directory or the name of a saved run "
+                           f"under {root}: it does not exist; see `tcup results`\n")
+    missing = tmp_path / "gone" / "refstack.json"  # a path keeps its own words
+    done = tcup_cli(["upload", str(missing), "--upload-url", "http://127.0.0.1:9/api"], tmp_path)
+    assert (done.returncode, done.stderr) == (EXIT_BAD_INPUT, f"tcup: error: {missing} does not exist; give a run "
+                                              "directory (see `tcup results`) or a RefStack JSON file\n")
+
+
+def test_every_signing_key_problem_is_bad_input(tmp_path):
+    """A key file that is not there (upload and pubkey alike), and a key the server does not know: exit 2."""
+    run = make_run(tmp_path)
+    missing = tmp_path / "nonexistent"
+    said = f"tcup: error: key file {missing} does not exist; give the path of your RSA private key\n"
+    unknown = (401, {"Content-Type": "application/json"},
+               {"title": "Unauthorized", "detail": "User with specified key not found."})
+    key_path = write_key(tmp_path / "id_rsa", rsa_key(), "pem")
+    with ScriptedServer(unknown) as server:
+        for args in (["upload", str(run), "--upload-url", server.base_url, "--sign-key", str(missing)],
+                     ["pubkey", "--sign-key", str(missing)]):
+            done = tcup_cli(args, tmp_path)
+            assert (done.returncode, done.stderr, done.stdout) == (EXIT_BAD_INPUT, said, ""), args
+        assert server.requests == []
+        done = tcup_cli(["upload", str(run), "--upload-url", server.base_url, "--sign-key", str(key_path)], tmp_path)
+        assert len(server.requests) == 1
+    assert done.returncode == EXIT_BAD_INPUT, done.stderr
+    refused = done.stderr.splitlines()[-1]
+    assert refused.startswith(f"tcup: error: {server.base_url} refused the results: HTTP 401: Unauthorized: User "
+                              "with specified key not found.; after fixing that: ")
+    assert refused.endswith(f"upload {run} --upload-url {server.base_url} --sign-key {key_path}")
+    assert not (run / "uploads.json").exists()
+
+
 def test_what_the_server_says_is_shown_without_terminal_control(tmp_path):
     run = make_run(tmp_path)
     hostile = {"title": "Bad Request", "detail": "\x1b]0;owned\x07\x1b[2J\x1b[1;1Hnope\r\u202e"}
@@ -491,7 +571,8 @@ def test_400_is_final_and_shows_the_servers_message(tmp_path):
         f"{server.base_url} refused the results: HTTP 400: Bad Request: Request doesnt correspond to schema; "
     )
     assert caught.value.resume in str(caught.value)
-    assert caught.value.exit_code == EXIT_UPLOAD_FAILED
+    # The server will not take these results as sent: bad input, as README's table says.
+    assert caught.value.exit_code == EXIT_BAD_INPUT
 
 
 def test_an_html_error_page_is_trimmed_to_one_line(tmp_path):
@@ -549,9 +630,62 @@ def test_a_closed_port_is_retried_and_named(tmp_path):
 def test_a_redirect_is_not_followed(tmp_path):
     run = make_run(tmp_path)
     moved = (301, {"Location": "https://refstack.example/api/v1/results"}, b"")
-    with ScriptedServer(moved) as server, pytest.raises(UploadError, match="redirects to https://refstack.example"):
+    with ScriptedServer(moved) as server, pytest.raises(UploadError, match="redirects to https://refstack.example") \
+            as caught:
         upload.upload(run, server.base_url, retry=FAST, log=lambda m: None)
     assert len(server.requests) == 1
+    assert caught.value.exit_code == EXIT_BAD_INPUT  # --upload-url must change
+
+
+def caught_error(run, *answers, lists=()) -> UploadError:
+    with ScriptedServer(*answers, lists=lists) as server, pytest.raises(UploadError) as caught:
+        upload.upload(run, server.base_url, retry=FAST, log=lambda m: None)
+    return caught.value
+
+
+NOT_FOUND = (404, {"Content-Type": "application/json"}, {"title": "Not Found"})
+
+
+def test_a_wrong_api_path_names_the_one_the_server_answers(tmp_path):
+    """--upload-url http://HOST/api on a server that serves /v1 at its root."""
+    run = make_run(tmp_path)
+    with ScriptedServer(NOT_FOUND, created(), lists={"/v1/results"}) as server:
+        root = server.base_url[:-len("/api")]
+        with pytest.raises(UploadError) as caught:
+            upload.upload(run, server.base_url, retry=FAST, log=lambda m: None)
+        resume = f"tcup upload {run} --upload-url {root}"
+        assert str(caught.value) == (f"{server.base_url} refused the results: HTTP 404: Not Found; the server has no "
+                                     f"/v1/results under {server.base_url}, but {root}/v1/results answers: {resume}")
+        assert (caught.value.exit_code, caught.value.resume) == (EXIT_BAD_INPUT, resume)
+        # It looked at the URL given, then the one above it; the POST went once, never to the other.
+        assert server.gets == ["/api/v1/results", "/v1/results"]
+        assert [path for path, _, _ in server.requests] == ["/api/v1/results"]
+        # What it said works.
+        upload.upload(run, root, retry=FAST, log=lambda m: None)
+        assert [path for path, _, _ in server.requests] == ["/api/v1/results", "/v1/results"]
+
+
+def test_a_server_with_no_api_nearby_says_where_it_looked(tmp_path):
+    run = make_run(tmp_path)
+    with ScriptedServer(NOT_FOUND) as server:
+        base = server.base_url.replace("/api", "/refstack")
+        with pytest.raises(UploadError) as caught:
+            upload.upload(run, base, retry=FAST, log=lambda m: None)
+        root = base[:-len("/refstack")]
+        assert str(caught.value) == (
+            f"{base} refused the results: HTTP 404: Not Found; the server has no /v1/results under {base} (nor under "
+            f"{root}, {base}/api, {root}/api); give --upload-url the base URL of RefStack's API, usually "
+            "https://HOST/api as in https://refstack.openstack.org/api")
+        assert caught.value.exit_code == EXIT_BAD_INPUT and len(server.requests) == 1
+        assert server.gets == ["/refstack/v1/results", "/v1/results", "/refstack/api/v1/results", "/api/v1/results"]
+
+
+def test_a_404_where_the_api_is_keeps_the_servers_words(tmp_path):
+    """The URL's own /v1/results answers: the 404 was about something else, no path is suggested."""
+    run = make_run(tmp_path)
+    error = caught_error(run, NOT_FOUND, lists={"/api/v1/results"})
+    assert str(error).endswith(f"refused the results: HTTP 404: Not Found; after fixing that: {error.resume}")
+    assert error.exit_code == EXIT_BAD_INPUT and "--upload-url http://127.0.0.1:" in error.resume
 
 
 def test_retry_after_dates_and_the_backoff_doubling():

@@ -128,7 +128,7 @@ def test_waivers_work_with_every_rule():
     ("", "no reason given"), (None, "no reason given"), ("  \n ", "no reason given"),
 ])
 def test_a_skip_reason_is_grouped_without_its_particulars(reason, grouped):
-    assert rules.skip_reason(reason) == grouped
+    assert rules.cause(reason) == grouped
 
 
 def test_skips_are_grouped_largest_first_and_the_rest_counted():

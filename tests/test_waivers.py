@@ -7,16 +7,20 @@ Two failures are forced with tempest.conf values (--set): the catalog test
 waives the catalog failure and has an expired waiver for the lockout one:
 the run fails on the lockout test alone, and the expired waiver is said.
 A rerun with a waiver in force for both is compliant with waivers (exit 6);
-neither failure is ever in what would be uploaded."""
+neither failure is ever in what would be uploaded.
 
+A malformed waivers file is refused before anything is contacted: those
+tests need neither an engine nor a Keystone."""
+
+import datetime
 import json
 import shutil
 
 import pytest
 
 from conftest import ADMIN_CANARY, MEMBER_CANARY, base_env, openrc, tcup
-
-pytestmark = [pytest.mark.engine, pytest.mark.keystone]
+from tcup.launcher.errors import BadInput
+from tcup.launcher.results import waivers
 
 V3 = "tempest.api.identity.v3."
 CATALOG = (V3 + "test_catalog.IdentityCatalogTest.test_catalog_standardization", "56b57ced-22b8-4127-9b8a-565dfb0207e2")
@@ -67,6 +71,8 @@ def statuses(run):
             for t in json.loads((run / "tests.json").read_text())["tests"]}
 
 
+@pytest.mark.engine
+@pytest.mark.keystone
 def test_a_waived_failure_is_shown_as_waived_and_an_expired_waiver_waives_nothing(waived_runs):
     (done, run), _ = waived_runs
     assert done.returncode == 1, done.stderr[-3000:]  # the lockout failure is not waived
@@ -101,6 +107,8 @@ def test_a_waived_failure_is_shown_as_waived_and_an_expired_waiver_waives_nothin
     assert verdict in page
 
 
+@pytest.mark.engine
+@pytest.mark.keystone
 def test_a_rerun_with_every_failure_waived_is_compliant_with_waivers(waived_runs):
     (_, first_run), (done, run) = waived_runs
     assert done.returncode == 6, done.stderr[-3000:]
@@ -125,19 +133,106 @@ def test_a_rerun_with_every_failure_waived_is_compliant_with_waivers(waived_runs
     assert 'id="count-failed"><b>0</b>' in page
 
 
+GOOD = "- {test: x, reason: r, bug: 'https://b/1', expires: 2999-01-01}\n"
+
+
 @pytest.mark.parametrize("content, says", [
     ("- test: [unclosed\n", "is not valid YAML at line 2: expected ',' or ']'"),
     ("test: x\n", "expected a list of waivers"),
     ("- test: x\n  reason: r\n  expires: 2999-01-01\n", "waiver 1 has no 'bug'"),
     ("- {test: x, reason: r, bug: 'https://b/1', expires: soon}\n", "waiver 1: expires 'soon' is not a date"),
+    (GOOD + "- {test: x, reason: r, bug: 'https://b/1', expires: 2027-13-45}\n",
+     "waiver 2: expires '2027-13-45' is not a date (YYYY-MM-DD)"),
     ("- {test: '(', reason: r, bug: 'https://b/1', expires: 2999-01-01}\n", "neither a uuid nor a valid regular"),
     ("- {test: x, reason: r, bug: 'not a url', expires: 2999-01-01}\n", "is not an http(s) URL"),
     ("- {test: x, reason: r, bug: 'https://b/1', expires: 2999-01-01, owner: me}\n", "unknown field 'owner'"),
+    ('[{"test": "x", "reason": "r", "bug": "https://b/1", "expires": 20991231}]', "waiver 1: expires 20991231"),
 ])
 def test_a_malformed_waivers_file_is_one_line(tmp_path, content, says):
-    waivers = tmp_path / "waivers.yaml"
-    waivers.write_text(content)
-    done = tcup(["--no-upload", "--regex", "x", "--waivers", str(waivers)], base_env(tmp_path))
+    """As a user meets it: read before credentials or a cloud are looked for
+    (no OS_* is set here), one line, exit 2."""
+    waivers_file = tmp_path / "waivers.yaml"
+    waivers_file.write_text(content)
+    done = tcup(["--no-upload", "--regex", "x", "--waivers", str(waivers_file)], base_env(tmp_path), timeout=120)
     assert done.returncode == 2 and done.stdout == "" and "Traceback" not in done.stderr
-    assert done.stderr.splitlines() == [done.stderr.strip()] and done.stderr.startswith(f"tcup: error: --waivers {waivers}")
+    assert done.stderr.splitlines() == [done.stderr.strip()]
+    assert done.stderr.startswith(f"tcup: error: --waivers {waivers_file}")
     assert says in done.stderr
+
+
+def _refusal(tmp_path, content) -> str:
+    path = tmp_path / "waivers.yaml"
+    path.write_text(content) if isinstance(content, str) else path.write_bytes(content)
+    with pytest.raises(BadInput) as refused:
+        waivers.load(path)
+    assert refused.value.exit_code == 2
+    message = str(refused.value)
+    assert "\n" not in message
+    prefix = f"--waivers {path}"
+    assert message.startswith(prefix)
+    return message[len(prefix):]
+
+
+ENTRY = {"test": "x", "reason": "r", "bug": "'https://b/1'", "expires": "2999-01-01"}
+
+
+def entry(**changed) -> str:
+    fields = {**ENTRY, **changed}
+    return "- {" + ", ".join(f"{key}: {value}" for key, value in fields.items() if value is not None) + "}\n"
+
+
+@pytest.mark.parametrize("content, says", [
+    (entry(expires="2027-13-45"), ": waiver 1: expires '2027-13-45' is not a date (YYYY-MM-DD)"),
+    (entry(expires="2027-02-30"), ": waiver 1: expires '2027-02-30' is not a date (YYYY-MM-DD)"),
+    (entry(expires="2027-01-01 10:00:00"), ": waiver 1: expires '2027-01-01 10:00:00' is not a date (YYYY-MM-DD)"),
+    (entry(expires="20270101"), ": waiver 1: expires 20270101 is not a date (YYYY-MM-DD)"),
+    (entry(expires="[2027-01-01]"), ": waiver 1: expires ['2027-01-01'] is not a date (YYYY-MM-DD)"),
+    (entry(expires="''"), ": waiver 1 has no 'expires'"),
+    (entry(expires=None), ": waiver 1 has no 'expires'"),
+    (entry(test="''"), ": waiver 1 has no 'test'"),
+    (entry(test="'   '"), ": waiver 1 has no 'test'"),  # a blank regex would waive every failure
+    (entry(test="[a, b]"), ": waiver 1: test ['a', 'b'] is not text (write it as a string; quote it if YAML "
+                           "reads it otherwise)"),
+    (entry(reason="42"), ": waiver 1: reason 42 is not text (write it as a string; quote it if YAML reads it "
+                         "otherwise)"),
+    (entry(reason="{why: x}"), ": waiver 1: reason {'why': 'x'} is not text (write it as a string; quote it if "
+                               "YAML reads it otherwise)"),
+    (entry(bug="true"), ": waiver 1: bug True is not text (write it as a string; quote it if YAML reads it "
+                        "otherwise)"),
+    (entry() + "- just a line\n", ": waiver 2 is not a mapping with test, reason, bug, expires"),
+    (entry() + entry() + "- 7\n", ": waiver 3 is not a mapping with test, reason, bug, expires"),
+    ("{test: x}\n", ": expected a list of waivers (- test: ..., reason: ..., bug: ..., expires: YYYY-MM-DD)"),
+    ("just text\n", ": expected a list of waivers (- test: ..., reason: ..., bug: ..., expires: YYYY-MM-DD)"),
+    ('[{"test": "x",]', " is not valid YAML at line 1: expected the node content, but found ']'"),
+    ("- a\n---\n- b\n", " is not valid YAML at line 2: expected a single document in the stream but found "
+                         "another document"),
+    (b"\xff\xfe- test\n", ": cannot read it (not UTF-8 text; write it as a YAML or JSON list)"),
+])
+def test_each_bad_value_names_the_file_the_waiver_and_the_field(tmp_path, content, says):
+    assert _refusal(tmp_path, content) == says
+
+
+def test_an_unreadable_waivers_file_is_one_line(tmp_path):
+    with pytest.raises(BadInput) as refused:
+        waivers.load(tmp_path / "absent.yaml")
+    assert (str(refused.value), refused.value.exit_code) == (
+        f"--waivers {tmp_path / 'absent.yaml'}: cannot read it (No such file or directory)", 2)
+    with pytest.raises(BadInput) as refused:
+        waivers.load(tmp_path)
+    assert (str(refused.value), refused.value.exit_code) == (
+        f"--waivers {tmp_path}: cannot read it (Is a directory)", 2)
+
+
+def test_good_waivers_load_with_their_days(tmp_path):
+    """YAML's dates, quoted ones and JSON's strings all read as days."""
+    path = tmp_path / "waivers.yaml"
+    path.write_text(entry(expires="2026-6-3") + entry(test="'  x\\.y  '", expires="'2026-06-30'"))
+    assert [(w.number, w.test, w.reason, w.bug, w.expires) for w in waivers.load(path)] == [
+        (1, "x", "r", "https://b/1", datetime.date(2026, 6, 3)),
+        (2, "x\\.y", "r", "https://b/1", datetime.date(2026, 6, 30))]
+    path.write_text('[{"test": "id-56b57ced-22b8-4127-9b8a-565dfb0207e2", "reason": "r", "bug": "https://b/2", '
+                    '"expires": "2026-06-30"}]')
+    (waiver,) = waivers.load(path)
+    assert (waiver.test, waiver.bug, waiver.expires) == ("id-56b57ced-22b8-4127-9b8a-565dfb0207e2", "https://b/2",
+                                                        datetime.date(2026, 6, 30))
+    assert waiver.matches("any name", "56b57ced-22b8-4127-9b8a-565dfb0207e2")

@@ -29,7 +29,7 @@ EPILOG = """\
 other commands:
   tcup plan [options]  what a run with these options would do: services, image, flavor,
                        network, accounts, tests per service, expected duration; runs no test
-  tcup upload RUN      upload a saved run (a run directory or a RefStack JSON file)
+  tcup upload RUN      upload a saved run (its directory or name, or a RefStack JSON file)
   tcup results         list saved runs
   tcup rerun RUN       run a saved run's failed and not-run tests again (resume an interrupted
                        NAME.incomplete run), with its selection and settings; saves a new run that
@@ -252,7 +252,10 @@ def rerun_parser() -> argparse.ArgumentParser:
 
 def upload_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="tcup upload", description="Upload a saved run to a RefStack server.")
-    parser.add_argument("run", metavar="RUN", type=Path, help="a run directory, or a RefStack JSON file")
+    parser.add_argument("run", metavar="RUN", type=Path,
+                        help="a run directory, a run's name as `tcup results` lists it, or a RefStack JSON file")
+    parser.add_argument("--output", metavar="DIR", type=Path,
+                        help="where runs named by name are (default: $XDG_DATA_HOME/tcup/runs)")
     parser.add_argument("--force", action="store_true", help="upload even if this run is incomplete or already on that server")
     _upload_options(parser)
     return parser
@@ -362,7 +365,7 @@ COMMAND_TABLE = {
     "plan": Command(run_parser, "tcup.launcher.plan:command"),
     "debug": Command(run_parser, "tcup.launcher.debug:command"),
     "upload": Command(upload_parser, "tcup.launcher.upload.command:upload_saved"),
-    "results": Command(results_parser, "tcup.launcher.results.runs:command"),
+    "results": Command(results_parser, "tcup.launcher.results.listing:command"),
     "pubkey": Command(pubkey_parser, "tcup.launcher.upload.command:pubkey"),
     "image": Command(image_parser, "tcup.launcher.engine.command:build_image"),
     "guidelines": Command(guidelines_parser, "tcup.launcher.guideline:command"),

@@ -32,10 +32,14 @@ class Leftovers:
     """The image-and-container part of a command (run, plan, debug shell):
     when it fails or is interrupted, an empty run directory goes, a partly
     written one is kept marked incomplete, and an interrupt says which, and
-    whether the container is gone. Set ``container`` once there is one."""
+    whether the container is gone. Set ``container`` once there is one, and
+    ``asked`` (a results.finish.Asked) once the tests are chosen: the tests
+    that finished before a stop are then written as result files."""
 
     def __init__(self, run_dir=None):
         self.run_dir, self.container = run_dir, None  # run_dir: a results.runs.Run, or None (plan, debug)
+        self.asked = None
+        self.kept = 0  # finished tests whose results an interrupted run keeps
 
     def __enter__(self) -> "Leftovers":
         return self
@@ -46,12 +50,13 @@ class Leftovers:
         run_dir = self.run_dir
         if run_dir is not None:
             run_dir.discard_if_empty()
+            self.keep_finished()
         if isinstance(error, KeyboardInterrupt) and not isinstance(error, Interrupted):
             raise Interrupted(self.what_is_left()) from None
         if run_dir is not None and isinstance(error, TcupError) and run_dir.incomplete.exists():
             # The runner did not finish: what it wrote stays, marked incomplete.
-            raise TcupError(f"{error}; what it wrote is kept, marked incomplete, in {run_dir.incomplete}",
-                            error.exit_code) from None
+            raise TcupError(f"{error}; what it wrote is kept, marked incomplete, in {run_dir.incomplete}"
+                            + self.kept_words(), error.exit_code) from None
         return False
 
     def what_is_left(self) -> str:
@@ -74,5 +79,21 @@ class Leftovers:
                 gone += "; what the tests created in the cloud was removed"
         if run_dir is not None and run_dir.incomplete.exists():
             return (f"{gone}; the results of the tests that finished are kept, marked incomplete, "
-                    f"in {run_dir.incomplete}{cleaned}")
+                    f"in {run_dir.incomplete}{self.kept_words()}{cleaned}")
         return f"{gone}; nothing was saved{cleaned}"
+
+    def keep_finished(self) -> None:
+        """The finished tests' result files, from the stream a stopped run left."""
+        if self.run_dir is None or not self.run_dir.incomplete.is_dir():
+            return
+        from tcup.launcher.results.partial import keep_finished
+
+        try:
+            self.kept = keep_finished(self.run_dir.incomplete, self.asked)
+        except OSError:
+            self.kept = 0  # a full disk, say: the stream itself is still there for `tcup rerun`
+
+    def kept_words(self) -> str:
+        from tcup.launcher.results.partial import kept_words
+
+        return kept_words(self.kept)

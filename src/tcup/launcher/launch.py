@@ -145,18 +145,19 @@ def execute(left: Leftovers, checked: Checked, ready: Ready, verbose: bool, reru
     from tcup.launcher.engine.connection import answers, describe
     from tcup.launcher.engine.container import Container
     from tcup.launcher.results import rerun as rerun_
-    from tcup.launcher.results.finish import record_settings
+    from tcup.launcher.results.finish import Asked, record_settings
     from tcup.launcher.results.timings import Timings
 
     settings = checked.settings("run", ready.proxies)
     run_dir, started = left.run_dir, time.time()
+    left.asked = Asked(checked.test_list, checked.selection, checked.cloud, checked.rule, checked.waivers)
     # What `tcup rerun` repeats; a rerun keeps the earlier run's whole selection,
     # so resuming it runs what is still not done.
     record = (rerun.record(checked.rule, checked.cloud) if rerun is not None else
               rerun_.new_record(checked.selection, checked.test_list, checked.concurrency, checked.choices,
                                 checked.rule, checked.cloud))
     progress = Progress(checked.redact, verbose=verbose, history=lambda: Timings.load(run_dir.root),
-                        selection=checked.selection)
+                        selection=checked.selection, concurrency=checked.concurrency)
     run_dir.begin()
     container = left.container = Container(ready.engine, ready.tag, results=run_dir.incomplete)
     # progress ends its live line before the container's cleanup says anything.

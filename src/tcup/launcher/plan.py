@@ -28,7 +28,7 @@ def command(args) -> int:
 def show_plan(container, settings, redact, verbose: bool, output=None, rule=None) -> int:
     """`tcup plan`: the runner selects and discovers, and says what a run
     would do, and by which verdict rule it would be judged; no test starts."""
-    from tcup.launcher.results import runs
+    from tcup.launcher.results import listing
 
     progress = Progress(redact, verbose=verbose)
     with container:
@@ -43,7 +43,7 @@ def show_plan(container, settings, redact, verbose: bool, output=None, rule=None
 
     if rule is not None:
         print(f"tcup: verdict rule: {rule.id} ({rule.requires})")
-    estimate = runs.expected_duration(settings.selection.label, credentials_mode(settings.cloud), output)
+    estimate = listing.expected_duration(settings.selection.label, credentials_mode(settings.cloud), output)
     print(f"tcup: expected duration: {estimate}" if estimate else
           "tcup: expected duration: unknown (no earlier run of these tests is saved)")
     print(f"tcup: nothing was run; run the tests with: {invoked_as()} "

@@ -84,8 +84,9 @@ class Progress:
 
     def __init__(self, mask: Mask, verbose: bool = False, out=sys.stderr,
                  history: Optional[Callable[[], object]] = None, selection: Optional[contract.Selection] = None,
-                 clock=time.monotonic):
+                 clock=time.monotonic, concurrency: Optional[int] = None):
         self.mask = mask
+        self.asked_concurrency = concurrency  # --concurrency, to say why the runner chose fewer
         self.verbose = verbose
         self.out = out
         self.live = out.isatty()
@@ -275,6 +276,12 @@ class Progress:
                else "your own account as a pre-provisioned account (member)" if accounts == 1
                else f"{accounts} pre-provisioned member accounts (yours and --accounts)")
         self._print(f"tcup: running with {how}, concurrency {event.get('concurrency')}")
+        chosen, asked = event.get("concurrency"), self.asked_concurrency
+        if event.get("credentials") != "dynamic" and isinstance(chosen, int) and asked and chosen < asked:
+            # Each member worker locks an account of its own: fewer accounts, fewer workers.
+            have = "only yours" if accounts == 1 else f"{accounts} (yours and --accounts)"
+            self._print(f"tcup: note: concurrency {chosen}, not {asked}: a member run needs one account per worker "
+                        f"and has {have}; give more with --accounts FILE")
 
     def _on_choices(self, event) -> None:
         """What the tests' servers will use, chosen by the user or by discovery."""

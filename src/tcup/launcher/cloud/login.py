@@ -4,7 +4,7 @@ any image or container: a wrong password costs a second here, an hour later."""
 import sys
 
 from tcup.launcher.cloud import credentials as credentials_
-from tcup.launcher.errors import BadInput
+from tcup.launcher.errors import BadInput, printable
 from tcup.launcher.interrupts import interrupted
 from tcup.launcher.progress import secret_mask
 
@@ -57,10 +57,19 @@ def member_accounts(path, credentials, cloud) -> list:
     from tcup.launcher.cloud import identity
 
     accounts = credentials_.load_accounts(path, credentials)
+    admins = []
     for number, account in enumerate(accounts, 1):
         with interrupted(lambda: "while checking the --accounts; no container was started and nothing was saved"):
             try:
-                identity.check(account)
+                if identity.check(account).admin:
+                    admins.append(f"{number} ({account.username})")
             except BadInput as error:
                 raise BadInput(f"--accounts {path}, account {number} ({account.username}): {error}") from None
+    if admins:
+        # Tempest takes every listed account as a member's: an admin's worker
+        # would run its tests with rights a member run does not test.
+        which = f"account {admins[0]} has" if len(admins) == 1 else f"accounts {', '.join(admins)} have"
+        print(printable(f"tcup: warning: --accounts {path}: {which} the admin role, yet a member run uses every "
+                        "account as a member: tests on it run with admin rights; list member accounts only"),
+              file=sys.stderr, flush=True)
     return accounts

@@ -159,10 +159,11 @@ def _capabilities_of(entry: dict) -> List[str]:
     return entry.get("capabilities") or [entry.get("capability") or NO_CAPABILITY]
 
 
-def render(report: dict, skips: bool = True) -> str:
-    """The report as text: a line per capability, then failures and (unless
-    ``skips`` is false, as on a terminal, where hundreds can scroll the
-    failures away) skips with reasons, then totals."""
+def render(report: dict, skips: bool = True, failures: bool = True) -> str:
+    """The report as text: a line per capability, then the failed and
+    skipped tests with reasons, then totals. The terminal's table leaves out
+    the skips (hundreds can scroll everything else away) and the failures
+    (the summary groups them by cause)."""
     capabilities, totals = report["capabilities"], report["totals"]
     width = max([len(c) for c in capabilities] + [10])
     rule = report.get("rule") or {}
@@ -170,9 +171,9 @@ def render(report: dict, skips: bool = True) -> str:
              + (f", by {rule['name']} ({rule['requires']})" if rule else "")]
     for name, cap in capabilities.items():
         lines.append(f"  {cap['status'].upper():<8} {name:<{width}}  {_counts(cap)}")
-    for state, title in (("failed", "Failed"), (WAIVED, "Waived (failed, under a waiver)"),
-                         ("skipped", "Skipped"))[: 3 if skips else 2]:
-        lines += _reasons(capabilities, state, title)
+    shown = {"failed": failures, WAIVED: True, "skipped": skips}
+    for state, title in (("failed", "Failed"), (WAIVED, "Waived (failed, under a waiver)"), ("skipped", "Skipped")):
+        lines += _reasons(capabilities, state, title) if shown[state] else []
     for state, title in (("missing", "Not in this Tempest"), ("not_run", "Not run")):
         names = sorted({n for cap in capabilities.values() for n in cap[state]})
         if names:

@@ -17,10 +17,14 @@ from pathlib import Path
 from typing import List, Optional
 
 from tcup import contract
-from tcup.launcher.errors import printable
-from tcup.launcher.results import compliance, verdict, waivers
-from tcup.launcher.results.runs import (COMPLIANCE_JSON, COMPLIANCE_TXT, SETTINGS_FILE, RunRecord, SavedRun,
-                                        json_object, read_file, write_file, write_json)
+from tcup.launcher.errors import BadInput, printable
+from tcup.launcher.results import causes, compliance, verdict, waivers
+from tcup.launcher.results.runs import (COMPLIANCE_JSON, COMPLIANCE_TXT, REPORT_FILE, SETTINGS_FILE, RunRecord,
+                                        SavedRun, json_object, read_file, write_file, write_json)
+
+# The heading of the runner's list of failed tests in summary.txt
+# (runner.result_files.summary_text; results.rerun.write_summary writes it too).
+FAILURES_HEADING = "Failures:"
 
 
 def load_waivers(path: Optional[Path]) -> list:
@@ -72,13 +76,14 @@ def finish(run_dir, asked: Asked, heard, started: float, image_tag: Optional[str
     results_dir = run_dir.incomplete
     document = _merge_and_waive(results_dir, asked)
     skips = verdict.skip_reasons(document["tests"]) if document is not None else []
+    found = causes.of_tests(document["tests"]) if document is not None else None
     counts = _counts(document, asked, heard)
     conclusion = verdict.judge(counts, asked.rule, skips)
     table = ""
     if asked.test_list is not None and document is not None:
         table = _write_compliance(results_dir, asked.test_list, document, asked.rule)
     extra = _waiver_lines(document, asked.waivers) if asked.waivers else []
-    _write_summary(results_dir, extra, table, conclusion.verdict_words)
+    _write_summary(results_dir, extra, table, conclusion.verdict_words, found)
     record = _record(asked, heard, started, image_tag, counts, conclusion, skips)
     path = run_dir.complete(record.as_json())
     return Finished(path, conclusion, counts, closing_text(path, table, conclusion.verdict_words))
@@ -124,22 +129,46 @@ def _write_compliance(results_dir: Path, test_list, document: dict, rule: verdic
     report = compliance.report(test_list, document["tests"], document.get("missing", []), rule)
     write_json(results_dir / COMPLIANCE_JSON, report)
     write_file(results_dir / COMPLIANCE_TXT, compliance.render(report))
-    table = compliance.render(report, skips=False)
-    if report["totals"]["skipped"]:
-        table += "(why each test was skipped: compliance.txt in the run directory)\n"
+    table = compliance.render(report, skips=False, failures=False)
+    if report["totals"]["failed"] or report["totals"]["skipped"]:
+        table += "(each failed and skipped test under its capability: compliance.txt in the run directory)\n"
     return table
 
 
-def _write_summary(results_dir: Path, extra: List[str], table: str, verdict_words: str) -> None:
-    """summary.txt holds what the terminal showed: the runner's summary, the
-    waivers, the compliance table and the verdict."""
+def _write_summary(results_dir: Path, extra: List[str], table: str, verdict_words: str,
+                   found: Optional[List[causes.Cause]]) -> None:
+    """summary.txt holds what the terminal shows at the end: the runner's
+    summary, the failures and skips grouped by cause (``found``; None without
+    a readable tests.json), the waivers, the compliance table and the verdict.
+    The runner's list of each failure goes: with the compliance table's, it
+    said every failure twice, and the live display says each as it comes."""
     summary_file = results_dir / contract.SUMMARY_FILE
     try:
         summary = read_file(summary_file)
     except OSError:
         return  # the runner wrote none (or planted something else there)
-    parts = [summary.rstrip(), "\n".join(extra), table.rstrip(), "Verdict: " + verdict_words]
+    grouped = causes.summary_lines(found or [])
+    if found is not None:
+        summary = _without_failures(summary)
+    if grouped:
+        grouped.append(f"(each test with its reason and traceback: {REPORT_FILE} in the run directory)")
+    parts = [summary.rstrip(), "\n".join(grouped), "\n".join(extra), table.rstrip(), "Verdict: " + verdict_words]
     write_file(summary_file, "\n\n".join(part for part in parts if part) + "\n")
+
+
+def _without_failures(summary: str) -> str:
+    """The runner's (or a rerun's) summary without its "Failures:" list, a
+    line per failed test ("  name [uuid]: reason"), and the blank line before it."""
+    lines = summary.splitlines()
+    if FAILURES_HEADING not in lines:
+        return summary
+    start = end = lines.index(FAILURES_HEADING)
+    end += 1
+    while end < len(lines) and lines[end].startswith("  "):
+        end += 1
+    if start and not lines[start - 1].strip():
+        start -= 1
+    return "\n".join(lines[:start] + lines[end:]) + "\n"
 
 
 def _record(asked: Asked, heard, started: float, image_tag: Optional[str], counts: verdict.Counts,
@@ -178,12 +207,18 @@ def closing_text(path: Path, table: str = "", verdict_words: str = "") -> str:
 
 
 def run_summary(path: Path, selected: int) -> dict:
-    """The --json summary of a saved run, from its run.json."""
-    record = SavedRun(path).record()
+    """The --json summary of a saved run, from its run.json; its failures
+    and skips by cause from its tests.json."""
+    run = SavedRun(path)
+    record = run.record()
     counts = {"selected": selected, "passed": record.passed, "failed": record.failed, "skipped": record.skipped,
               "missing": record.missing}
+    try:
+        found = causes.as_json(causes.of_tests(run.tests_document()["tests"]))
+    except BadInput:
+        found = []  # the runner wrote no tests.json: the counts are its own
     return {"verdict": record.verdict, "rule": record.rule, "counts": counts, "skip_reasons": record.skip_reasons,
-            "label": record.label, "run_directory": str(path)}
+            "causes": found, "label": record.label, "run_directory": str(path)}
 
 
 def uploaded_url(path: Path) -> Optional[str]:

@@ -22,6 +22,7 @@ from typing import List, Optional
 
 from tcup import contract
 from tcup.launcher.errors import BadInput, plural, printable
+from tcup.launcher.results import causes
 from tcup.launcher.results import verdict as rules
 from tcup.launcher.results.runs import COMPLIANCE_JSON, REPORT_FILE, RunRecord, SavedRun, TestResult
 
@@ -129,8 +130,8 @@ def e(text) -> str:
 def render(facts: RunFacts) -> str:
     meta = facts.meta
     title = f"TCUP run {facts.run.name}"
-    sections = [_header(facts), NAVIGATION, _counts(facts), _compliance(facts.compliance), _failures(facts),
-                _waived(facts), _flaky(facts), _skips(facts), _slowest(facts), _all_tests(facts)]
+    sections = [_header(facts), NAVIGATION, _counts(facts), _causes(facts), _compliance(facts.compliance),
+                _failures(facts), _waived(facts), _flaky(facts), _skips(facts), _slowest(facts), _all_tests(facts)]
     return PAGE.format(title=e(title), style=STYLE, body="\n".join(s for s in sections if s),
                        generated=e(meta.tcup_version or ""))
 
@@ -197,6 +198,28 @@ def _count(value) -> int:
     """A count from a saved file, as a number whatever the file holds: it
     goes into the page unescaped."""
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _causes(facts: RunFacts) -> str:
+    """The failures, then the skips, grouped by cause, largest first, each
+    with its hint and a few of its tests: what to look at first."""
+    found = causes.of_tests({"name": t.name, "status": t.status, "reason": t.reason, "waived": t.waived}
+                            for t in facts.tests)
+    tables = []
+    for status, title in (("fail", "Failures by cause"), ("skip", "Skips by cause")):
+        groups = [group for group in found if group.status == status]
+        if not groups:
+            continue
+        rows = "".join(f'<tr><td class="num">{group.count}</td><td>{e(group.cause)}'
+                       + (f'<p class="hint">hint: {e(group.hint)}</p>' if group.hint else "")
+                       + '</td><td><ul class="names">'
+                       + "".join(f'<li class="mono">{e(name)}</li>' for name in causes.shown_tests(group))
+                       + "</ul></td></tr>" for group in groups)
+        tables.append(f"<h3>{title} ({sum(group.count for group in groups)})</h3>"
+                      '<table class="grid"><thead><tr><th>Count</th><th>Cause</th><th>Tests</th></tr></thead>'
+                      f"<tbody>{rows}</tbody></table>")
+    body = "".join(tables) or "<p>None: no test failed or was skipped.</p>"
+    return f'<section id="causes"><h2>Failures and skips by cause</h2>{body}</section>'
 
 
 def _compliance(report: Optional[dict]) -> str:
@@ -302,13 +325,11 @@ def _skips(facts: RunFacts) -> str:
     skipped = sorted((t for t in facts.tests if t.status == "skip"), key=lambda t: t.name)
     if not skipped:
         return '<section id="skips"><h2>Skips</h2><p>None.</p></section>'
-    # Grouped as the verdict line groups them: by reason, ids and test names left out.
-    by_reason = rules.skip_reasons({"status": t.status, "reason": t.reason} for t in skipped)
-    reasons = "".join(f'<tr><td class="num">{count}</td><td>{e(reason)}</td></tr>' for reason, count in by_reason)
     rows = "".join(f'<tr><td class="mono">{e(t.name)}</td><td>{e(t.reason or "no reason given")}</td></tr>'
                    for t in skipped)
+    # Grouped by cause once, near the top (_causes); here each test.
     return (f'<section id="skips"><h2>Skips ({len(skipped)})</h2>'
-            f'<table class="grid"><thead><tr><th>Count</th><th>Reason</th></tr></thead><tbody>{reasons}</tbody></table>'
+            '<p class="note">Grouped by cause under <a href="#causes">Failures and skips by cause</a>.</p>'
             f"<details><summary>Every skipped test with its reason</summary>"
             f'<table class="grid"><thead><tr><th>Test</th><th>Reason</th></tr></thead><tbody>{rows}</tbody></table>'
             "</details></section>")
@@ -347,7 +368,8 @@ def _marks(test: TestResult) -> str:
             + (' <span class="tag waived">waived</span>' if test.waived else ""))
 
 
-NAVIGATION = ('<nav><a href="#compliance">Compliance</a> &middot; <a href="#failures">Failures</a> &middot; '
+NAVIGATION = ('<nav><a href="#causes">Causes</a> &middot; <a href="#compliance">Compliance</a> &middot; '
+              '<a href="#failures">Failures</a> &middot; '
               '<a href="#skips">Skips</a> &middot; <a href="#slowest">Slowest</a> &middot; '
               '<a href="#tests">Every test</a></nav>')
 
@@ -390,6 +412,7 @@ table { border-collapse: collapse; } .facts th { text-align: left; padding-right
 .tag.partial, .tag.skip, .tag.flaky, .tag.waived { background: #fff4d6; color: #6b4e00; }
 .failure.waived { border-left-color: #8a6500; background: #fffbef; }
 .failure { border-left: 4px solid #b3261e; padding: .2rem .8rem; margin: 1rem 0; background: #fdf7f7; }
+.hint { color: #1a4d8f; margin: .2rem 0 0; } .names { margin: 0; padding-left: 1rem; }
 .reason { font-weight: bold; word-break: break-word; } .meta, .note { color: #555; font-size: .85rem; }
 pre { background: #f6f6f6; padding: .6rem; overflow-x: auto; white-space: pre-wrap; word-break: break-all; }
 nav { margin: 1rem 0; } nav a, details > summary { color: #1a4d8f; }

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 from tcup import contract, private_files
-from tcup.launcher.errors import BadInput, printable
+from tcup.launcher.errors import BadInput
 from tcup.testids import FIXTURE_ID, read_subunit, split_test_id, test_key
 
 # The files a run directory holds beside the runner's (contract.py names those).
@@ -416,72 +416,3 @@ def _make_private(path: Path) -> None:
             os.fchmod(fd, 0o600)
     finally:
         os.close(fd)
-
-
-def list_runs(root: Optional[Path] = None) -> List[dict]:
-    """Saved runs under ``root``, oldest first, each as its run.json plus its
-    path and upload record; incomplete runs are listed as such."""
-    root = Path(root or default_root()).expanduser()
-    runs = []
-    if not root.is_dir():
-        return runs
-    for path in sorted(root.iterdir()):
-        if not path.is_dir():
-            continue
-        entry = {"path": str(path), "name": path.name, **(json_object(path / RUN_FILE) or {})}
-        entry["complete"] = unfinished(path) is None
-        try:
-            entry["uploads"] = json.loads(read_file(path / UPLOADS_FILE))
-        except (OSError, ValueError):
-            entry["uploads"] = []
-        runs.append(entry)
-    return runs
-
-
-def render_runs(runs: List[dict]) -> str:
-    """`tcup results`: one line per run, in columns as wide as their widest cell."""
-    if not runs:
-        return "no saved runs"
-    header = ("run", "cpid", "list", "verdict", "pass", "fail", "skip", "upload")
-    rows = []
-    for run in runs:
-        if not run.get("complete"):
-            rows.append((run["name"], "(incomplete: kept as it was left)"))
-            continue
-        uploads = run.get("uploads") or []
-        rows.append((run["name"], str(run.get("cpid", "?")), str(run.get("label", "?")), str(run.get("verdict") or "-"),
-                     str(run.get("passed", 0)), str(run.get("failed", 0)), str(run.get("skipped", 0)),
-                     uploads[-1]["url"] if uploads else "not uploaded"))
-    full = [header] + [row for row in rows if len(row) == len(header)]
-    widths = [max(len(row[i]) for row in full) for i in range(len(header) - 1)]
-    numbers = {"pass", "fail", "skip"}
-    lines = []
-    for row in [header] + rows:
-        if len(row) != len(header):
-            lines.append(f"{row[0]:<{widths[0]}}  {row[1]}")
-            continue
-        cells = [cell.rjust(widths[i]) if header[i] in numbers else cell.ljust(widths[i]) for i, cell in enumerate(row[:-1])]
-        lines.append("  ".join(cells) + "  " + row[-1])
-    # run.json and uploads.json quote a server (the result URL).
-    return printable("\n".join(lines))
-
-
-
-def expected_duration(label: str, credentials: str, root: Optional[Path] = None) -> Optional[str]:
-    """How long a run of this selection took last time, in the same mode
-    (admin or member), as words; None when no such run is saved."""
-    same = [run for run in list_runs(root)
-            if run.get("complete") and run.get("label") == label and run.get("credentials") == credentials
-            and isinstance(run.get("duration_seconds"), (int, float))]
-    if not same:
-        return None
-    last = same[-1]
-    minutes, seconds = divmod(int(last["duration_seconds"]), 60)
-    took = f"{minutes} min {seconds} s" if minutes else f"{seconds} s"
-    return f"about {took} (the last such run, {last['name']}, at concurrency {last.get('concurrency')})"
-
-
-def command(args) -> int:
-    """`tcup results`: the saved runs, one a line."""
-    print(render_runs(list_runs(args.output)))
-    return 0

@@ -138,31 +138,42 @@ def _tail(unshown: List[str]) -> str:
 
 
 
-# --- skips by reason --------------------------------------------------------------------
+# --- reasons by cause --------------------------------------------------------------------
 
 # What tells one test's reason from another's with the same cause: ids
-# (uuids, long hex ids), dotted Python names (test, module), and test class
-# names ("VolumesListTestJSON skipped as Cinder is not available").
+# (uuids, request ids, long hex ids, IP addresses; not plain numbers: a
+# bug's number is the cause of its skip), dotted Python names (test,
+# module), test class names ("VolumesListTestJSON skipped as Cinder is not
+# available", "TestServerBasicOps ...") and the "(Class:test_method)" a
+# Tempest waiter puts before its message.
 _PARTICULARS = re.compile(
-    r"(?i:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})"
+    r"(?i:(?:\breq-)?[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})"
     r"|(?i:\b(?=[0-9a-f]*\d)[0-9a-f]{12,}\b)"
+    r"|\b\d{1,3}(?:\.\d{1,3}){3}(?::\d+)?\b"
     r"|\b[A-Za-z_]\w*(?:\.[A-Za-z_]\w*){2,}\b"
-    r"|\b[A-Z][A-Za-z0-9]*[a-z0-9]Test\w*\b"
+    r"|\b[A-Z][A-Za-z0-9]*[a-z0-9]Test\w*\b|\bTest[A-Z]\w*\b"
+    r"|\(\w+:\w+\)"
 )
+# A traceback's "tempest.lib.exceptions.Forbidden: ..." names its exception
+# by a dotted name: the class's own name stays, its module goes.
+_EXCEPTION = re.compile(r"^(?:[A-Za-z_]\w*\.)+([A-Za-z_]\w*)(?=:)")
 
 
-def skip_reason(reason: Optional[str]) -> str:
-    """A skip's reason as grouped: its last line (a traceback's says what
-    happened) up to any "; " (advice follows; the verdict's line uses "; "
-    between its parts), without ids and test names, a lower-case start."""
+def cause(reason: Optional[str]) -> str:
+    """A failure's or skip's reason as grouped by cause: its last line (a
+    traceback's says what happened) up to any "; " (advice follows; the
+    verdict's line uses "; " between its parts), without ids and test names,
+    a lower-case start unless it names an exception."""
     lines = [line.strip() for line in (reason or "").splitlines() if line.strip()]
-    text = _PARTICULARS.sub("", (lines[-1] if lines else "").split("; ")[0])
+    text = _EXCEPTION.sub(r"\1", (lines[-1] if lines else "").split("; ")[0])
+    text = _PARTICULARS.sub("", text)
     text = re.sub(r"\(\s*\)|\[\s*\]|''|\"\"", "", text)
     text = re.sub(r"\s+", " ", text).strip(" .:;,-")
     if not text:
         return "no reason given"
-    # "Resize not available" reads as "4 resize not available"; "API ..." keeps its capitals.
-    return text[0].lower() + text[1:] if text[1:2].islower() else text
+    # "Resize not available" reads as "4 resize not available"; "API ..." and "Forbidden: ..." keep their capitals.
+    first = text.split(" ", 1)[0]
+    return text[0].lower() + text[1:] if first[1:].islower() and not first.endswith(":") else text
 
 
 def skip_reasons(tests: Iterable[dict]) -> List[Tuple[str, int]]:
@@ -170,7 +181,7 @@ def skip_reasons(tests: Iterable[dict]) -> List[Tuple[str, int]]:
     counts = {}
     for test in tests:
         if test.get("status") == "skip":
-            key = skip_reason(test.get("reason"))
+            key = cause(test.get("reason"))
             counts[key] = counts.get(key, 0) + 1
     return sorted(counts.items(), key=lambda item: (-item[1], item[0]))
 

@@ -53,23 +53,49 @@ class Waiver:
 
 
 def load(path: Path) -> List[Waiver]:
-    """The waivers in ``path``; anything malformed is one BadInput line."""
+    """The waivers in ``path``; anything malformed is one BadInput line that
+    names the file, the waiver (its number) and the field."""
     import yaml
 
     where = f"--waivers {path}"
     try:
-        data = yaml.safe_load(Path(path).read_text())
+        data = yaml.load(Path(path).read_text(), Loader=_loader())
     except OSError as error:
         raise BadInput(f"{where}: cannot read it ({error.strerror or error})") from None
+    except UnicodeDecodeError:
+        raise BadInput(f"{where}: cannot read it (not UTF-8 text; write it as a YAML or JSON list)") from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         at = f" at line {mark.line + 1}" if mark is not None else ""
-        raise BadInput(f"{where} is not valid YAML{at}: {getattr(error, 'problem', None) or error}") from None
+        raise BadInput(f"{where} is not valid YAML{at}: {_yaml_problem(error)}") from None
     if data is None:
         return []
     if not isinstance(data, list):
         raise BadInput(f"{where}: expected a list of waivers (- test: ..., reason: ..., bug: ..., expires: YYYY-MM-DD)")
     return [_waiver(entry, number, where) for number, entry in enumerate(data, 1)]
+
+
+def _yaml_problem(error) -> str:
+    """PyYAML's problem in one line; with its context where the problem
+    alone is half a sentence ("but found another document")."""
+    problem = str(getattr(error, "problem", None) or error)
+    context = getattr(error, "context", None)
+    if context and problem.startswith("but "):
+        problem = f"{context} {problem}"
+    return " ".join(problem.split())
+
+
+def _loader():
+    """YAML's safe loader, but a date stays the text it was: PyYAML turns
+    2027-13-45 into a ValueError of its own, which would name no waiver; the
+    date is checked here instead, with the waiver's number."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_constructor("tag:yaml.org,2002:timestamp", yaml.SafeLoader.construct_yaml_str)
+    return Loader
 
 
 def _waiver(entry, number: int, where: str) -> Waiver:
@@ -78,10 +104,7 @@ def _waiver(entry, number: int, where: str) -> Waiver:
     unknown = sorted(str(key) for key in entry if key not in FIELDS)
     if unknown:
         raise BadInput(f"{where}: waiver {number} has unknown field {unknown[0]!r} (fields: {', '.join(FIELDS)})")
-    for key in FIELDS:
-        if entry.get(key) in (None, ""):
-            raise BadInput(f"{where}: waiver {number} has no {key!r}")
-    test, reason, bug = (str(entry[key]).strip() for key in ("test", "reason", "bug"))
+    test, reason, bug = (_text(entry, key, number, where) for key in ("test", "reason", "bug"))
     if not valid_uuid(test):
         try:
             re.compile(test)
@@ -90,15 +113,34 @@ def _waiver(entry, number: int, where: str) -> Waiver:
                            f"expression ({error})") from None
     if not re.match(r"^https?://\S+$", bug):
         raise BadInput(f"{where}: waiver {number}: bug {bug!r} is not an http(s) URL")
-    expires = entry["expires"]
-    if isinstance(expires, datetime.datetime) or not isinstance(expires, (datetime.date, str)):
-        raise BadInput(f"{where}: waiver {number}: expires {expires!r} is not a date (YYYY-MM-DD)")
-    if isinstance(expires, str):
+    return Waiver(test, reason, bug, _expires(entry, number, where), number)
+
+
+def _text(entry: dict, key: str, number: int, where: str) -> str:
+    """A text field, present and not blank (a blank test would be a regex
+    that waives every failure)."""
+    value = entry.get(key)
+    if isinstance(value, str) and value.strip():
+        return value.strip()
+    if value is None or value == "" or isinstance(value, str):
+        raise BadInput(f"{where}: waiver {number} has no {key!r}")
+    raise BadInput(f"{where}: waiver {number}: {key} {value!r} is not text (write it as a string; quote it "
+                   f"if YAML reads it otherwise)")
+
+
+def _expires(entry: dict, number: int, where: str) -> datetime.date:
+    """``expires`` as a day, YYYY-MM-DD, a real one."""
+    value = entry.get("expires")
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise BadInput(f"{where}: waiver {number} has no 'expires'")
+    # YAML's own dates may leave out a leading zero (2026-6-30): so may this.
+    day = re.fullmatch(r"(\d{4})-(\d{1,2})-(\d{1,2})", value.strip()) if isinstance(value, str) else None
+    if day:
         try:
-            expires = datetime.date.fromisoformat(expires.strip())
+            return datetime.date(*(int(part) for part in day.groups()))
         except ValueError:
-            raise BadInput(f"{where}: waiver {number}: expires {expires!r} is not a date (YYYY-MM-DD)") from None
-    return Waiver(test, reason, bug, expires, number)
+            pass
+    raise BadInput(f"{where}: waiver {number}: expires {value!r} is not a date (YYYY-MM-DD)")
 
 
 def expired_lines(waivers: List[Waiver], today: datetime.date) -> List[str]:

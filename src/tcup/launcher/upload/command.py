@@ -66,9 +66,20 @@ def _confirm(question: str) -> bool:
 
 def upload_saved(args) -> int:
     """`tcup upload RUN`: the resume path for a run that was not uploaded."""
-    if not args.run.exists():
-        raise BadInput(f"{args.run} does not exist; give a run directory (see `tcup results`) or a RefStack JSON file")
-    return upload_run(args.run, UploadOptions.from_args(args), force=args.force)
+    return upload_run(saved_results(args.run, args.output), UploadOptions.from_args(args), force=args.force)
+
+
+def saved_results(run: Path, root: Optional[Path]) -> Path:
+    """What `tcup upload` was given: a path as it is (a run directory or a
+    RefStack JSON file), else a run's name under the results root, as
+    `tcup results` lists it (and rerun, diff, report and bundle take it)."""
+    if run.exists() or run.is_symlink():
+        return run
+    if run.is_absolute() or len(run.parts) != 1:
+        raise BadInput(f"{run} does not exist; give a run directory (see `tcup results`) or a RefStack JSON file")
+    from tcup.launcher.results.runs import find_run
+
+    return find_run(str(run), root)
 
 
 def pubkey(args) -> int:

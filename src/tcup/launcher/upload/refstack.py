@@ -83,6 +83,10 @@ class Answer:
     retry_after: Optional[float] = None
     # The request reached the server but no answer came: it may still store it.
     maybe_stored: bool = False
+    # The server answered that it will not take the results as sent (a 3xx or
+    # a final 4xx: the results, the key or the URL must change): bad input.
+    refused: bool = False
+    status: Optional[int] = None  # the HTTP status, when the server answered
 
 
 def upload_url(flag: Optional[str], environ: Mapping[str, str] = os.environ) -> str:
@@ -156,7 +160,8 @@ def upload(
     signed = " (signed)" if sign_key else ""
     count = len(body_doc["results"])
     log(f"uploading {count} passed {'test' if count == 1 else 'tests'} to {base_url}{signed}")
-    result = send(base_url, body, headers, retry, log, resume)
+    result = send(base_url, body, headers, retry, log, resume,
+                  resume_at=lambda url: resume_command(run, url, sign_key))
     url = result_url(result, base_url)
     note_upload(record_file, base_url, result, bool(sign_key), digest, log)
     return url
@@ -267,8 +272,10 @@ def request_headers(body: bytes, sign_key: Optional[Path], passphrase) -> dict:
     return headers
 
 
-def send(base_url: str, body: bytes, headers: dict, retry: Retry, log: Callable[[str], None], resume: str) -> dict:
-    """POST the body, retrying network errors, 429 and 5xx within ``retry``'s bounds; the server's JSON answer."""
+def send(base_url: str, body: bytes, headers: dict, retry: Retry, log: Callable[[str], None], resume: str,
+         resume_at: Optional[Callable[[str], str]] = None) -> dict:
+    """POST the body, retrying network errors, 429 and 5xx within ``retry``'s bounds; the server's JSON answer.
+    ``resume_at(url)`` is the command that uploads to another base URL (one a 404's hint finds)."""
     url = base_url + RESULTS_PATH
     deadline = time.monotonic() + retry.max_total
     tries = max(1, retry.tries)
@@ -284,7 +291,7 @@ def send(base_url: str, body: bytes, headers: dict, retry: Retry, log: Callable[
             return answer.result
         unanswered += answer.maybe_stored
         if not answer.retry:
-            raise UploadError(f"{base_url} refused the results: {answer.reason}; after fixing that: {resume}", resume=resume)
+            raise _refusal(base_url, answer, resume, resume_at, retry.request_timeout)
         if attempt == tries:
             break
         wait, why_not = _next_wait(retry, attempt, answer, deadline)
@@ -299,6 +306,58 @@ def send(base_url: str, body: bytes, headers: dict, retry: Retry, log: Callable[
         f"the results are kept; to try again: {resume}",
         resume=resume,
     )
+
+
+def _refusal(base_url: str, answer: Answer, resume: str, resume_at, timeout: float) -> UploadError:
+    """The one line for a final answer; a 404 says where the API is instead."""
+    said = f"{base_url} refused the results: {answer.reason}"
+    exit_code = EXIT_BAD_INPUT if answer.refused else None
+    if answer.status == 404:
+        found, tried = api_nearby(base_url, timeout)
+        if found:
+            resume = resume_at(found) if resume_at else resume
+            return UploadError(f"{said}; the server has no {RESULTS_PATH} under {base_url}, but {found}{RESULTS_PATH} "
+                               f"answers: {resume}", exit_code, resume=resume)
+        if tried is not None:
+            return UploadError(f"{said}; the server has no {RESULTS_PATH} under {base_url} (nor under "
+                               f"{', '.join(tried)}); give --upload-url the base URL of RefStack's API, usually "
+                               f"https://HOST/api as in {DEFAULT_URL}", exit_code, resume=resume)
+    return UploadError(f"{said}; after fixing that: {resume}", exit_code, resume=resume)
+
+
+def api_nearby(base_url: str, timeout: float) -> Tuple[Optional[str], Optional[list]]:
+    """After a 404 for base_url + /v1/results: (the base URL near it whose /v1/results
+    answers, the URLs tried); (None, None) when base_url's own does: the 404 meant something else."""
+    timeout = min(timeout, 5.0)  # a few quick looks, on a server that just answered
+    if _lists_results(base_url, timeout):
+        return None, None
+    tried = _nearby_bases(base_url)
+    return next((url for url in tried if _lists_results(url, timeout)), None), tried
+
+
+def _nearby_bases(base_url: str) -> list:
+    """Where the API may be instead: each shorter path (a URL given with /v1,
+    or /api on a server that serves /v1 at its root), /api below it and the root."""
+    parts = urlsplit(base_url)
+    root = f"{parts.scheme}://{parts.netloc}"
+    segments = [segment for segment in parts.path.split("/") if segment]
+    found = ["/".join([root] + segments[:end]) for end in range(len(segments) - 1, -1, -1)]
+    if segments[-1:] != ["api"]:
+        found += [base_url + "/api", root + "/api"]
+    unique = [url for number, url in enumerate(found) if url != base_url and url not in found[:number]]
+    return unique[:4]
+
+
+def _lists_results(base_url: str, timeout: float) -> bool:
+    """Whether base_url + /v1/results answers a GET with JSON, as RefStack does (not a page for every path)."""
+    import requests
+
+    try:
+        response = requests.get(base_url + RESULTS_PATH, timeout=timeout, allow_redirects=False,
+                                headers={"Accept": "application/json", "User-Agent": f"tcup/{__version__}"})
+        return response.status_code == 200 and isinstance(response.json(), (dict, list))
+    except (requests.RequestException, ValueError):
+        return False
 
 
 def _tries(count: int) -> str:
@@ -354,14 +413,16 @@ def judge(response) -> Answer:
             result = None
         if isinstance(result, dict) and result.get("test_id"):
             return Answer(result=result)
-        return Answer(reason=f"HTTP {status} without a result id: {server_message(response)}")
+        return Answer(reason=f"HTTP {status} without a result id: {server_message(response)}", status=status)
     if 300 <= status < 400:
         where = _one_line(response.headers.get("Location", "elsewhere"))
-        return Answer(reason=f"HTTP {status}: it redirects to {where}; give that as --upload-url")
+        return Answer(reason=f"HTTP {status}: it redirects to {where}; give that as --upload-url", refused=True,
+                      status=status)
     shown = f"HTTP {status}: {server_message(response)}"
     if status == 429 or status >= 500:
-        return Answer(reason=shown, retry=True, retry_after=retry_after(response.headers.get("Retry-After")))
-    return Answer(reason=shown)
+        return Answer(reason=shown, retry=True, retry_after=retry_after(response.headers.get("Retry-After")),
+                      status=status)
+    return Answer(reason=shown, refused=400 <= status < 500, status=status)
 
 
 def server_message(response) -> str:
