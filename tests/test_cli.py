@@ -126,3 +126,27 @@ def test_tcup_results_keeps_its_columns_with_long_labels():
         start = lines[0].index(column)
         assert all(line[start - 2:start] == "  " and line[start] != " " for line in lines[1:3]), column
     assert lines[2].endswith("https://r.example/#/results/1") and "(incomplete" in lines[3]
+
+
+def test_results_json_is_one_object_with_each_runs_context(tmp_path):
+    import json
+
+    complete = tmp_path / "20260101T000000Z-aaaaaa"
+    complete.mkdir()
+    (complete / "run.json").write_text(json.dumps({
+        "complete": True, "cpid": "c0ffee", "label": "2020.06 platform", "verdict": "failed", "rule": "refstack",
+        "passed": 7, "failed": 1, "skipped": 265}))
+    (complete / "uploads.json").write_text(json.dumps([{"url": "https://refstack.example/#/results/1"},
+                                                       {"url": "https://refstack.example/#/results/2"}]))
+    (tmp_path / "20260102T000000Z-bbbbbb.incomplete").mkdir()
+    done = subprocess.run([sys.executable, "-m", "tcup", "results", "--json", "--output", str(tmp_path)],
+                          env=base_env(tmp_path), capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stderr == "" and done.stdout.count("\n") == 1
+    assert json.loads(done.stdout) == {"runs": [
+        {"name": "20260101T000000Z-aaaaaa", "path": str(complete), "complete": True, "verdict": "failed",
+         "rule": "refstack", "label": "2020.06 platform", "cpid": "c0ffee", "passed": 7, "failed": 1, "skipped": 265,
+         "upload_url": "https://refstack.example/#/results/2"},
+        {"name": "20260102T000000Z-bbbbbb.incomplete", "path": str(tmp_path / "20260102T000000Z-bbbbbb.incomplete"),
+         "complete": False, "verdict": None, "rule": None, "label": None, "cpid": None, "passed": None,
+         "failed": None, "skipped": None, "upload_url": None},
+    ]}

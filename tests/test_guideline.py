@@ -136,18 +136,96 @@ def test_scs_0128_is_shipped_per_service():
 
 
 def test_tcup_guidelines_lists_every_shipped_list():
-    text = guideline.render_shipped()
+    from tcup.launcher import guideline_listing
+
+    text = guideline_listing.render(guideline_listing.shipped_lists())
     lines = text.splitlines()
     assert lines[0].split() == ["LIST", "DATE", "STATUS", "TESTS", "RULE", "SOURCE"]
     rows = lines[1:lines.index("")]
-    assert len(rows) == len(guideline.shipped_index()["lists"]) == 12
+    assert len(rows) == 10 and len(guideline.shipped_index()["lists"]) == 12
     scs = next(row for row in rows if row.startswith("scs-0128 iaas"))
     assert "2026-08-06" in scs and " 258  no-failures " in scs and "CC BY-SA 4.0" in scs
     assert any(row.startswith("2020.06 platform (default)") and " 273  refstack " in row for row in rows)
+    assert not any(row.startswith(("dns", "orchestration")) for row in rows)
+    # The add-ons whose plugin the image lacks come apart, each naming it.
+    apart = lines[lines.index("") + 1:]
+    assert apart[0].startswith("Not runnable with this image (needs PLUGIN")
+    assert apart[1].split()[:5] + apart[1].split()[-2:] == [
+        "dns.2020.06", "2020-06", "approved", "10", "refstack", "needs", "designate-tempest-plugin"]
+    assert apart[2].split()[:5] + apart[2].split()[-2:] == [
+        "orchestration.2020.06", "2020-06", "approved", "60", "refstack", "needs", "heat-tempest-plugin"]
+    assert apart[3] == ""
     # Every interop list is judged by RefStack's rule; the rules are explained below the table.
-    assert sum(" refstack " in row for row in rows) == 11
+    assert sum(" refstack " in row for row in rows + apart[1:3]) == 11
     assert "  no-failures  no test fails; skips are allowed" in lines
     assert "  strict       every selected test passes" in lines
+
+
+def test_the_index_names_the_plugin_an_add_on_needs():
+    needs = {e["guideline"]: e.get("needs") for e in guideline.shipped_index()["lists"]}
+    assert {name: plugin for name, plugin in needs.items() if plugin} == {
+        "dns.2020.06": "designate-tempest-plugin", "orchestration.2020.06": "heat-tempest-plugin"}
+    assert guideline.load("dns.2020.06", None).needs == "designate-tempest-plugin"
+    assert guideline.load("2020.06", "platform").needs == ""
+
+
+@pytest.mark.parametrize("version,target,plugin", [
+    ("dns.2020.06", None, "dns.2020.06 needs designate-tempest-plugin"),
+    ("dns", None, "dns.2020.06 needs designate-tempest-plugin"),  # the README's form
+    ("DNS", None, "dns.2020.06 needs designate-tempest-plugin"),
+    (None, "dns", "dns.2020.06 needs designate-tempest-plugin"),  # --target dns
+    ("2020.06", "orchestration", "orchestration.2020.06 needs heat-tempest-plugin"),
+    ("orchestration", None, "orchestration.2020.06 needs heat-tempest-plugin"),
+])
+def test_a_run_of_a_list_whose_plugin_the_image_lacks_is_refused(version, target, plugin):
+    with pytest.raises(GuidelineError) as caught:
+        guideline.load_runnable(version, target)
+    assert str(caught.value) == (f"{plugin}, a Tempest plugin TCUP's image does not carry, so none of its tests "
+                                 "can run; choose a list `tcup guidelines` shows as runnable")
+    assert caught.value.exit_code == 2
+    assert len(guideline.load_runnable("2020.06", "platform").tests) == 273
+    assert len(guideline.load_runnable("scs-0128", None).tests) == 258
+
+
+def test_the_readmes_add_on_name_is_its_newest_shipped_list():
+    dns = guideline.load("dns", None)
+    assert (dns.label, len(dns.tests)) == ("dns.2020.06", 10)
+    with pytest.raises(GuidelineError, match=r"valid targets: dns$"):
+        guideline.load("dns", "platform")
+
+
+def _tcup(args, tmp_path):
+    from conftest import base_env
+
+    return subprocess.run([sys.executable, "-m", "tcup", *args], env=base_env(tmp_path), capture_output=True,
+                          text=True, timeout=60)
+
+
+@pytest.mark.parametrize("args", [["--guideline", "dns.2020.06", "--no-upload"], ["plan", "--guideline", "dns"],
+                                  ["--dry-run", "--target", "dns"]])
+def test_tcup_refuses_an_add_on_in_one_line_before_the_credentials(args, tmp_path):
+    # No OS_* in the environment: the refusal comes before the credentials are read.
+    done = _tcup(args, tmp_path)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.splitlines() == [
+        "tcup: error: dns.2020.06 needs designate-tempest-plugin, a Tempest plugin TCUP's image does not carry, "
+        "so none of its tests can run; choose a list `tcup guidelines` shows as runnable"]
+
+
+def test_tcup_guidelines_json_is_one_object(tmp_path):
+    done = _tcup(["guidelines", "--json"], tmp_path)
+    assert done.returncode == 0 and done.stderr == ""
+    assert done.stdout.count("\n") == 1
+    document = json.loads(done.stdout)
+    by_name = {entry["name"]: entry for entry in document["guidelines"]}
+    assert len(by_name) == 12 and document["default"] == "2020.06"
+    assert {name for name, entry in by_name.items() if not entry["runnable"]} == {"dns.2020.06", "orchestration.2020.06"}
+    assert by_name["dns.2020.06"]["needs"] == "designate-tempest-plugin"
+    assert (by_name["2020.06 platform"]["tests"], by_name["2020.06 platform"]["rule"],
+            by_name["2020.06 platform"]["runnable"], by_name["2020.06 platform"]["needs"],
+            by_name["2020.06 platform"]["default"]) == (273, "refstack", True, None, True)
+    assert (by_name["scs-0128 iaas"]["rule"], by_name["scs-0128 iaas"]["tests"]) == ("no-failures", 258)
+    assert sorted(document["rules"]) == ["no-failures", "refstack", "strict"]
 
 
 def test_selection_for_runner():

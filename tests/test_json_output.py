@@ -62,4 +62,18 @@ def test_json_is_refused_with_debug(tmp_path):
     done = tcup(["--json", "--debug"], base_env(tmp_path))
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr.strip().splitlines()[-1] == (
-        "tcup: error: --json summarises a run of the tests; drop it for --debug or plan")
+        "tcup: error: --json summarises a run or a plan; drop it for --debug")
+
+
+def test_plan_json_prints_the_plan_alone_on_stdout(image, keystone, watch, tmp_path):
+    runs = tmp_path / "runs"
+    done = tcup(["plan", "--json", "--output", str(runs), "--regex", REGEX], openrc(keystone, "member", tmp_path))
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.endswith("}\n") and done.stdout.count("\n") == 1
+    plan = json.loads(done.stdout)
+    assert "keystone" in plan["services"] and sum(plan["tests"].values()) == 6  # the six REGEX selects
+    assert (plan["rule"], plan["label"]) == ("strict", f"regex {REGEX}")
+    assert plan["expected_duration"] is None and plan["expected_seconds"] is None  # no run saved yet
+    # The human plan went to stderr, whole; nothing was saved.
+    assert "tcup: verdict rule: strict" in done.stderr and "tcup: nothing was run" in done.stderr
+    assert not runs.exists() or not any(runs.iterdir())

@@ -2,7 +2,9 @@
 
 A test list run where a tempest.conf value (--set) makes the catalog test
 fail; rerun with that cause removed: only the failed test runs again, and the
-new run merges both into one compliant result with the test marked flaky.
+new run merges both into one compliant result with the test marked passed
+after a change of settings (the --set named), not flaky. A run whose --set
+skips a test, rerun with --include-skipped and the --set that enables it.
 An interrupted run (SIGINT while its tests run), resumed with `tcup rerun` on
 its .incomplete directory: the tests that had not finished run, and the
 merged run holds every selected test once."""
@@ -56,19 +58,21 @@ def failed_then_rerun(image, keystone, tmp_path_factory):
 def test_rerun_runs_only_the_failures_and_merges_one_verdict(failed_then_rerun):
     first_run, again, merged = failed_then_rerun
     assert again.returncode == 0, again.stderr[-3000:]
-    assert f"tcup: rerunning {first_run.name}: 1 failed test and 0 not run (test list list.txt)" in again.stderr
+    assert (f"tcup: rerunning {first_run.name}: 1 failed test and 0 not run (test list list.txt), with --set "
+            "service_available.nova=false") in again.stderr
     assert "tcup: 1 test selected" in again.stderr  # the rerun ran the failure alone
     before, after = by_name(first_run), by_name(merged)
     assert [name for name, t in before.items() if t["status"] == "fail"] == [CATALOG[0]]
-    # Every test once; the passes of the first run kept, the failure now passed and flaky.
+    # Every test once; the passes of the first run kept, the failure now passed, fixed by the --set.
     assert sorted(after) == sorted([CATALOG[0]] + [name for name, _ in DISCOVERY])
     assert {name: t["status"] for name, t in after.items()} == dict.fromkeys(after, "success")
-    assert after[CATALOG[0]]["flaky"] is True and after[CATALOG[0]]["reran"] is True
+    assert after[CATALOG[0]]["fixed_by"] == ["--set service_available.nova=false"]
+    assert "flaky" not in after[CATALOG[0]] and after[CATALOG[0]]["reran"] is True
     assert after[CATALOG[0]]["first_reason"] == before[CATALOG[0]]["reason"]
     assert not any(after[name].get("flaky") or after[name].get("reran") for name, _ in DISCOVERY)
     meta = json.loads((merged / "run.json").read_text())
     assert meta["merged_from"] == [first_run.name]
-    assert (meta["verdict"], meta["selected"], meta["passed"], meta["failed"], meta["flaky"]) == ("compliant", 3, 3, 0, 1)
+    assert (meta["verdict"], meta["selected"], meta["passed"], meta["failed"], meta["flaky"]) == ("compliant", 3, 3, 0, 0)
     assert meta["label"] == json.loads((first_run / "run.json").read_text())["label"] == "test list list.txt"
     # The rerun's settings are the first run's with the cause removed.
     assert meta["settings"]["choices"]["tempest_options"] == {"service_available.nova": "false"}
@@ -76,21 +80,26 @@ def test_rerun_runs_only_the_failures_and_merges_one_verdict(failed_then_rerun):
     # One result to upload: all three passes.
     refstack = json.loads((merged / "refstack.json").read_text())
     assert sorted(r["uuid"] for r in refstack["results"]) == sorted([CATALOG[1]] + [u for _, u in DISCOVERY])
+    # Both runs' time, in run.json as in refstack.json.
+    first_seconds = json.loads((first_run / "run.json").read_text())["duration_seconds"]
+    assert meta["duration_seconds"] == refstack["duration_seconds"] >= first_seconds
     compliance = json.loads((merged / "compliance.json").read_text())
     assert (compliance["totals"]["passed"], compliance["totals"]["failed"], compliance["totals"]["pass"]) == (3, 0, 1)
     summary = (merged / "summary.txt").read_text()
-    assert f"Merged: {first_run.name} and a rerun of 1 test (its failed and not-run tests)" in summary
-    assert "Passed: 3  Failed: 0  Skipped: 0" in summary
-    assert "Flaky (failed, then passed when rerun):\n" f"  {CATALOG[0]} [{CATALOG[1]}]: first failed with " in summary
+    assert f"Merged: {first_run.name} and a rerun of 1 test (its failed tests)" in summary
+    assert "Passed: 3  Failed: 0  Skipped: 0\nChanged for the rerun: --set service_available.nova=false\n" in summary
+    assert ("Passed after a change of settings (failed, then passed when rerun with the settings named):\n"
+            f"  {CATALOG[0]} [{CATALOG[1]}]: passed with --set service_available.nova=false; first failed with ") in summary
+    assert "Flaky" not in summary
     assert summary.rstrip().endswith("Verdict: COMPLIANT by the strict rule (every selected test passes): "
                                      "all 3 selected tests passed")
     assert meta["rule"] == "strict"  # a --test-list is judged strictly
-    # junit.xml holds all three; the HTML report labels the flaky test.
+    # junit.xml holds all three; the HTML report lists the test as passed after the change, not flaky.
     assert (merged / "junit.xml").read_text().count("<testcase ") == 3
     page = (merged / "report.html").read_text()
-    assert re.search(r'<section id="flaky"><h2>Flaky tests \(1\)</h2>', page)
-    assert page.count('<span class="tag flaky">') == 2  # the flaky section and its row in "Every test"
-    assert 'id="count-flaky"><b>1</b>' in page
+    assert '<section id="fixed"><h2>Passed after a change of settings (1)</h2>' in page
+    assert 'passed with <span class="mono">--set service_available.nova=false</span>' in page
+    assert 'id="flaky"' not in page and '<span class="tag flaky">' not in page and 'id="count-flaky"' not in page
 
 
 def test_rerun_of_a_run_without_failures_is_refused(failed_then_rerun):
@@ -110,6 +119,49 @@ def test_rerun_bad_input_is_one_line(tmp_path, case):
     assert done.returncode == 2 and done.stdout == "" and "Traceback" not in done.stderr
     assert len(done.stderr.splitlines()) == 1 and done.stderr.startswith("tcup: error: "), done.stderr
     assert ("is not a run directory" if case == "missing" else "does not record its selection") in done.stderr
+
+
+# A test that Tempest skips unless an option says the feature is there.
+APP_CREDENTIAL = (V3 + "test_application_credentials.ApplicationCredentialsV3Test."
+                  "test_create_application_credential_access_rules", "529936eb-aa5d-463d-9f79-01c113d3b88f")
+APP_CREDENTIALS = "identity-feature-enabled.access_rules"
+
+
+def test_rerun_include_skipped_runs_a_skip_again_once_a_set_enables_it(image, keystone, tmp_path):
+    """A --set that turns application credentials off skips their test; a
+    rerun with --include-skipped and the --set that turns them on runs it
+    (alone) and the merged run passes. Without --include-skipped there is
+    nothing to rerun, and the line says what would."""
+    listing = tmp_path / "list.txt"
+    listing.write_text("".join(f"{name}[id-{uuid}]\n" for name, uuid in [APP_CREDENTIAL, DISCOVERY[0]]))
+    runs = tmp_path / "runs"
+    env = openrc(keystone, "member", tmp_path)
+    first = tcup(["--no-upload", "--output", str(runs), "--test-list", str(listing), "--set", f"{APP_CREDENTIALS}=false"],
+                 env)
+    assert first.returncode == 5, first.stderr[-2000:]  # a skip, under the strict rule
+    first_run = new_run(runs, set())
+    assert by_name(first_run)[APP_CREDENTIAL[0]]["status"] == "skip"
+    refused = tcup(["rerun", str(first_run), "--no-upload"], env)
+    assert refused.returncode == 2 and refused.stderr.splitlines() == [
+        f"tcup: error: {first_run} has no failed test to rerun (verdict: not compliant); --include-skipped reruns "
+        "its 1 skipped test"]
+    again = tcup(["rerun", str(first_run), "--no-upload", "--include-skipped", "--set", f"{APP_CREDENTIALS}=true"], env)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert (f"tcup: rerunning {first_run.name}: 0 failed tests, 1 skipped test and 0 not run (test list list.txt), "
+            f"with --set {APP_CREDENTIALS}=true") in again.stderr
+    assert "tcup: 1 test selected" in again.stderr
+    merged = new_run(runs, {first_run})
+    after = by_name(merged)
+    assert {name: (t["status"], bool(t.get("reran"))) for name, t in after.items()} == {
+        APP_CREDENTIAL[0]: ("success", True), DISCOVERY[0][0]: ("success", False)}
+    assert not any("flaky" in t or "fixed_by" in t for t in after.values())  # a skip that passes is a pass
+    meta = json.loads((merged / "run.json").read_text())
+    assert (meta["verdict"], meta["selected"], meta["passed"], meta["skipped"]) == ("compliant", 2, 2, 0)
+    assert meta["settings"]["choices"]["tempest_options"] == {APP_CREDENTIALS: "true"}
+    assert meta["duration_seconds"] == json.loads((merged / "refstack.json").read_text())["duration_seconds"]
+    summary = (merged / "summary.txt").read_text()
+    assert f"Merged: {first_run.name} and a rerun of 1 test (its failed and skipped tests)" in summary
+    assert f"Changed for the rerun: --set {APP_CREDENTIALS}=true" in summary
 
 
 def test_resume_an_interrupted_run(image, keystone, engine, tmp_path):

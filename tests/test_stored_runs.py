@@ -517,3 +517,216 @@ def test_a_rerun_merges_into_one_run_and_marks_the_flaky(runs, tmp_path):
     assert refstack["duration_seconds"] == 24  # both runs' time
     stream = read_subunit((now / "tempest.subunit").read_bytes())
     assert sum(s.status == "exists" for s in stream) == 10  # both runs' streams, joined
+
+
+def rerun_args(*options):
+    """`tcup rerun` as parsed from its command line."""
+    from tcup.launcher import cli
+
+    return cli.rerun_parser().parse_args(["a-complete", *options])
+
+
+def planned_rerun(run, monkeypatch, *options):
+    """The Plan `tcup rerun RUN OPTIONS` hands to the run (launch.rerun), without running it."""
+    from tcup.launcher import launch
+
+    handed = []
+    monkeypatch.setattr(launch, "run", lambda args, summary, rerun: handed.append(rerun) or 0)
+    args = rerun_args(*options)
+    args.run = run
+    assert launch.rerun(args) == 0
+    return handed[0]
+
+
+def rerun_outcome(runs, tmp_path, *names, status="success"):
+    """A rerun's results directory: b-later's files, its tests.json holding ``names`` only, each with ``status``."""
+    now = tmp_path / "rerun.incomplete"
+    shutil.copytree(runs / "b-later", now)
+    outcome = json.loads((now / "tests.json").read_text())
+    outcome["tests"] = [{**t, "status": status, "reason": None} for t in outcome["tests"] if SHORT[t["uuid"]] in names]
+    (now / "tests.json").write_text(json.dumps(outcome))
+    return now
+
+
+CHANGED = ["--image-alt cirros-0.6.2", "--flavor-alt SCS-2V-4-20s", "--set compute-feature-enabled.resize=true"]
+
+
+def test_a_reruns_options_replace_the_recorded_choices_in_the_new_record(runs, monkeypatch):
+    """--image, --image-alt, --flavor, --flavor-alt, --network and --set,
+    as a run takes them: those given replace the recorded choices; only
+    those that differ from what the earlier run used are a change."""
+    from tcup.launcher import cli
+
+    # One definition of each option: the rerun's is the run's.
+    helps = {parser: {a.option_strings[0]: a.help for a in parser._actions if a.option_strings}
+             for parser in (cli.run_parser(), cli.rerun_parser())}
+    run_help, rerun_help = helps.values()
+    for option in ("--image", "--image-alt", "--flavor", "--flavor-alt", "--network"):
+        assert rerun_help[option] == run_help[option]
+    plan = planned_rerun(runs / "a-complete", monkeypatch,
+                         "--flavor", "42",  # the flavor the runner chose before, by id: no change
+                         "--network", "canary-net-7f3a",  # the network the run was given: no change
+                         "--image-alt", "cirros-0.6.2", "--flavor-alt", "SCS-2V-4-20s",
+                         "--set", "compute-feature-enabled.resize=true",
+                         "--set", "identity.uri_v3=https://canary-proxy.example:8443/v3")  # as recorded
+    assert plan.changed == CHANGED
+    record = plan.record(plan.rule, contract.Cloud(cpid="c0ffee", admin=False))
+    assert record["choices"] == {
+        "image": None, "image_alt": "cirros-0.6.2", "flavor": "42", "flavor_alt": "SCS-2V-4-20s",
+        "network": "canary-net-7f3a", "skip_services": [],
+        "tempest_options": {"identity.uri_v3": "https://canary-proxy.example:8443/v3",
+                            "compute-feature-enabled.resize": "true"}}
+    assert (plan.choices.flavor, plan.choices.flavor_alt, plan.choices.image_alt) == ("42", "SCS-2V-4-20s", "cirros-0.6.2")
+    assert record["selection"] == json.loads((runs / "a-complete" / "settings.json").read_text())["selection"]
+    assert plan.describe().endswith(f"(2026.01 platform), with {', '.join(CHANGED)}")
+    # Nothing given: the recorded choices stand, and nothing changed.
+    same = planned_rerun(runs / "a-complete", monkeypatch)
+    assert same.changed == [] and same.record(same.rule, contract.Cloud(cpid="c", admin=False))["choices"] == {
+        "image": None, "flavor": None, "network": "canary-net-7f3a", "skip_services": [],
+        "tempest_options": {"identity.uri_v3": "https://canary-proxy.example:8443/v3"}}
+
+
+@pytest.mark.parametrize("changed", [True, False])
+def test_a_failure_that_passes_after_a_change_of_settings_is_fixed_by_it_not_flaky(runs, tmp_path, monkeypatch,
+                                                                                   changed):
+    from tcup.launcher.results import report, rerun, verdict
+
+    options = ("--image-alt", "cirros-0.6.2", "--flavor-alt", "SCS-2V-4-20s",
+               "--set", "compute-feature-enabled.resize=true") if changed else ()
+    plan = planned_rerun(runs / "a-complete", monkeypatch, *options)
+    now = rerun_outcome(runs, tmp_path, "validate_token")
+    merged = rerun.merge(plan, now)
+    rerun.write_summary(plan, now, merged)
+    (test,) = [t for t in merged["tests"] if SHORT[t["uuid"]] == "validate_token"]
+    reason = "testtools.matchers._impl.MismatchError: 401 != 201 (validate_token)"
+    assert test["status"] == "success" and test["first_reason"] == reason and test["reran"] is True
+    summary = (now / "summary.txt").read_text().splitlines()
+    if changed:
+        assert test["fixed_by"] == CHANGED and "flaky" not in test
+        assert f"Changed for the rerun: {', '.join(CHANGED)}" in summary
+        heading = summary.index("Passed after a change of settings (failed, then passed when rerun with the "
+                                "settings named):")
+        assert summary[heading + 1] == f"  {test['name']} [{test['uuid']}]: passed with {', '.join(CHANGED)}; " \
+                                       f"first failed with {reason}"
+        assert not any(line.startswith("Flaky") for line in summary)
+    else:
+        assert test["flaky"] is True and "fixed_by" not in test
+        heading = summary.index("Flaky (failed, then passed when rerun with the same settings):")
+        assert summary[heading + 1] == f"  {test['name']} [{test['uuid']}]: first failed with {reason}"
+        assert not any(line.startswith(("Passed after", "Changed for")) for line in summary)
+    assert verdict.Counts.of_tests(merged).flaky == (0 if changed else 1)
+    # report.html: each kind in its own list.
+    (now / "run.json").write_text(json.dumps({"complete": True, "verdict": "compliant", "label": "x"}))
+    page = report.render(report.read(SavedRun(now)))
+    assert ('<section id="fixed"><h2>Passed after a change of settings (1)</h2>' in page) is changed
+    assert ('<section id="flaky"><h2>Flaky tests (1)</h2>' in page) is not changed
+    if changed:
+        assert (f'<li><span class="mono">{test["name"]}</span>: passed with <span class="mono">'
+                f'{", ".join(CHANGED)}</span>; first failed with {reason}</li>') in page
+
+
+def test_a_rerun_of_a_merged_run_counts_only_the_tests_it_ran(runs, tmp_path):
+    """A merged run's tests carry its rerun's "reran" marks; rerun again,
+    "a rerun of N" counts this rerun's tests, not every rerun's."""
+    from tcup.launcher.results import rerun
+
+    run = runs / "a-complete"
+    document = json.loads((run / "tests.json").read_text())
+    for test in document["tests"]:  # as an earlier merge left them: three reran, one flaky
+        if SHORT[test["uuid"]] in ("create_token", "list_servers", "validate_token"):
+            test["reran"] = True
+        test["flaky"] = SHORT[test["uuid"]] == "create_token" or None
+    (run / "tests.json").write_text(json.dumps(document))
+    plan = rerun.plan(run)
+    now = rerun_outcome(runs, tmp_path, "validate_token")
+    merged = rerun.merge(plan, now)
+    assert sorted(SHORT[t["uuid"]] for t in merged["tests"] if t.get("reran")) == ["validate_token"]
+    # An earlier merge's flaky mark stays; this rerun's flaky test is marked anew.
+    assert sorted(SHORT[t["uuid"]] for t in merged["tests"] if t.get("flaky")) == ["create_token", "validate_token"]
+    rerun.write_summary(plan, now, merged)
+    summary = (now / "summary.txt").read_text().splitlines()
+    assert "Merged: a-complete and a rerun of 1 test (its failed tests)" in summary
+    assert "Selected: 5 tests" in summary and "Passed: 4  Failed: 0  Skipped: 1" in summary
+
+
+def test_resuming_keeps_the_earlier_selection_when_a_test_reported_nothing(runs, tmp_path):
+    """c-interrupted selected 5 tests; resumed, list_images reports nothing
+    in either run: 5 stay selected, and the verdict says one reported nothing."""
+    from types import SimpleNamespace
+
+    from tcup.launcher.results import finish, rerun, verdict
+
+    plan = rerun.plan(runs / "c-interrupted.incomplete")
+    now = tmp_path / "rerun.incomplete"
+    now.mkdir()
+    (now / "tests.json").write_text(json.dumps({"missing": [], "tests": [
+        {"name": "tempest.api.identity.v3.test_tokens.TokensV3Test.test_validate_token", "uuid": UUID["validate_token"],
+         "status": "success", "reason": None},
+        {"name": "tempest.api.compute.servers.test_list_servers_negative.ListServersNegativeTestJSON."
+                 "test_list_servers_by_non_existing_image", "uuid": UUID["list_servers"], "status": "success",
+         "reason": None}]}))
+    merged = rerun.merge(plan, now)
+    assert len(merged["tests"]) == 4
+    asked = finish.Asked(plan.test_list, plan.selection, contract.Cloud(cpid="c", admin=False), plan.rule, [],
+                         rerun=plan)
+    counts = finish._counts(merged, asked, SimpleNamespace(selected=2, done={}, missing=[]))
+    assert (counts.selected, counts.passed, counts.skipped, counts.failed) == (5, 3, 1, 0)
+    words = verdict.judge(counts, verdict.STRICT).verdict_words
+    assert "1 selected test reported no result" in words
+    rerun.write_summary(plan, now, merged)
+    summary = (now / "summary.txt").read_text().splitlines()
+    assert "Selected: 5 tests" in summary
+    assert "Merged: c-interrupted.incomplete and a rerun of 2 tests (its failed and not-run tests)" in summary
+    # A regex narrows a list to a count known only by running: the merged tests are the selection.
+    plan.settings = {**plan.settings, "selection": {**plan.settings["selection"], "regex": "identity"}}
+    assert finish._counts(merged, asked, SimpleNamespace(selected=2, done={}, missing=[])).selected == 4
+
+
+def test_include_skipped_reruns_the_skipped_tests_too(runs, monkeypatch):
+    from tcup.launcher.results import rerun
+
+    plan = planned_rerun(runs / "a-complete", monkeypatch, "--include-skipped")
+    assert sorted(SHORT[t["uuid"]] for t in plan.selection.tests) == ["app_credential", "validate_token"]
+    assert (plan.failed, plan.skipped) == (1, 1) and list(plan.failed_before) == [UUID["validate_token"]]
+    assert plan.describe() == "rerunning a-complete: 1 failed test, 1 skipped test and 0 not run (2026.01 platform)"
+    assert plan.again_words == "its failed and skipped tests"
+    # Without it, as before: the failures only.
+    assert [SHORT[t["uuid"]] for t in planned_rerun(runs / "a-complete", monkeypatch).selection.tests] == [
+        "validate_token"]
+    # Resuming: the finished skip runs again, the finished pass does not.
+    resumed = rerun.plan(runs / "c-interrupted.incomplete", include_skipped=True)
+    assert [SHORT[t["uuid"]] for t in resumed.selection.tests] == [
+        "validate_token", "app_credential", "list_servers", "list_images"]
+    assert sorted(SHORT[t["uuid"]] for t in resumed.earlier.values()) == ["create_token"]
+    assert resumed.again_words == "its failed, skipped and not-run tests"
+    # A run with skips and no failure: --include-skipped is what would rerun them.
+    document = json.loads((runs / "a-complete" / "tests.json").read_text())
+    for test in document["tests"]:
+        test["status"] = "success" if test["status"] == "fail" else test["status"]
+    (runs / "a-complete" / "tests.json").write_text(json.dumps(document))
+    with pytest.raises(BadInput) as refused:
+        rerun.plan(runs / "a-complete")
+    assert str(refused.value) == (f"{runs / 'a-complete'} has no failed test to rerun (verdict: failed); "
+                                  "--include-skipped reruns its 1 skipped test")
+    assert [SHORT[t["uuid"]] for t in rerun.plan(runs / "a-complete", include_skipped=True).selection.tests] == [
+        "app_credential"]
+
+
+def test_a_merged_runs_duration_is_both_runs_in_run_json_and_refstack_json(runs, tmp_path):
+    from types import SimpleNamespace
+
+    from tcup.launcher.results import finish, rerun, verdict
+
+    plan = rerun.plan(runs / "a-complete")
+    now = rerun_outcome(runs, tmp_path, "validate_token")
+    merged = rerun.merge(plan, now)
+    refstack = json.loads((now / "refstack.json").read_text())
+    cloud = contract.Cloud(cpid="c", admin=False)
+    asked = finish.Asked(plan.test_list, plan.selection, cloud, plan.rule, [], rerun=plan,
+                         settings=plan.record(plan.rule, cloud))
+    heard = SimpleNamespace(done={"duration_seconds": 12, "passed": 1}, mode={}, choices=None, cleanup=None,
+                            selected=1, missing=[])
+    counts = finish._counts(merged, asked, heard)
+    record = finish._record(asked, heard, 0.0, None, counts, verdict.judge(counts, plan.rule), [])
+    assert record.duration_seconds == refstack["duration_seconds"] == 24  # 12 s before, 12 s now
+    assert (record.selected, record.passed, record.merged_from) == (5, 4, ["a-complete"])

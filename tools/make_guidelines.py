@@ -8,7 +8,9 @@ writes, into ``src/tcup/guidelines/``, one JSON file per guideline and target
 holding its required, unflagged tests; then ``scs-0128.json`` from SCS-0128's
 test list (each test under its service, as a capability); then
 ``index.json``, which names the lists, their dates, sources and verdict
-rules (src/tcup/launcher/results/verdict.py), and the default guideline (the newest approved interop one; drafts such as ``next``
+rules (src/tcup/launcher/results/verdict.py), the Tempest plugins a list needs
+that the image (image/requirements.in) does not install (``needs``), and the
+default guideline (the newest approved interop one; drafts such as ``next``
 never are).
 
 The output is committed; ``--check`` exits 1 when the committed files differ
@@ -19,6 +21,7 @@ from what this script would write now (tests/test_guideline.py runs it).
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -45,6 +48,9 @@ SCS = {
               "Tests/iaas/scs_0128_e2e_testing/tempest-tests-non-admin.lst (CC BY-SA 4.0)",
 }
 DEFAULT_OUTPUT = REPO / "src" / "tcup" / "guidelines"
+# What the image installs: a list whose tests live in a Tempest plugin not
+# named here cannot run with TCUP's image, and index.json says which it needs.
+IMAGE_REQUIREMENTS = REPO / "image" / "requirements.in"
 # The interop guidelines are judged as RefStack judges them: every required
 # test passes, and a skipped one fails its capability.
 INTEROP_RULE = rules.REFSTACK.id
@@ -96,6 +102,23 @@ def scs_list(directory: Path) -> guideline.TestList:
                               target=SCS["target"], tests=tests, source=SCS["source"])
 
 
+def image_packages() -> set:
+    """The package names the image installs (image/requirements.in), normalised as pip does."""
+    names = set()
+    for line in IMAGE_REQUIREMENTS.read_text(encoding="utf-8").splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            names.add(re.split(r"[\s<>=!~;\[]", line, maxsplit=1)[0].lower().replace("_", "-"))
+    return names
+
+
+def plugins_needed(tests: guideline.TestList, installed: set) -> list:
+    """The Tempest plugins (by package name) a list's tests come from that the image lacks.
+    A plugin's tests are named after its module: designate_tempest_plugin.tests... """
+    modules = {t["name"].split(".", 1)[0] for t in tests.tests}
+    return sorted(name for name in (m.replace("_", "-") for m in modules if m != "tempest") if name not in installed)
+
+
 def dated(version: str) -> str:
     """An interop guideline's date from its id: "2020.06" -> "2020-06"; a draft has none."""
     return version.replace(".", "-") if version[:1].isdigit() else "draft"
@@ -103,7 +126,7 @@ def dated(version: str) -> str:
 
 def build(source: Path, scs: Path) -> dict:
     """File name -> text of every list and the index, as they should be committed."""
-    outputs, entries = {}, []
+    outputs, entries, installed = {}, [], image_packages()
     for path in guideline_files(source):
         doc = json.loads(path.read_text(encoding="utf-8"))
         origin = (doc.get("metadata") or {}).get("source") or path.name
@@ -122,6 +145,9 @@ def build(source: Path, scs: Path) -> dict:
                 "tests": len(tests.tests),
                 "rule": INTEROP_RULE,
             })
+            needs = plugins_needed(tests, installed)
+            if needs:
+                entries[-1]["needs"] = ", ".join(needs)
     carried_on = scs_list(scs)
     outputs["scs-0128.json"] = render_list(carried_on)
     entries.append({"guideline": SCS["guideline"], "version": SCS["guideline"], "target": SCS["target"],
@@ -181,7 +207,8 @@ def main(argv=None) -> int:
     write(outputs, args.output)
     index = json.loads(outputs[guideline.INDEX_FILE])
     for entry in index["lists"]:
-        print(f"{entry['file']:<28} {entry['tests']:>4} tests  {entry['status']:<9} {entry['rule']}")
+        needs = f"  needs {entry['needs']}" if entry.get("needs") else ""
+        print(f"{entry['file']:<28} {entry['tests']:>4} tests  {entry['status']:<9} {entry['rule']}{needs}")
     print(f"default guideline: {index['default']}")
     return 0
 

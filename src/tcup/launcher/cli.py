@@ -32,8 +32,10 @@ other commands:
   tcup upload RUN      upload a saved run (its directory or name, or a RefStack JSON file)
   tcup results         list saved runs
   tcup rerun RUN       run a saved run's failed and not-run tests again (resume an interrupted
-                       NAME.incomplete run), with its selection and settings; saves a new run that
-                       merges both into one verdict, and marks a test that failed, then passed, flaky
+                       NAME.incomplete run), with its selection and settings (--flavor, --image,
+                       --network, --set ... change them; --include-skipped reruns skips too); saves a
+                       new run that merges both into one verdict, and marks a test that failed, then
+                       passed, flaky (or passed after a change of settings)
   tcup diff RUN_A RUN_B
                        what changed from run A to run B: newly failing, passing, skipped, missing
   tcup report RUN      write the run's HTML report (report.html) again and print its path
@@ -170,19 +172,7 @@ def run_parser() -> argparse.ArgumentParser:
                        help="more member accounts, one test worker each: Tempest's accounts.yaml form "
                             "(username, password, project_name, ...) or a clouds.yaml")
     cloud = parser.add_argument_group("the cloud's resources for the tests")
-    cloud.add_argument("--image", metavar="NAME|ID",
-                       help="the image the tests boot (default: a CirrOS the cloud has, else its smallest image that "
-                            "a flavor can boot); TCUP never uploads one")
-    cloud.add_argument("--image-alt", metavar="NAME|ID",
-                       help="the second image, which some tests rebuild servers onto (default: the next smallest that "
-                            "a flavor boots along with the first)")
-    cloud.add_argument("--flavor", metavar="NAME|ID",
-                       help="the flavor of the tests' servers (default: the smallest with a disk that fits the "
-                            "images' min_disk and min_ram; a flavor without a disk only when named here)")
-    cloud.add_argument("--flavor-alt", metavar="NAME|ID",
-                       help="the second flavor, which tests resize servers to (default: the next one after --flavor)")
-    cloud.add_argument("--network", metavar="NAME|ID",
-                       help="as a member, the network the tests' servers use (default: your project's only network)")
+    _resource_options(cloud)
     cloud.add_argument("--skip-service", metavar="TYPE[,TYPE]", action="append", default=[],
                        help="run as if the catalog lacked these service types (e.g. a service that is down): "
                             "their tests skip")
@@ -194,11 +184,30 @@ def run_parser() -> argparse.ArgumentParser:
     results.add_argument("--no-upload", action="store_true", help="save the results only; upload nothing")
     results.add_argument("--json", action="store_true",
                          help="print the run's summary as one JSON object on stdout (verdict, counts, run directory, "
-                              "upload URL), and the rest on stderr")
+                              "upload URL), and the rest on stderr; with plan, the plan (services, tests per "
+                              "service, skips, rule, expected duration)")
     _waiver_option(results)
     _upload_options(parser)
     parser.add_argument("-v", "--verbose", action="store_true", help="show the runner's log")
     return parser
+
+
+def _resource_options(group) -> None:
+    """--image, --image-alt, --flavor, --flavor-alt and --network, for `tcup`
+    and `tcup rerun` alike (contract.Choices by the same names)."""
+    group.add_argument("--image", metavar="NAME|ID",
+                       help="the image the tests boot (default: a CirrOS the cloud has, else its smallest image that "
+                            "a flavor can boot); TCUP never uploads one")
+    group.add_argument("--image-alt", metavar="NAME|ID",
+                       help="the second image, which some tests rebuild servers onto (default: the next smallest that "
+                            "a flavor boots along with the first)")
+    group.add_argument("--flavor", metavar="NAME|ID",
+                       help="the flavor of the tests' servers (default: the smallest with a disk that fits the "
+                            "images' min_disk and min_ram; a flavor without a disk only when named here)")
+    group.add_argument("--flavor-alt", metavar="NAME|ID",
+                       help="the second flavor, which tests resize servers to (default: the next one after --flavor)")
+    group.add_argument("--network", metavar="NAME|ID",
+                       help="as a member, the network the tests' servers use (default: your project's only network)")
 
 
 def _set_option(group, text: str) -> None:
@@ -232,8 +241,16 @@ def rerun_parser() -> argparse.ArgumentParser:
     creds.add_argument("--keyring", action="store_true", help="read a missing password from the OS keyring")
     creds.add_argument("--accounts", metavar="FILE", type=Path,
                        help="more member accounts, one test worker each (as for a run)")
-    _set_option(parser, "a tempest.conf value over the run's own (its --set) and discovery's, e.g. once the "
-                        "cause of a failure is fixed (repeatable); the new run records it")
+    parser.add_argument("--include-skipped", action="store_true",
+                        help="run the earlier run's skipped tests again too (e.g. after --set enables a feature)")
+    cloud = parser.add_argument_group("the cloud's resources for the tests",
+                                      "the earlier run's choices stand unless given here (the defaults below are a "
+                                      "new run's); each one given replaces the earlier run's, and the new run records "
+                                      "it; a test that failed and passes after such a change is 'passed after a "
+                                      "change of settings', not flaky")
+    _resource_options(cloud)
+    _set_option(cloud, "a tempest.conf value over the run's own (its --set) and discovery's, e.g. once the "
+                       "cause of a failure is fixed (repeatable); the new run records it")
     _strict_option(parser, "judge the merged run by the strict rule (every selected test passes), whatever rule "
                            "the earlier run was judged by")
     _image_options(parser)
@@ -274,6 +291,8 @@ def diff_parser() -> argparse.ArgumentParser:
 def results_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="tcup results", description="List saved runs.")
     parser.add_argument("--output", metavar="DIR", type=Path, help="where the runs are (default: $XDG_DATA_HOME/tcup/runs)")
+    parser.add_argument("--json", action="store_true",
+                        help="print the runs as one JSON object (name, path, verdict, rule, counts, upload URL)")
     return parser
 
 
@@ -322,8 +341,12 @@ def cleanup_parser() -> argparse.ArgumentParser:
 
 
 def guidelines_parser() -> argparse.ArgumentParser:
-    return Parser(prog="tcup guidelines",
-                  description="List the test lists shipped with TCUP: date, status, tests, verdict rule, source.")
+    parser = Parser(prog="tcup guidelines",
+                    description="List the test lists shipped with TCUP: date, status, tests, verdict rule, source; "
+                                "apart, those TCUP's image cannot run and the Tempest plugin each needs.")
+    parser.add_argument("--json", action="store_true",
+                        help="print the lists as one JSON object (name, rule, tests, runnable, needs, ...)")
+    return parser
 
 
 def pubkey_parser() -> argparse.ArgumentParser:
@@ -368,7 +391,7 @@ COMMAND_TABLE = {
     "results": Command(results_parser, "tcup.launcher.results.listing:command"),
     "pubkey": Command(pubkey_parser, "tcup.launcher.upload.command:pubkey"),
     "image": Command(image_parser, "tcup.launcher.engine.command:build_image"),
-    "guidelines": Command(guidelines_parser, "tcup.launcher.guideline:command"),
+    "guidelines": Command(guidelines_parser, "tcup.launcher.guideline_listing:command"),
     "report": Command(report_parser, "tcup.launcher.results.report:command"),
     "bundle": Command(bundle_parser, "tcup.launcher.results.bundle:command"),
     "diff": Command(diff_parser, "tcup.launcher.results.diff:command"),
@@ -409,8 +432,8 @@ def _run_or_plan_or_debug(name: str, parser: argparse.ArgumentParser, args) -> s
     chosen = "debug" if args.debug else "plan" if args.dry_run or name == "plan" else "run"
     if args.test_list and args.guideline:
         parser.error("--test-list and --guideline both choose the tests; give one")
-    if args.json and chosen != "run":
-        parser.error("--json summarises a run of the tests; drop it for --debug or plan")
+    if args.json and chosen == "debug":
+        parser.error("--json summarises a run or a plan; drop it for --debug")
     return chosen
 
 

@@ -69,7 +69,8 @@ class TestList:
     belongs to several capabilities has them all in ``capabilities`` and the
     first of them (sorted) in ``capability``. ``rule`` is the id of the
     verdict rule the list carries (launcher/results/verdict.py): shipped lists carry
-    one in index.json; "" (a file, a URL, a test list) means none.
+    one in index.json; "" (a file, a URL, a test list) means none. ``needs``
+    names the Tempest plugin(s) a shipped list's tests come from that TCUP's image lacks.
     """
 
     __test__ = False  # not a pytest test class, despite the name
@@ -80,6 +81,7 @@ class TestList:
     tests: List[dict]
     source: str = ""
     rule: str = ""
+    needs: str = ""
 
     def uuids(self) -> List[str]:
         """The uuids of the list, in list order."""
@@ -293,31 +295,6 @@ def shipped_versions() -> List[str]:
     return sorted(versions, key=lambda v: (not v[:1].isdigit(), [-int(p) for p in v.split(".") if p.isdigit()], v))
 
 
-def render_shipped() -> str:
-    """`tcup guidelines`: every shipped list, its date, test count, verdict rule and source."""
-    from tcup.launcher.results import verdict as rules
-
-    index = shipped_index()
-    rows = [(list_label(e["guideline"], e["target"]) + (" (default)" if e["version"] == index["default"]
-                                                          and e["target"] == "platform" else ""),
-             e.get("date", ""), e.get("status", ""), str(e["tests"]), rules.named(e.get("rule")).id,
-             e.get("source", ""))
-            for e in index["lists"]]
-    rows.sort(key=lambda row: row[0])
-    header = ("LIST", "DATE", "STATUS", "TESTS", "RULE", "SOURCE")
-    widths = [max(len(row[i]) for row in rows + [header]) for i in range(5)]
-    lines = []
-    for row in [header] + rows:
-        lines.append("  ".join(cell.ljust(widths[i]) if i != 3 else cell.rjust(widths[i])
-                               for i, cell in enumerate(row[:5])) + "  " + row[5])
-    lines += ["", "Rules (what makes a run compliant):"]
-    lines += [f"  {rule.id:<12} {rule.requires}" for rule in rules.RULES.values()]
-    lines += ["A --test-list, --regex, or a guideline file or URL is judged by the strict rule; --strict applies "
-              "it to any list.", "",
-              "Run one with --guideline VERSION [--target TARGET], e.g. --guideline scs-0128."]
-    return "\n".join(line.rstrip() for line in lines)
-
-
 def load_shipped(version: Optional[str], target: Optional[str] = None) -> TestList:
     """A shipped list; ``version`` None is the newest approved guideline."""
     index = shipped_index()
@@ -335,7 +312,8 @@ def load_shipped(version: Optional[str], target: Optional[str] = None) -> TestLi
     for entry in matching:
         if entry["target"] == wanted:
             data = json.loads(_shipped_dir().joinpath(entry["file"]).read_text(encoding="utf-8"))
-            return replace(TestList.from_dict(data, entry["file"]), rule=entry.get("rule", ""))
+            return replace(TestList.from_dict(data, entry["file"]), rule=entry.get("rule", ""),
+                           needs=entry.get("needs", ""))
     valid = ", ".join(sorted(e["target"] for e in matching))
     raise GuidelineError(f"guideline {version} has no target {target!r}; valid targets: {valid}")
 
@@ -354,6 +332,8 @@ def load(guideline: Optional[str], target: Optional[str] = "platform") -> TestLi
         return load_url(guideline, target)
     if guideline and guideline.lower() in shipped_versions():
         guideline = guideline.lower()  # "SCS-0128" as its standard writes it
+    elif guideline and guideline.lower() in ADDON_TARGETS:
+        guideline = _newest_addon(guideline.lower())  # the README's `--guideline dns`
     if not guideline or _looks_like_version(guideline) or guideline in shipped_versions():
         return load_shipped(guideline, target)
     path = Path(guideline).expanduser()
@@ -363,6 +343,21 @@ def load(guideline: Optional[str], target: Optional[str] = "platform") -> TestLi
             "nor an existing file; check the name or path"
         )
     return from_json_text(_read_text(path), target, str(path))
+
+
+def load_runnable(guideline: Optional[str], target: Optional[str] = "platform") -> TestList:
+    """`load` for a run: a list needing a plugin the image lacks is refused, as its tests would match nothing."""
+    tests = load(guideline, target)
+    if tests.needs:
+        raise GuidelineError(f"{tests.label} needs {tests.needs}, a Tempest plugin TCUP's image does not carry, so "
+                             "none of its tests can run; choose a list `tcup guidelines` shows as runnable")
+    return tests
+
+
+def _newest_addon(target: str) -> str:
+    """The newest shipped add-on list of ``target`` ("dns" -> "dns.2020.06"); ``target`` when none is shipped."""
+    shipped = [e["guideline"] for e in shipped_index()["lists"] if e["target"] == target]
+    return next((g for v in shipped_versions() for g in shipped if g.endswith("." + v)), target)
 
 
 def _looks_like_version(value: str) -> bool:
@@ -480,9 +475,3 @@ def _read_bounded(response, url: str, deadline: float) -> bytes:
             raise too_big
         if time.monotonic() > deadline:
             raise GuidelineError(f"{url} did not arrive within {FETCH_TOTAL} s; download it and give its path")
-
-
-def command(args) -> int:
-    """`tcup guidelines`: the shipped test lists, each with its verdict rule."""
-    print(render_shipped())
-    return 0

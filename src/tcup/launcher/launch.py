@@ -256,7 +256,7 @@ def choose_tests(guideline_name: Optional[str], target: Optional[str], test_list
     if test_list_path is not None:
         test_list = guideline.load_test_list(str(test_list_path))
     elif guideline_name or not regex:
-        test_list = guideline.load(guideline_name, target)
+        test_list = guideline.load_runnable(guideline_name, target)
     else:
         return None, contract.Selection(label=f"regex {regex}", regex=regex)
     tests = [{"name": t["name"], "uuid": t["uuid"]} for t in test_list.tests]
@@ -297,11 +297,12 @@ def run_json(args, command=None) -> int:
 
 
 def rerun(args, summary: Optional[dict] = None) -> int:
-    """`tcup rerun RUN`: the failed and not-run tests of a saved run again,
-    saved as a new run that merges both."""
+    """`tcup rerun RUN`: the failed and not-run tests of a saved run again
+    (--include-skipped: its skips too), with the choices and --set given
+    over the recorded ones, saved as a new run that merges both."""
     from tcup.launcher.results import rerun as rerun_
     from tcup.launcher.results.runs import find_run
 
-    plan = rerun_.plan(find_run(str(args.run), args.output))
-    plan.settings["choices"]["tempest_options"].update(dict(args.tempest_options))
+    plan = rerun_.plan(find_run(str(args.run), args.output), include_skipped=args.include_skipped)
+    plan.change({name: getattr(args, name) for name in rerun_.CHANGEABLE}, dict(args.tempest_options))
     return run(args, summary, rerun=plan)

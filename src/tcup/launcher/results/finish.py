@@ -109,10 +109,15 @@ def _merge_and_waive(results_dir: Path, asked: Asked) -> Optional[dict]:
 
 
 def _counts(document: Optional[dict], asked: Asked, heard) -> verdict.Counts:
-    """From the saved tests; a merged run's selection is its tests. Without
-    a readable tests.json, the runner's own numbers (its done event)."""
+    """From the saved tests; a merged run's selection is the earlier run's
+    (rerun.selected: its tests that reported nothing count too). Without a
+    readable tests.json, the runner's own numbers (its done event)."""
     if document is not None:
-        return verdict.Counts.of_tests(document, None if asked.rerun is not None else heard.selected)
+        if asked.rerun is not None:
+            from tcup.launcher.results import rerun as rerun_
+
+            return verdict.Counts.of_tests(document, rerun_.selected(asked.rerun, document))
+        return verdict.Counts.of_tests(document, heard.selected)
     done = heard.done or {}
     return verdict.Counts(heard.selected, done.get("passed", 0), done.get("failed", 0), done.get("skipped", 0),
                           len(heard.missing))
@@ -176,6 +181,9 @@ def _record(asked: Asked, heard, started: float, image_tag: Optional[str], count
     from tcup.launcher.version import version
 
     done, mode = heard.done or {}, heard.mode or {}
+    duration = done.get("duration_seconds")
+    if asked.rerun is not None and duration is not None:
+        duration += asked.rerun.duration_before  # both runs' time, as the merged refstack.json says
     judged_later = asked.rerun is not None or bool(asked.waivers)  # only these record waived and flaky
     return RunRecord(
         tcup_version=version(), image=image_tag,
@@ -184,7 +192,7 @@ def _record(asked: Asked, heard, started: float, image_tag: Optional[str], count
         label=asked.selection.label, guideline=getattr(asked.test_list, "guideline", None),
         target=getattr(asked.test_list, "target", None), cpid=asked.cloud.cpid,
         credentials=mode.get("credentials"), concurrency=mode.get("concurrency"), accounts=mode.get("accounts"),
-        choices=heard.choices, cleanup=heard.cleanup, duration_seconds=done.get("duration_seconds"),
+        choices=heard.choices, cleanup=heard.cleanup, duration_seconds=duration,
         passed=counts.passed, failed=counts.failed, skipped=counts.skipped,
         admin_skipped=done.get("admin_skipped", 0), missing=counts.missing, selected=counts.selected,
         verdict=conclusion.verdict, rule=asked.rule.id,

@@ -71,22 +71,43 @@ def render_runs(runs: List[dict]) -> str:
     return printable("\n".join(lines))
 
 
+def runs_document(runs: List[dict]) -> dict:
+    """`tcup results --json`: each run's name, place, verdict, rule, selection, cloud, counts and
+    upload URL (the last upload's; None when not uploaded, or when the run does not say)."""
+    keys = ("name", "path", "complete", "verdict", "rule", "label", "cpid", "passed", "failed", "skipped")
+    return {"runs": [{**{key: run.get(key) for key in keys},
+                      "upload_url": (run.get("uploads") or [{}])[-1].get("url")} for run in runs]}
 
-def expected_duration(label: str, credentials: str, root: Optional[Path] = None) -> Optional[str]:
-    """How long a run of this selection took last time, in the same mode
-    (admin or member), as words; None when no such run is saved."""
+
+def earlier_run(label: str, credentials: str, cpid: Optional[str], concurrency: Optional[int] = None,
+                root: Optional[Path] = None) -> Optional[dict]:
+    """The last complete run of this selection on this cloud, in the same
+    mode (admin or member) and, when one is asked for, at this concurrency:
+    what a new run's duration is best told from. None when none is saved."""
     same = [run for run in list_runs(root)
-            if run.get("complete") and run.get("label") == label and run.get("credentials") == credentials
+            if run.get("complete") and run.get("label") == label and run.get("cpid") == cpid
+            and run.get("credentials") == credentials
+            and (concurrency is None or run.get("concurrency") == concurrency)
             and isinstance(run.get("duration_seconds"), (int, float))]
-    if not same:
+    return same[-1] if same else None
+
+
+def expected_duration(last: Optional[dict]) -> Optional[str]:
+    """How long ``last`` (an earlier_run) took, as words; None for no run."""
+    if last is None:
         return None
-    last = same[-1]
     minutes, seconds = divmod(int(last["duration_seconds"]), 60)
     took = f"{minutes} min {seconds} s" if minutes else f"{seconds} s"
     return f"about {took} (the last such run, {last['name']}, at concurrency {last.get('concurrency')})"
 
 
 def command(args) -> int:
-    """`tcup results`: the saved runs, one a line."""
-    print(render_runs(list_runs(args.output)))
+    """`tcup results`: the saved runs, one a line; with --json, one object."""
+    runs = list_runs(args.output)
+    if args.json:
+        import json
+
+        print(json.dumps(runs_document(runs)))
+    else:
+        print(render_runs(runs))
     return 0

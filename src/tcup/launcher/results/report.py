@@ -131,7 +131,8 @@ def render(facts: RunFacts) -> str:
     meta = facts.meta
     title = f"TCUP run {facts.run.name}"
     sections = [_header(facts), NAVIGATION, _counts(facts), _causes(facts), _compliance(facts.compliance),
-                _failures(facts), _waived(facts), _flaky(facts), _skips(facts), _slowest(facts), _all_tests(facts)]
+                _failures(facts), _waived(facts), _flaky(facts), _fixed(facts), _skips(facts), _slowest(facts),
+                _all_tests(facts)]
     return PAGE.format(title=e(title), style=STYLE, body="\n".join(s for s in sections if s),
                        generated=e(meta.tcup_version or ""))
 
@@ -319,6 +320,19 @@ def _flaky(facts: RunFacts) -> str:
             "passed when rerun (tcup rerun); counted as passed.</p>"
             f'<table class="grid"><thead><tr><th>Test</th><th>First failure</th></tr></thead><tbody>{rows}</tbody>'
             "</table></section>")
+
+
+def _fixed(facts: RunFacts) -> str:
+    """Tests that failed, then passed when rerun with other settings: not flaky, fixed by the change."""
+    fixed = sorted((t for t in facts.tests if t.fixed_by and not t.flaky), key=lambda t: t.name)
+    if not fixed:
+        return ""
+    rows = "".join(f'<li><span class="mono">{e(t.name)}</span>: passed with '
+                   f'<span class="mono">{e(", ".join(map(str, t.fixed_by)))}</span>; first failed with '
+                   f'{e(t.first_reason or "no reason recorded (the first run was interrupted)")}</li>' for t in fixed)
+    return (f'<section id="fixed"><h2>Passed after a change of settings ({len(fixed)})</h2><p class="note">Failed '
+            "in the earlier run, passed when rerun with the settings named (tcup rerun); counted as passed.</p>"
+            f"<ul>{rows}</ul></section>")
 
 
 def _skips(facts: RunFacts) -> str:

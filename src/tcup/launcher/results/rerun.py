@@ -1,11 +1,14 @@
 """`tcup rerun RUN`: run again only the tests of a saved run that failed or
-did not run (for an interrupted ``NAME.incomplete`` run, that is resume), with
-the run's selection and settings, and save a new run whose results merge both.
+did not run (for an interrupted ``NAME.incomplete`` run, that is resume; with
+--include-skipped its skipped tests too), with the run's selection and
+settings, and save a new run whose results merge both.
 
 What a rerun repeats is the run's record (``settings.json``, and the same
 under "settings" in run.json): the selection, the test list it is judged
 against, the verdict rule, the requested concurrency and the user's choices.
 Credentials are never in it; they come from the environment as for any run.
+The rerun's own --image, --image-alt, --flavor, --flavor-alt, --network and
+--set replace the recorded choices, and the merged run records them.
 
 Only like is merged with like: a rerun whose credentials reach another
 cloud (another cpid) or run in another mode (admin, with dynamic
@@ -13,11 +16,13 @@ credentials, or member, with pre-provisioned ones) than the earlier run is
 refused before any container starts, and nothing is written.
 
 Merge rules, by test key (uuid, else name):
-  * a test the rerun ran takes the rerun's result; one that failed before
-    and passed now is kept as passed and marked ``flaky`` (with its first
-    failure's reason);
-  * every other test keeps the earlier run's result (passes and skips are
-    not run again: a skip follows from the cloud's configuration);
+  * a test the rerun ran takes the rerun's result (marked ``reran``); one
+    that failed before and passed now is kept as passed, with its first
+    failure's reason, and marked ``flaky`` when the settings were the same,
+    or ``fixed_by`` the changed settings ("--flavor X", "--set K=V") when not;
+  * every other test keeps the earlier run's result (passes, and skips
+    unless --include-skipped, are not run again: a skip follows from the
+    cloud's configuration);
   * refstack.json is made anew from the merged passes, so the merged run
     uploads as one result; the subunit streams are joined, junit.xml keeps
     the earlier run's cases that were not run again.
@@ -59,6 +64,10 @@ def new_record(selection: contract.Selection, test_list, concurrency: Optional[i
     return {**record(selection, test_list, concurrency, choices), **judged(rule, cloud)}
 
 
+# The choices a rerun may change, as the options that change them are spelled.
+CHANGEABLE = {"image": "--image", "image_alt": "--image-alt", "flavor": "--flavor", "flavor_alt": "--flavor-alt",
+              "network": "--network"}
+
 # How run.json's ``credentials`` reads to a person.
 MODE_WORDS = {"dynamic": "an admin (dynamic credentials)", "preprovisioned": "a member (pre-provisioned credentials)"}
 
@@ -81,6 +90,12 @@ class Plan:
     # Where and how the earlier run ran (None: not recorded, by an older TCUP).
     cpid: Optional[str] = None
     credentials: Optional[str] = None  # "dynamic" | "preprovisioned"
+    skipped: Optional[int] = None  # the earlier run's skips run again (--include-skipped); None: not asked
+    # What the runner chose for the earlier run (run.json's "choices": {"flavor": {"id", "name"}, ...}).
+    chosen_before: dict = field(default_factory=dict)
+    # The rerun's changes of the recorded settings, as options ("--flavor X"):
+    # a failure that passes after them is fixed by them, not flaky.
+    changed: List[str] = field(default_factory=list)
 
     @property
     def root(self) -> Path:
@@ -130,40 +145,96 @@ class Plan:
                            f"{MODE_WORDS[mode]}; a rerun merges only runs in one mode: use credentials like the "
                            "earlier run's, or start a new run")
 
+    def change(self, given: Dict[str, Optional[str]], tempest_options: Dict[str, str]) -> None:
+        """The rerun's choices (``given``: a CHANGEABLE name -> its value,
+        None when not given) and --set values over the recorded ones; each
+        that differs from the earlier run's is named in ``changed``."""
+        choices = dict(self.settings.get("choices") or {})
+        recorded_options = dict(choices.get("tempest_options") or {})
+        for name, value in given.items():
+            if value is None:
+                continue
+            if not self._chose_before(name, value, choices.get(name)):
+                self.changed.append(f"{CHANGEABLE[name]} {value}")
+            choices[name] = value
+        self.changed += [f"--set {key}={value}" for key, value in tempest_options.items()
+                         if recorded_options.get(key) != value]
+        choices["tempest_options"] = {**recorded_options, **tempest_options}
+        self.settings = {**self.settings, "choices": choices}
+
+    def _chose_before(self, name: str, value: str, recorded: Optional[str]) -> bool:
+        """The earlier run used ``value``: the user named it, or (by name or
+        id) the runner chose it."""
+        chosen = self.chosen_before.get(name)
+        return value == recorded or (isinstance(chosen, dict) and value in (chosen.get("id"), chosen.get("name")))
+
+    @property
+    def again_words(self) -> str:
+        """Which of the earlier run's tests run again, in words."""
+        kinds = ["failed"] + (["skipped"] if self.skipped is not None else []) + ([] if self.complete else ["not-run"])
+        return f"its {_and(kinds)} tests"
+
     def describe(self) -> str:
         what = [plural(self.failed, "failed test")]
+        what += [plural(self.skipped, "skipped test")] if self.skipped is not None else []
         what += [f"{self.not_run} not run"] if self.not_run is not None else ["every test that had not finished"]
         how = "resuming the interrupted run" if not self.complete else "rerunning"
-        return f"{how} {self.previous.name}: {' and '.join(what)} ({self.selection.label})"
+        changed = f", with {', '.join(self.changed)}" if self.changed else ""
+        return f"{how} {self.previous.name}: {_and(what)} ({self.selection.label}){changed}"
+
+    @property
+    def original_size(self) -> Optional[int]:
+        """How many tests the earlier run selected, when its selection is a
+        list alone (a regex narrows a list to a count known only by running)."""
+        original = self.settings.get("selection") or {}
+        tests = original.get("tests")
+        return len(tests) if isinstance(tests, list) and not original.get("regex") else None
+
+    @property
+    def duration_before(self) -> int:
+        """The earlier run's Tempest time, whole seconds, as its refstack.json says."""
+        return earlier_duration(self.previous)
 
 
-def plan(path: Path) -> Plan:
-    """The rerun of the run in ``path``; one BadInput line when there is nothing to rerun."""
+def _and(words: List[str]) -> str:
+    """"a", "a and b", "a, b and c"."""
+    return " and ".join([", ".join(words[:-1]), words[-1]] if len(words) > 1 else words)
+
+
+def plan(path: Path, include_skipped: bool = False) -> Plan:
+    """The rerun of the run in ``path`` (``include_skipped``: its skipped
+    tests too); one BadInput line when there is nothing to rerun."""
     run = SavedRun(path)
     meta, complete, settings = run.record(), run.complete, run.settings()
     if not settings or "selection" not in settings:
         raise BadInput(f"{path} does not record its selection and settings (a run saved by an older TCUP, or one "
                        "stopped before its tests began); start a new run instead")
     original = contract.Selection(**settings["selection"])
-    where = {"cpid": meta.cpid or settings.get("cpid"), "credentials": meta.credentials or settings.get("credentials")}
+    where = {"cpid": meta.cpid or settings.get("cpid"), "credentials": meta.credentials or settings.get("credentials"),
+             "chosen_before": meta.choices if isinstance(meta.choices, dict) else {}}
+    again_statuses = ("fail", "skip") if include_skipped else ("fail",)
     if complete:
         document = run.tests_document()
         earlier = {test_key(t["name"], t.get("uuid")): dict(t) for t in document["tests"]}
         missing = list(document.get("missing") or [])
-        again = [t for t in earlier.values() if t.get("status") == "fail"]
+        again = [t for t in earlier.values() if t.get("status") in again_statuses]
         if not again:
-            raise BadInput(f"{path} has no failed test to rerun (verdict: {meta.verdict})")
+            raise BadInput(f"{path} has no failed {'or skipped ' if include_skipped else ''}test to rerun "
+                           f"(verdict: {meta.verdict})" + _skips_hint(earlier.values(), include_skipped))
         tests = [{"name": t["name"], "uuid": t["uuid"]} for t in again]
         selection = contract.Selection(label=original.label, tests=tests, regex=original.regex)
+        failed = [t for t in again if t.get("status") == "fail"]
         return Plan(path, True, settings, earlier, missing, selection, not_run=0, merged_from=[path.name],
-                    failed_before={test_key(t["name"], t.get("uuid")): t.get("reason") for t in again},
-                    failed=len(again), **where)
+                    failed_before={test_key(t["name"], t.get("uuid")): t.get("reason") for t in failed},
+                    failed=len(failed), skipped=len(again) - len(failed) if include_skipped else None, **where)
     # Resume: the stream says what finished; stestr listed every test it was given first.
     listed, results = run.listed_and_finished()
     finished = {key: {"name": r.name, "uuid": r.uuid, "status": r.status, "reason": r.reason}
                 for key, r in results.items()}
-    earlier = {key: result for key, result in finished.items() if result["status"] in ("success", "skip")}
+    kept = ("success",) if include_skipped else ("success", "skip")
+    earlier = {key: result for key, result in finished.items() if result["status"] in kept}
     failed_before = {key: result.get("reason") for key, result in finished.items() if result["status"] == "fail"}
+    skipped = sum(result["status"] == "skip" for result in finished.values()) if include_skipped else None
     done = set(earlier)
     if original.tests is not None:
         tests = [t for t in original.tests if (bare_uuid(t.get("uuid")) or t["name"]) not in done]
@@ -178,7 +249,13 @@ def plan(path: Path) -> Plan:
                        "nothing is left to run")
     selection = contract.Selection(label=original.label, tests=tests, regex=original.regex)
     return Plan(path, False, settings, earlier, [], selection, failed_before=failed_before,
-                failed=len(failed_before), not_run=not_run, merged_from=[path.name], **where)
+                failed=len(failed_before), not_run=not_run, merged_from=[path.name], skipped=skipped, **where)
+
+
+def _skips_hint(tests, include_skipped: bool) -> str:
+    """For a run with nothing failed: that --include-skipped would rerun its skips."""
+    skipped = sum(t.get("status") == "skip" for t in tests)
+    return "" if include_skipped or not skipped else f"; --include-skipped reruns its {plural(skipped, 'skipped test')}"
 
 
 
@@ -188,13 +265,18 @@ def merge(previous: Plan, results_dir: Path) -> dict:
     """Rewrite the rerun's result files in ``results_dir`` as the merged run's;
     returns the merged tests.json document."""
     now = json_object(results_dir / contract.TESTS_FILE) or {"tests": [], "missing": []}
-    merged = {key: dict(test) for key, test in previous.earlier.items()}
+    # "reran" marks this rerun's results only: an earlier merge's marks go
+    # (they made "a rerun of N" count every rerun's tests).
+    merged = {key: {k: v for k, v in test.items() if k != "reran"} for key, test in previous.earlier.items()}
     reran = {}
     for test in now["tests"]:
         key = test_key(test["name"], test.get("uuid"))
         test = dict(test)
         if key in previous.failed_before and test.get("status") == "success":
-            test["flaky"] = True
+            if previous.changed:
+                test["fixed_by"] = list(previous.changed)  # passed after a change of settings
+            else:
+                test["flaky"] = True
             # An interrupted run's stream keeps no reason: None then.
             test["first_reason"] = previous.failed_before[key]
         test["reran"] = True  # this result is the rerun's own
@@ -218,9 +300,19 @@ def _merge_refstack(previous: Path, results_dir: Path, tests: List[dict]) -> Non
                     key=lambda pair: (pair[0], pair[1] or ""))
     write_json(results_dir / contract.REFSTACK_FILE, {
         "cpid": now.get("cpid") or before.get("cpid"),
-        "duration_seconds": int(now.get("duration_seconds") or 0) + int(before.get("duration_seconds") or 0),
+        "duration_seconds": int(now.get("duration_seconds") or 0) + earlier_duration(previous),
         "results": [{"name": name, "uuid": uuid} if uuid else {"name": name} for name, uuid in passed],
     })
+
+
+def earlier_duration(previous: Path) -> int:
+    """An earlier run's Tempest time in whole seconds, from its refstack.json
+    (a merged run's is both runs'; run.json's is the same sum)."""
+    before = json_object(previous / contract.REFSTACK_FILE) or {}
+    try:
+        return int(before.get("duration_seconds") or 0)
+    except (TypeError, ValueError):
+        return 0  # not a number: a file TCUP did not write
 
 
 def _merge_junit(previous: Path, current: Path, reran: set) -> None:
@@ -261,34 +353,57 @@ def _join_streams(previous: Path, results_dir: Path) -> None:
 
 
 def flaky_lines(tests: List[dict]) -> List[str]:
+    """The tests that failed, then passed when rerun: with the same settings
+    (flaky), and after a change of settings (fixed_by), each list apart."""
+    lines = []
     flaky = [t for t in tests if t.get("flaky")]
-    if not flaky:
-        return []
-    return ["Flaky (failed, then passed when rerun):"] + [
-        f"  {t['name']} [{t.get('uuid')}]" + (f": first failed with {t['first_reason']}" if t.get("first_reason")
-                                             else "") for t in flaky]
+    if flaky:
+        lines += ["Flaky (failed, then passed when rerun with the same settings):"] + [_passed_line(t) for t in flaky]
+    fixed = [t for t in tests if t.get("fixed_by") and not t.get("flaky")]
+    if fixed:
+        lines += [""] if lines else []
+        lines += ["Passed after a change of settings (failed, then passed when rerun with the settings named):"]
+        lines += [_passed_line(t, f"passed with {', '.join(map(str, t['fixed_by']))}") for t in fixed]
+    return lines
+
+
+def _passed_line(test: dict, how: str = "") -> str:
+    """"  name [uuid]: how; first failed with REASON"."""
+    said = [how] if how else []
+    said += [f"first failed with {test['first_reason']}"] if test.get("first_reason") else []
+    return f"  {test['name']} [{test.get('uuid')}]" + (": " + "; ".join(said) if said else "")
 
 
 def write_summary(previous: Plan, results_dir: Path, document: dict) -> None:
     """summary.txt of the merged run, in the runner's form (save() adds the
     compliance table, the waivers and the verdict): both runs' counts as one,
-    the failures left, and the flaky tests."""
+    the failures left, and the tests that passed when rerun."""
     try:
         head = read_file(results_dir / contract.SUMMARY_FILE).splitlines()[:2]
     except OSError:
         head = [f"TCUP run: {previous.selection.label}"]
     tests = document["tests"]
     number = Counts.of_tests(document)
+    changed = [f"Changed for the rerun: {', '.join(previous.changed)}"] if previous.changed else []
     reran = sum(1 for t in tests if t.get("reran"))
     lines = head + [
-        f"Merged: {previous.previous.name} and a rerun of {plural(reran, 'test')} (its failed and not-run tests)",
-        f"Selected: {plural(len(tests), 'test')}"
+        f"Merged: {previous.previous.name} and a rerun of {plural(reran, 'test')} ({previous.again_words})",
+        f"Selected: {plural(selected(previous, document), 'test')}"
         + (f" ({len(document['missing'])} more on the list are not in this Tempest)" if document["missing"] else ""),
         f"Passed: {number.passed}  Failed: {number.failed}  Skipped: {number.skipped}",
-    ]
+    ] + changed
     failures = [t for t in tests if t.get("status") == "fail" and not t.get("waived")]
     if failures:
         lines += ["", "Failures:"] + [f"  {t['name']} [{t.get('uuid')}]: {t.get('reason')}" for t in failures]
     flaky = flaky_lines(tests)
     lines += [""] + flaky if flaky else []
     private_files.write_atomically(results_dir / contract.SUMMARY_FILE, ("\n".join(lines) + "\n").encode())
+
+
+def selected(previous: Plan, document: dict) -> int:
+    """How many tests the merged run selected: its tests, or the earlier
+    run's list when some of it reported nothing in either run (the list's
+    tests this Tempest lacks are not selected, as in any run)."""
+    size = previous.original_size
+    tests = len(document["tests"])
+    return tests if size is None else max(tests, size - len(document.get("missing") or []))

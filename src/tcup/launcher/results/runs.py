@@ -121,6 +121,7 @@ class TestResult:
     flaky: bool = False  # a rerun's: failed first, then passed
     first_reason: Optional[str] = None  # why a flaky test failed first
     waived: Optional[dict] = None  # a failure's waiver (--waivers): reason, bug, expires, test
+    fixed_by: Optional[list] = None  # a rerun's: failed first, then passed with these changed settings
 
     @property
     def key(self) -> str:
@@ -131,7 +132,8 @@ class TestResult:
         """From tests.json's entry; KeyError or TypeError when it is not one."""
         return cls(str(entry["name"]), entry.get("uuid"), str(entry["status"]), entry.get("reason"),
                    flaky=bool(entry.get("flaky")), first_reason=entry.get("first_reason"),
-                   waived=entry["waived"] if isinstance(entry.get("waived"), dict) else None)
+                   waived=entry["waived"] if isinstance(entry.get("waived"), dict) else None,
+                   fixed_by=entry["fixed_by"] if isinstance(entry.get("fixed_by"), list) else None)
 
 
 # run.json's fields, in the order they are written; RunRecord holds them typed.
