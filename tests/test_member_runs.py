@@ -165,4 +165,3 @@ def test_an_admin_in_accounts_is_warned_about_before_anything_starts(keystone, t
                "member run uses every account as a member: tests on it run with admin rights; list member accounts only")
     assert done.stderr.splitlines().count(warning) == 1
     assert admin["OS_PASSWORD"] not in done.stderr
-

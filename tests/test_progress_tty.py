@@ -207,3 +207,16 @@ def shlex_quote(text: str) -> str:
     import shlex
 
     return shlex.quote(str(text))
+
+
+def test_a_runner_killed_by_a_signal_is_said_in_words():
+    """Exit 137 once during `plan`: a kill, not an error of the runner's own."""
+    from tcup.launcher.progress import Progress
+    from tcup.masking import Mask
+
+    seen = Progress(Mask(), out=io.StringIO())
+    code, message = seen.failure(137)
+    assert code == 3 and message.startswith("the runner ended without results (exit 137: killed by SIGKILL; most "
+                                            "often the machine or the engine ran out of memory")
+    assert Progress(Mask(), out=io.StringIO()).failure(1)[1] == "the runner ended without results (exit 1): no output"
+    assert "killed by SIGTERM)" in Progress(Mask(), out=io.StringIO()).failure(143)[1]

@@ -363,9 +363,25 @@ class Progress:
             return (EXIT_BAD_INPUT if self.error_kind == "input" else EXIT_INFRA), self.error
         if self.done is None:
             tail = "; ".join(self.log_tail[-3:]) or "no output"
-            self.error = f"the runner ended without results (exit {exit_code}): {tail}"
+            self.error = f"the runner ended without results ({ending(exit_code)}): {tail}"
             return EXIT_INFRA, self.error
         return None
+
+
+def ending(exit_code: Optional[int]) -> str:
+    """How a process ended, in words: 128 + N is signal N, as the engine
+    reports a killed process; SIGKILL is most often the kernel's out-of-memory killer."""
+    import signal
+
+    if exit_code is None or exit_code <= 128:
+        return f"exit {exit_code}"
+    try:
+        name = signal.Signals(exit_code - 128).name
+    except ValueError:
+        return f"exit {exit_code}"
+    why = ("; most often the machine or the engine ran out of memory (see `dmesg`), or something stopped the "
+           "container") if name == "SIGKILL" else ""
+    return f"exit {exit_code}: killed by {name}{why}"
 
 
 def duration(seconds: float) -> str:
