@@ -187,12 +187,22 @@ def finished(tmp_path):
     listed = TestList("the issue's list", "", "",
                       [{"name": t["name"], "uuid": t["uuid"], "capability": "compute-servers"} for t in tests])
     asked = finish.Asked(listed, contract.Selection(label="the issue's list"), contract.Cloud(cpid="c", admin=False),
-                         verdict.NO_FAILURES, [])
-    heard = SimpleNamespace(selected=len(tests), missing=[], done={"duration_seconds": 60}, mode={}, choices={},
+                         verdict.NO_FAILURES, [],
+                         settings={"choices": {"tempest_options": {"compute-feature-enabled.resize": "false"}}})
+    heard = SimpleNamespace(selected=len(tests), missing=[], done={"duration_seconds": 60}, mode={}, choices=CHOICES,
                             cleanup=None)
-    done = finish.finish(run_dir, asked, heard, 0.0, None)
+    done = finish.finish(run_dir, asked, heard, 0.0, "tcup:0123456789abcdef")
     report.write(done.path)
     return done
+
+
+# What discovery chose on the SCS cloud, as the runner reports it.
+CHOICES = {"image": {"id": "i1", "name": "Ubuntu 24.04"}, "image_alt": {"id": "i2", "name": "Debian 12"},
+           "flavor": {"id": "f1", "name": "SCS-1L-1"}, "flavor_alt": {"id": "f2", "name": "SCS-1L-1"},
+           "network": {"id": "n1", "name": "private"}}
+RAN_WITH = ("Image (servers): Ubuntu 24.04 (second: Debian 12)\nFlavors: SCS-1L-1\nNetwork: private\n"
+            "Settings (--set): compute-feature-enabled.resize=false\n"
+            "Verdict rule: no-failures: no test fails; skips are allowed\nTCUP image: tcup:0123456789abcdef\n")
 
 
 def test_the_summary_says_each_cause_once_and_no_failure_twice(finished):
@@ -210,8 +220,9 @@ def test_the_summary_says_each_cause_once_and_no_failure_twice(finished):
     assert "(each test with its reason and traceback: report.html in the run directory)" in text
     # The runner's header, its errors outside the tests and the compliance table stay; the verdict ends it.
     assert text.startswith("TCUP run: the issue's run\nTempest 47.0.0")
+    # Then what the run ran with (results/context.py), before its causes.
     assert (f"Duration: 60 s\n\n{report.FIXTURE_HEADING}\n  {FIXTURE_ERROR[0]}: {FIXTURE_ERROR[1]}\n\n"
-            "Failures by cause (70 tests, 2 causes):\n") in text
+            f"{RAN_WITH}\nFailures by cause (70 tests, 2 causes):\n") in text
     assert "\n  FAIL     compute-servers  1/72 passed, 70 failed, 1 skipped\n" in text
     assert "(each failed and skipped test under its capability: compliance.txt in the run directory)" in text
     assert text.rstrip().endswith("Verdict: NOT COMPLIANT by the no-failures rule (no test fails; skips are allowed): "
@@ -269,3 +280,15 @@ def test_a_cause_from_the_cloud_is_escaped_in_the_report(tmp_path):
     assert "<script>" not in shown and "<img" not in shown
     assert "boom &lt;script&gt;alert(1)&lt;/script&gt;&lt;img src=x&gt;" in shown.lower()
     assert "a.b.C.test_&lt;script&gt;" in shown
+
+
+def test_the_report_and_tcup_results_say_what_the_run_ran_with(finished, capsys):
+    page = (finished.path / "report.html").read_text()
+    for line in RAN_WITH.splitlines():
+        label, value = line.split(": ", 1)
+        assert f"<tr><th>{label}</th><td>{value}</td></tr>" in page, line
+    from tcup.launcher.results import listing
+
+    listing.command(SimpleNamespace(run=str(finished.path), output=None, json=False))
+    shown = capsys.readouterr().out
+    assert shown.endswith(RAN_WITH) and "\nVerdict: failed (1 passed, 70 failed, 1 skipped of 72 selected)\n" in shown

@@ -128,8 +128,125 @@ def test_the_plan_counts_tests_per_service_and_the_skips_it_is_sure_of():
              ("compute.servers.A.test_a", "compute.servers.A.test_b", "object_storage.B.test_c", "identity.v3.C.test_d")]
     plan = runner_main.plan(tests, {"nova": True, "swift": False})
     assert plan["tests"] == {"compute": 2, "object_storage": 1, "identity": 1}
-    assert plan["skips"] == {"object_storage": {"count": 1, "reason": "the catalog has no swift"}}
+    assert plan["skips"] == {"object_storage": {"count": 1, "reason": "the catalog has no swift",
+                                                "reasons": [{"reason": "the catalog has no swift", "count": 1}]}}
     assert plan["services"] == ["keystone", "nova"]
+
+
+def test_the_plan_groups_foreseen_skips_by_reason_and_the_catalog_says_first():
+    names = ("compute.servers.A.test_a", "compute.servers.A.test_b", "compute.servers.B.test_c",
+             "compute.servers.B.test_d", "image.v2.C.test_e", "object_storage.D.test_f")
+    tests = [selection.Test(f"tempest.api.{name}[id-x]", f"tempest.api.{name}", None) for name in names]
+    foreseen = {"tempest.api.compute.servers.A.test_a[id-x]": "Validation must be enabled",
+                "tempest.api.compute.servers.B.test_c[id-x]": "Missing a 2nd set of API credentials in configuration.",
+                "tempest.api.compute.servers.B.test_d[id-x]": "Missing a 2nd set of API credentials in configuration.",
+                "tempest.api.object_storage.D.test_f[id-x]": "Swift is not available"}
+    plan = runner_main.plan(tests, {"nova": True, "glance": True, "swift": False}, foreseen)
+    # "count" and "reason" keep their meaning: all of a service's skips, and the largest reason.
+    assert plan["skips"]["compute"] == {
+        "count": 3, "reason": "Missing a 2nd set of API credentials in configuration.",
+        "reasons": [{"reason": "Missing a 2nd set of API credentials in configuration.", "count": 2},
+                    {"reason": "Validation must be enabled", "count": 1}]}
+    assert plan["skips"]["object_storage"]["reasons"] == [{"reason": "the catalog has no swift", "count": 1}]
+    assert "image" not in plan["skips"]
+    assert plan["foreseen"] == {"tempest.api.compute.servers.A.test_a": "Validation must be enabled",
+                                "tempest.api.compute.servers.B.test_c": foreseen[tests[2].id],
+                                "tempest.api.compute.servers.B.test_d": foreseen[tests[3].id],
+                                "tempest.api.object_storage.D.test_f": "the catalog has no swift"}
+
+
+def test_the_plan_shows_each_reason_with_its_count_and_one_reason_alone():
+    import io
+
+    from tcup.launcher.progress import Progress
+    from tcup.masking import Mask
+
+    out = io.StringIO()
+    progress = Progress(Mask(), verbose=False, out=out)
+    progress._on_plan({"event": "plan", "services": ["keystone"], "tests": {"compute": 40, "image": 7, "volume": 2},
+                       "skips": {"compute": {"count": 5, "reason": "validation is off", "reasons": [
+                                     {"reason": "validation is off", "count": 3}, {"reason": "no alt", "count": 2}]},
+                                 # an older runner's event: no "reasons"
+                                 "image": {"count": 7, "reason": "the catalog has no glance"}}})
+    lines = out.getvalue().splitlines()
+    assert "tcup:   compute          40 tests; 5 will skip: validation is off (3), no alt (2)" in lines
+    assert "tcup:   image            7 tests; 7 will skip: the catalog has no glance" in lines
+    assert "tcup:   volume           2 tests" in lines
+
+
+FAKE_TESTS = '''
+import socket
+import unittest
+
+
+class Base(unittest.TestCase):
+    skipException = unittest.SkipTest  # as Tempest's test classes have it
+
+
+class Checked(Base):
+    @classmethod
+    def skip_checks(cls):
+        raise cls.skipException("Validation must  be\\n enabled")
+
+    @unittest.skip("never mind")
+    def test_a(self):
+        pass
+
+
+class Asks(Base):
+    @classmethod
+    def skip_checks(cls):
+        try:
+            socket.create_connection(("192.0.2.1", 5000), timeout=1)
+        except OSError:
+            raise cls.skipException("the cloud said no")
+
+    def test_b(self):
+        pass
+
+
+class Broken(Base):
+    @classmethod
+    def skip_checks(cls):
+        raise RuntimeError("needs credentials")
+
+    def test_c(self):
+        pass
+
+
+class Runs(Base):
+    @classmethod
+    def skip_checks(cls):
+        pass
+
+    @unittest.skipUnless(False, "Interface attachment is not available.")
+    def test_d(self):
+        pass
+
+    def test_e(self):
+        pass
+'''
+
+
+def test_foresee_names_the_certain_skips_and_nothing_that_asked_the_network(tmp_path):
+    (tmp_path / "fake_tempest_tests.py").write_text(FAKE_TESTS)
+    load_list = tmp_path / "load-list.txt"
+    ids = [f"fake_tempest_tests.{name}[id-1,smoke]" for name in
+           ("Checked.test_a", "Asks.test_b", "Broken.test_c", "Runs.test_d", "Runs.test_e", "Gone.test_f")]
+    load_list.write_text("\n".join(ids + ["no_such_module.Class.test_g"]) + "\n")
+    out = tmp_path / "foreseen.json"
+    import os
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path])}
+    done = subprocess.run([sys.executable, "-m", "tcup.runner.foresee", str(load_list), str(out)], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    # The class's verdict comes first (its tests never start), on one line as
+    # tests.json gives it; a skip decided after reaching for the network, an
+    # error, a class or module that is not there: not foreseen.
+    assert json.loads(out.read_text()) == {ids[0]: "Validation must be enabled",
+                                           ids[3]: "Interface attachment is not available."}
+    assert "no_such_module not imported: ModuleNotFoundError" in done.stderr
 
 
 # --- the tests' images and flavors: what a member can boot ----------------------

@@ -2,10 +2,11 @@
 
 Real counts per service with floors (SCS-0128 as a member: at least 200 of
 258 pass), admin runs, parallel member accounts, a plan that names a dead
-endpoint and a wrong region, a discovery that writes nothing (the services'
-access logs), and clouds left as they were found after finished and
-interrupted runs (every kind of resource Tempest creates, compared before
-and after, as the admin sees the whole cloud).
+endpoint and a wrong region, a plan's foreseen skips against a run's, a
+discovery that writes nothing (the services' access logs), and clouds left
+as they were found after finished and interrupted runs (every kind of
+resource Tempest creates, compared before and after, as the admin sees the
+whole cloud).
 
 Marker ``cloud`` (with tests/test_cloud.py; `make test` runs both). The cloud
 is conftest's ``cloud``, started once for the session (venvs cached in
@@ -146,7 +147,44 @@ def test_discovery_writes_nothing_to_the_cloud(cloud, pyz, tmp_path, who):
               if method not in ("GET", "HEAD") and not path.startswith("/v3/auth/tokens")]
     assert writes == [], writes
     assert "tcup:   compute          88 tests" in done.stderr
-    assert "nothing was run" in done.stdout
+    assert "nothing was run" in done.stderr and done.stdout == ""  # the whole plan on one stream
+
+
+# Classes a member with one account cannot run (they need an alternate
+# account), and classes and methods Tempest skips while validation is off
+# (TCUP's default), beside tests that run: a minute's run.
+FORESEEABLE = (r"^tempest\.api\.(compute\.servers\.(test_attach_interfaces|test_create_server\.ServersTestJSON|"
+               r"test_servers_negative)|image\.v2\.test_images_member)\.")
+NO_ALT = "Missing a 2nd set of API credentials in configuration."
+NO_VALIDATION = "Validation should be enabled to ensure guest OS is running and capable of processing ACPI events."
+
+
+def test_plan_foresees_the_skips_of_tempest_conf_and_the_run_makes_each(cloud, pyz, tmp_path):
+    env = env_for(cloud, "member", tmp_path)
+    done = run_pyz(pyz, ["plan", "--json", "--regex", FORESEEABLE], env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    plan = json.loads(done.stdout)
+    assert plan["tests"] == {"compute": 56, "image": 6}
+    assert plan["skips"]["image"] == {"count": 6, "reason": NO_ALT, "reasons": [{"reason": NO_ALT, "count": 6}]}
+    compute = plan["skips"]["compute"]
+    reasons = {entry["reason"]: entry["count"] for entry in compute["reasons"]}
+    assert (reasons[NO_VALIDATION], reasons["Instance validation tests are disabled."], reasons[NO_ALT]) == (5, 2, 2)
+    assert (compute["count"], compute["reason"]) == (sum(reasons.values()), NO_VALIDATION)
+    assert f"tcup:   image            6 tests; 6 will skip: {NO_ALT}\n" in done.stderr
+    assert f"tcup:   compute          56 tests; {compute['count']} will skip: {NO_VALIDATION} (5), " in done.stderr
+
+    # The run: each skip foreseen happens, for the reason foreseen (no false
+    # prediction), and here every skip was foreseen.
+    run_pyz(pyz, ["--no-upload", "--regex", FORESEEABLE, "--output", str(tmp_path / "runs")], env)
+    tests = {test["name"]: test for test in
+             json.loads((only_run(tmp_path / "runs") / "tests.json").read_text())["tests"]}
+    assert len(tests) == 62 and len(plan["foreseen"]) == compute["count"] + 6
+    wrong = {name: (reason, tests[name]["status"], tests[name]["reason"]) for name, reason in plan["foreseen"].items()
+             if (tests[name]["status"], tests[name]["reason"]) != ("skip", reason)}
+    assert wrong == {}
+    unforeseen = {name: test["reason"] for name, test in tests.items()
+                  if test["status"] == "skip" and name not in plan["foreseen"]}
+    assert unforeseen == {}
 
 
 def test_plan_names_a_wrong_region_and_a_dead_endpoint(cloud, pyz, tmp_path):

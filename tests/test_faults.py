@@ -414,3 +414,31 @@ def test_refstack_down_broken_or_slow_exits_4_keeps_the_run_and_the_printed_comm
         assert sorted(get_result(server, entry["test_id"]).json()["results"]) == passed
     finally:
         server.stop()
+
+
+@pytest.mark.engine
+@pytest.mark.parametrize("how", ["out of memory", "killed"])
+def test_an_engine_says_whether_the_kernel_killed_the_container_for_memory(engine, image, how):
+    """Exit 137 has two usual causes, and the engine's "oom" event tells them
+    apart even after the container is removed: the runner's container here
+    (TCUP's image) either outgrows a memory limit or is killed by someone."""
+    import time
+
+    from tcup.launcher.engine.connection import Engine
+    from tcup.launcher.engine.container import Container
+
+    api = engine.api
+    grow = "b = bytearray(400 * 2**20); " if how == "out of memory" else ""
+    started = time.time()
+    created = api.create_container(image, entrypoint=["python3", "-c", grow + "import time; time.sleep(60)"],
+                                   host_config=api.create_host_config(mem_limit="64m", memswap_limit="64m",
+                                                                      auto_remove=True))
+    container = Container(Engine(engine, "docker"), image)
+    container.id, container._started = created["Id"], started
+    api.start(created["Id"])
+    if how == "killed":
+        time.sleep(2)
+        api.kill(created["Id"])
+    container._exit_code = api.wait(created["Id"], condition="next-exit")["StatusCode"]
+    assert container._exit_code == 137
+    assert container.out_of_memory() is (how == "out of memory")

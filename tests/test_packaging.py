@@ -53,6 +53,10 @@ def test_the_readme_checkout_install_works_as_written(tmp_path):
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     assert "usage: tcup" in done.stdout
     assert "cannot be installed when requiring hashes" not in done.stderr
+    # The install leaves nothing beside the code (setup.cfg puts its metadata at the top).
+    left = subprocess.run(["git", "status", "--porcelain", "--ignored", "--", "src"], cwd=clone,
+                          capture_output=True, text=True, check=True).stdout
+    assert [line for line in left.splitlines() if "__pycache__" not in line] == [], left
 
 
 def pythons(older: bool):

@@ -218,5 +218,42 @@ def test_a_runner_killed_by_a_signal_is_said_in_words():
     code, message = seen.failure(137)
     assert code == 3 and message.startswith("the runner ended without results (exit 137: killed by SIGKILL; most "
                                             "often the machine or the engine ran out of memory")
-    assert Progress(Mask(), out=io.StringIO()).failure(1)[1] == "the runner ended without results (exit 1): no output"
+    assert Progress(Mask(), out=io.StringIO()).failure(1)[1] == ("the runner ended without results (exit 1): no output; "
+                                                                 "the runner's whole log: run again with --verbose")
+    assert Progress(Mask(), verbose=True, out=io.StringIO()).failure(1)[1].endswith("(exit 1): no output")
+    # When the engine saw the kernel's out-of-memory killer, that is said, and what to do.
+    assert ("(exit 137: killed by SIGKILL, out of memory (the engine reports OOMKilled): give the machine or the "
+            "engine's VM more memory, or run with a lower --concurrency)") in \
+        Progress(Mask(), out=io.StringIO()).failure(137, out_of_memory=True)[1]
     assert "killed by SIGTERM)" in Progress(Mask(), out=io.StringIO()).failure(143)[1]
+
+
+def test_a_terminal_that_reports_zero_columns_gets_a_whole_live_line(monkeypatch):
+    """Serial consoles and some CI terminals say they are 0 columns wide: the
+    live line is then cut to $COLUMNS (else 80), not to one character."""
+    import fcntl
+    import os
+    import pty
+    import struct
+    import termios
+
+    from tcup.launcher.progress import Progress
+    from tcup.masking import Mask
+
+    controller, terminal = pty.openpty()
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 0, 0, 0))
+    out = os.fdopen(terminal, "w")
+    try:
+        assert os.get_terminal_size(out.fileno()).columns == 0
+        for columns, width in (("", 80), ("50", 50)):
+            monkeypatch.setenv("COLUMNS", columns)
+            progress = Progress(Mask(), out=out)
+            progress.selected, progress.current = 3, "tempest.api.identity.v3.test_tokens.TokensV3Test." + "x" * 90
+            progress.began = progress.clock()
+            progress._draw()
+            drawn = os.read(controller, 4096).decode().rsplit("\r\x1b[K", 1)[-1]
+            assert drawn == progress.live_line(progress.clock())[:width - 1] and len(drawn) == width - 1
+            assert drawn.startswith("tcup: [0/3] passed 0, failed 0, skipped 0 | 0:00 ")
+    finally:
+        out.close()
+        os.close(controller)

@@ -36,7 +36,8 @@ def server_dump(server) -> str:
 
 def test_a_real_run_is_uploaded_and_reads_back_unchanged(image, keystone, refstack, watch, tmp_path):
     output = tmp_path / "runs"
-    done = tcup(["--output", str(output), "--upload-url", refstack.base_url], openrc(keystone, "member", tmp_path))
+    done = tcup(["--output", str(output), "--upload-url", refstack.base_url,
+                 "--set", "compute-feature-enabled.resize=true"], openrc(keystone, "member", tmp_path))
     assert done.returncode == 5, done.stderr[-2000:]  # uploaded; not compliant: most of the list skipped
     run = only_run(output)
     # Saved before the upload, recorded after it.
@@ -61,6 +62,25 @@ def test_a_real_run_is_uploaded_and_reads_back_unchanged(image, keystone, refsta
     (line,) = [l for l in listing.stdout.splitlines() if l.startswith(run.name)]
     assert "2020.06 platform" in line and uploads[0]["url"] in line
     assert re.search(r"\s7\s+0\s+266\s", line), line
+
+    # The results say what produced them: each --set, the rule, TCUP's image, where they went.
+    image = json.loads((run / "run.json").read_text())["image"]
+    assert image.startswith("tcup:")
+    ran_with = ["Settings (--set): compute-feature-enabled.resize=true",
+                "Verdict rule: refstack: every required test passes; a skipped test fails its capability",
+                f"TCUP image: {image}", f"Uploaded to RefStack: {uploads[0]['url']}"]
+    summary = (run / "summary.txt").read_text().splitlines()
+    assert [line for line in summary if line in ran_with] == ran_with
+    page = (run / "report.html").read_text()
+    assert uploads[0]["url"] in page and "compute-feature-enabled.resize=true" in page and image in page
+    one = tcup(["results", run.name, "--output", str(output)], openrc(keystone, "member", tmp_path))
+    assert one.returncode == 0 and one.stdout.splitlines()[-4:] == ran_with
+    assert "Verdict: not compliant (7 passed, 0 failed, 266 skipped of 273 selected)" in one.stdout
+    as_json = json.loads(tcup(["results", run.name, "--json", "--output", str(output)],
+                              openrc(keystone, "member", tmp_path)).stdout)
+    assert as_json["ran_with"] == {"settings": "compute-feature-enabled.resize=true", "tcup_image": image,
+                                   "rule": "refstack: every required test passes; a skipped test fails its capability",
+                                   "upload_url": uploads[0]["url"]}
 
 
 def test_a_failed_upload_keeps_the_results_and_the_resume_command_works(image, keystone, refstack, watch, tmp_path):

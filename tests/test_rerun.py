@@ -10,6 +10,7 @@ its .incomplete directory: the tests that had not finished run, and the
 merged run holds every selected test once."""
 
 import json
+import xml.etree.ElementTree as ET
 import re
 import shutil
 import signal
@@ -183,12 +184,23 @@ def test_resume_an_interrupted_run(image, keystone, engine, tmp_path):
     body = json.loads((incomplete / "refstack.json").read_text())
     assert body["cpid"] and {"name": passed.split("[")[0], "uuid": by_uuid_of(kept, passed)} in body["results"]
     assert len(body["results"]) == sum(t["status"] == "success" for t in kept)
+    # ... and JUnit XML for a CI job that was stopped: a testcase per finished test, the same statuses.
+    suite = ET.parse(incomplete / "junit.xml").getroot().find("testsuite")
+    cases = {f"{case.get('classname')}.{case.get('name')}": case for case in suite.iter("testcase")}
+    assert sorted(cases) == sorted(t["name"] for t in kept) and int(suite.get("tests")) == len(kept)
+    assert int(suite.get("skipped")) == sum(case.find("skipped") is not None for case in cases.values()) \
+        == sum(t["status"] == "skip" for t in kept)
+    assert float(cases[passed.split("[")[0]].get("time")) > 0
     report = tcup(["report", str(incomplete)], env)
     assert report.returncode == 0 and "INCOMPLETE" in (incomplete / "report.html").read_text()
     listed = tcup(["results", "--output", str(runs)], env)
     row = next(line for line in listed.stdout.splitlines() if line.startswith(incomplete.name))
     assert row.split()[-6:-2] == ["incomplete", str(sum(t["status"] == "success" for t in kept)),
                                 str(sum(t["status"] == "fail" for t in kept)), str(sum(t["status"] == "skip" for t in kept))]
+    one = tcup(["results", incomplete.name, "--output", str(runs)], env)
+    assert one.returncode == 0 and f"Tests: regex {MANY_TESTS}" in one.stdout
+    assert (f"Verdict: incomplete ({sum(t['status'] == 'success' for t in kept)} passed, "
+            f"{sum(t['status'] == 'fail' for t in kept)} failed") in one.stdout
     same = tcup(["diff", str(incomplete), str(incomplete)], env)
     assert same.returncode == 0 and f"({len(kept)} tests)" in same.stdout
 

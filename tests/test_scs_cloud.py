@@ -52,9 +52,18 @@ def paging_victim(test: dict) -> bool:
 
 @pytest.mark.parametrize("who", ["member", "admin"])
 def test_the_plan_chooses_the_flavors_with_a_disk_and_says_why(operator_cloud, pyz, tmp_path, who):
-    done = run_pyz(pyz, ["plan", "--guideline", SCS], env_for(operator_cloud, who, tmp_path))
+    verbose = ["-v"] if who == "member" else []
+    done = run_pyz(pyz, ["plan", "--guideline", SCS, *verbose], env_for(operator_cloud, who, tmp_path))
     assert done.returncode == 0, done.stderr[-2000:]
     assert SERVERS_LINE in done.stderr and SECOND_LINE in done.stderr
+    lines = done.stderr.splitlines()
+    if verbose:  # every flavor with its size, smallest first, to compare with the choice
+        start = lines.index("tcup: the 15 flavors your project can use (vCPUs, RAM, disk):")
+        assert lines[start + 1:start + 3] == ["tcup:   SCS-1L-1 (1 vCPU, 1 GiB RAM, no disk)",
+                                              "tcup:   SCS-1V-2 (1 vCPU, 2 GiB RAM, no disk)"]
+        assert "tcup:   SCS-4V-16-100s (4 vCPUs, 16 GiB RAM, 100 GB disk)" in lines[start + 1:start + 16]
+    else:
+        assert not any("flavors your project can use" in line for line in lines)
     why = done.stderr[done.stderr.index("tcup: why these:"):done.stderr.index("tcup: services in the catalog")]
     assert why.splitlines()[1:] == [
         "tcup:   image Debian 12: the smallest image a flavor can boot",

@@ -205,6 +205,14 @@ def test_a_bundle_carries_no_identifier_an_older_run_recorded(runs, tmp_path):
 
     run = runs / "a-complete"
     (run / "report.html").write_text(f"<p>{run}</p>")  # an older TCUP's report, with the full path
+    # What this TCUP's summary.txt says the run ran with, from run.json, and where it was uploaded.
+    from tcup.launcher.results import context
+
+    record = json.loads((run / "run.json").read_text())
+    with (run / "summary.txt").open("a") as summary:
+        summary.write("\n".join(context.lines(context.rows(context.RunRecord.of(record), "https://refstack."
+                                                                                   f"{CANARIES['host']}/#/results/1"))))
+        summary.write("\n")
     files = bundle_files(run, tmp_path)
     needles = {name: spellings(value) for name, value in CANARIES.items()}
     needles["cpid"] = spellings(json.loads((run / "run.json").read_text())["cpid"])
@@ -223,6 +231,9 @@ def test_a_bundle_carries_no_identifier_an_older_run_recorded(runs, tmp_path):
     assert meta["cleanup"] == {"removed": 2, "error": "<error>", "left": [
         {"kind": "network", "id": "<id>", "name": "<name>", "project": "<project>", "remove_with": "<remove_with>"}]}
     assert meta["settings"]["choices"]["tempest_options"] == {"identity.uri_v3": "<value>"}
+    summary = files["results/summary.txt"].decode()
+    assert "\nNetwork: <network>\nSettings (--set): identity.uri_v3=<value>\n" in summary
+    assert "\nUploaded to RefStack: <upload_url>\n" in summary
     assert meta["settings"]["test_list"]["source"] == "guideline-2026.01.json"
     assert json.loads(files["results/settings.json"]) == meta["settings"]
     report = files["results/report.html"].decode()

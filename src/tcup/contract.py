@@ -234,9 +234,13 @@ class Settings:
 #   mode      credentials ("dynamic"|"preprovisioned"), concurrency, accounts
 #   choices   image, image_alt, flavor, flavor_alt, network: {"id", "name"} or
 #             null, what discovery chose for the tests' servers; why: why
-#             it chose each, and what it passed over, one line each
+#             it chose each, and what it passed over, one line each;
+#             flavors: every flavor the project can use, "name (vCPUs, RAM, disk)"
 #   plan      services (catalog types), tests ({service: count}), skips
-#             ({service: count} of tests certain to skip, with reasons)
+#             ({service: {"count", "reason" (the largest), "reasons": [{"reason",
+#             "count"}]}} of the tests certain to skip: the catalog lacks their
+#             service, or tempest.conf alone skips them, as runner/foresee.py
+#             finds), foreseen ({test name: reason})
 #   cleanup   removed: [{"kind", "id", "name", "project", "why"}] what the run
 #             had made and TCUP deleted; left: the same, with "remove_with"
 #             (a command) and "error", for what is still in the cloud (in

@@ -289,7 +289,10 @@ def diff_parser() -> argparse.ArgumentParser:
 
 
 def results_parser() -> argparse.ArgumentParser:
-    parser = Parser(prog="tcup results", description="List saved runs.")
+    parser = Parser(prog="tcup results", description="List saved runs; given one, show what it ran with.")
+    parser.add_argument("run", metavar="RUN", nargs="?",
+                        help="one run (a directory or a name from the list): its counts, verdict, the image, flavors "
+                             "and network its servers used, each --set, the verdict rule and where it was uploaded")
     parser.add_argument("--output", metavar="DIR", type=Path, help="where the runs are (default: $XDG_DATA_HOME/tcup/runs)")
     parser.add_argument("--json", action="store_true",
                         help="print the runs as one JSON object (name, path, verdict, rule, counts, upload URL)")

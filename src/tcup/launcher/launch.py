@@ -170,7 +170,7 @@ def execute(left: Leftovers, checked: Checked, ready: Ready, verbose: bool, reru
                 # Once tests run, an interrupted run can be resumed (`tcup rerun`): it needs
                 # this record. Not earlier: a run stopped before its tests leaves no directory.
                 recorded = record_settings(run_dir.incomplete, record)
-        failure = progress.failure(container.exit_code())
+        failure = progress.failure(container.exit_code(), container.out_of_memory())
         if failure and not answers(ready.engine):
             # The runner's output ended because the engine went (stopped, crashed).
             raise Infrastructure(f"{describe(ready.engine)} stopped answering during the run")
@@ -213,9 +213,10 @@ def upload(args, path: Path, exit_code: int, summary: Optional[dict]) -> int:
 
     uploaded = upload_run(path, UploadOptions.from_args(args))
     if summary is not None and uploaded == EXIT_OK:
-        from tcup.launcher.results.finish import uploaded_url
+        from tcup.launcher.results import context
+        from tcup.launcher.results.runs import SavedRun
 
-        summary["upload_url"] = uploaded_url(path)
+        summary["upload_url"] = context.upload_url(SavedRun(path))
     return uploaded or exit_code
 
 

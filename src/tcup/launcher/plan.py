@@ -52,22 +52,23 @@ def show_plan(container, settings, redact, verbose: bool, output=None, rule=None
             progress.feed(stream, line)
         code = container.exit_code()
     if progress.plan is None or code != contract.EXIT_OK:
-        exit_code, message = progress.failure(code) or (EXIT_INFRA, f"the runner ended without a plan (exit {code})")
+        exit_code, message = (progress.failure(code, container.out_of_memory())
+                              or (EXIT_INFRA, f"the runner ended without a plan (exit {code})"))
         raise TcupError(message, exit_code)
     from tcup.launcher.cloud.identity import credentials_mode
 
     if rule is not None:
-        print(f"tcup: verdict rule: {rule.id} ({rule.requires})")
+        print(f"tcup: verdict rule: {rule.id} ({rule.requires})", file=sys.stderr)
     # Only runs like this one tell its duration: the same cloud, tests, mode and concurrency.
     last = listing.earlier_run(settings.selection.label, credentials_mode(settings.cloud), settings.cloud.cpid,
                                settings.concurrency, output)
     estimate = listing.expected_duration(last)
     print(f"tcup: expected duration: {estimate}" if estimate else
-          "tcup: expected duration: unknown (no earlier run of these tests is saved)")
+          "tcup: expected duration: unknown (no earlier run of these tests is saved)", file=sys.stderr)
     if document is not None:
         document.update({key: value for key, value in progress.plan.items() if key != "event"})
         document.update(label=settings.selection.label, rule=rule.id if rule else None,
                         expected_seconds=last["duration_seconds"] if last else None, expected_duration=estimate)
     print(f"tcup: nothing was run; run the tests with: {invoked_as()} "
-          + " ".join(shlex.quote(arg) for arg in sys.argv[1:] if arg not in ("plan", "--dry-run")))
+          + " ".join(shlex.quote(arg) for arg in sys.argv[1:] if arg not in ("plan", "--dry-run")), file=sys.stderr)
     return EXIT_OK

@@ -173,10 +173,13 @@ class Progress:
                 self._draw()  # the live line stays below what scrolls by
 
     def _width(self) -> int:
+        """The terminal's columns; one that says 0 (a serial console, some CI
+        terminals) or none: $COLUMNS, else 80."""
         try:
-            return os.get_terminal_size(self.out.fileno()).columns
+            columns = os.get_terminal_size(self.out.fileno()).columns
         except (AttributeError, OSError, ValueError):
-            return shutil.get_terminal_size().columns
+            columns = 0
+        return columns or shutil.get_terminal_size().columns or 80
 
     def _draw(self) -> None:
         """Rewrite the live line in place (the caller holds the lock). It is
@@ -291,9 +294,15 @@ class Progress:
                      if isinstance(value, dict) and key.endswith("_alt") == alt]
             if shown:
                 self._print(f"tcup: {text}: {', '.join(shown)}")
+        flavors = self.choices.get("flavors") or []
+        if self.verbose and flavors:  # to compare with the choice (`tcup plan -v`)
+            self._print(f"tcup: the {plural(len(flavors), 'flavor')} your project can use (vCPUs, RAM, disk):")
+            for flavor in flavors:
+                self._print(f"tcup:   {flavor}")
 
     def _on_plan(self, event) -> None:
-        """`tcup plan`: the catalog's services and the tests per service."""
+        """`tcup plan`: the catalog's services, the tests per service and
+        those certain to skip, by reason (one reason alone: without its count)."""
         self.plan = event
         why = (self.choices.get("why") or "").splitlines()
         if why:
@@ -304,7 +313,11 @@ class Progress:
         skips = event.get("skips") or {}
         for service, count in sorted((event.get("tests") or {}).items()):
             skip = skips.get(service)
-            note = f"; {skip['count']} will skip: {skip['reason']}" if skip else ""
+            # An older runner's event has one reason and no "reasons".
+            reasons = (skip or {}).get("reasons") or []
+            said = (", ".join(f"{r['reason']} ({r['count']})" for r in reasons) if len(reasons) > 1
+                    else skip and skip["reason"])
+            note = f"; {skip['count']} will skip: {said}" if skip else ""
             self._print(f"tcup:   {service:<16} {plural(count, 'test')}{note}")
 
     def _on_cleanup(self, event) -> None:
@@ -356,21 +369,25 @@ class Progress:
         self.error = event["message"]
         self.error_kind = event.get("kind")
 
-    def failure(self, exit_code: Optional[int]) -> Optional[Tuple[int, str]]:
+    def failure(self, exit_code: Optional[int], out_of_memory: Optional[bool] = None) -> Optional[Tuple[int, str]]:
         """(exit code, message) when the runner ended in an error or without
-        its results; None when it finished and its results can be judged."""
+        its results; None when it finished and its results can be judged.
+        ``out_of_memory``: what the engine says of a killed container."""
         if self.error:
             return (EXIT_BAD_INPUT if self.error_kind == "input" else EXIT_INFRA), self.error
         if self.done is None:
             tail = "; ".join(self.log_tail[-3:]) or "no output"
-            self.error = f"the runner ended without results ({ending(exit_code)}): {tail}"
+            # The log is not kept: --verbose shows all of it as it comes.
+            where = "" if self.verbose else "; the runner's whole log: run again with --verbose"
+            self.error = f"the runner ended without results ({ending(exit_code, out_of_memory)}): {tail}{where}"
             return EXIT_INFRA, self.error
         return None
 
 
-def ending(exit_code: Optional[int]) -> str:
+def ending(exit_code: Optional[int], out_of_memory: Optional[bool] = None) -> str:
     """How a process ended, in words: 128 + N is signal N, as the engine
-    reports a killed process; SIGKILL is most often the kernel's out-of-memory killer."""
+    reports a killed process; SIGKILL is most often the kernel's out-of-memory
+    killer, which the engine names when it saw it (``out_of_memory``)."""
     import signal
 
     if exit_code is None or exit_code <= 128:
@@ -379,6 +396,9 @@ def ending(exit_code: Optional[int]) -> str:
         name = signal.Signals(exit_code - 128).name
     except ValueError:
         return f"exit {exit_code}"
+    if out_of_memory:
+        return (f"exit {exit_code}: killed by {name}, out of memory (the engine reports OOMKilled): give the "
+                "machine or the engine's VM more memory, or run with a lower --concurrency")
     why = ("; most often the machine or the engine ran out of memory (see `dmesg`), or something stopped the "
            "container") if name == "SIGKILL" else ""
     return f"exit {exit_code}: killed by {name}{why}"

@@ -8,6 +8,7 @@ an exit code from the contract; stdout carries events only.
 """
 
 import dataclasses
+import json
 import os
 import select
 import signal
@@ -17,10 +18,11 @@ import time
 import traceback
 from importlib import metadata
 from pathlib import Path
+from typing import Optional
 
 from tcup import contract
 from tcup.contract import Settings
-from tcup.runner import cleanup, config, events, records, redact, result_files, run, selection
+from tcup.runner import cleanup, config, events, process, records, redact, result_files, run, selection
 from tcup.runner.errors import InfraError, InputError, RunnerError, Stopped
 from tcup.runner.events import emit, log
 
@@ -28,6 +30,9 @@ SETTINGS_TIMEOUT = 60
 # The debug shell is for a person at a terminal; a day is long enough.
 DEBUG_TIMEOUT = 24 * 3600
 LOAD_LIST = config.SECRET / "load-list.txt"
+# What tcup.runner.foresee writes: the selected tests certain to skip.
+FORESEEN = config.SECRET / "foreseen.json"
+FORESEE_TIMEOUT = 300
 MODES = ("run", "debug", "plan", "cleanup")
 # Tempest's test packages (tempest.api.X) and the service_available option
 # that says whether the cloud has the service they test.
@@ -78,10 +83,10 @@ def serve(settings: Settings) -> int:
     emit("mode", credentials=workspace.credentials, concurrency=concurrency,
          accounts=workspace.max_concurrency)
     emit("choices", **{key: workspace.choices.get(key) for key in
-                       ("image", "image_alt", "flavor", "flavor_alt", "network", "why")})
+                       ("image", "image_alt", "flavor", "flavor_alt", "network", "why", "flavors")})
     available = services_available()
     if settings.mode == "plan":
-        emit("plan", **plan(chosen.tests, available))
+        emit("plan", **plan(chosen.tests, available, foreseen_skips(workspace)))
         return contract.EXIT_OK
     check_choices(settings, workspace, chosen.tests, available)
 
@@ -167,20 +172,55 @@ def services_available() -> dict:
     return {key: parser.getboolean("service_available", key, fallback=False) for key in sorted(own)}
 
 
-def plan(tests, available: dict) -> dict:
-    """Tests per service, and those certain to skip: their service is not in the catalog."""
-    per_service, skips = {}, {}
+def foreseen_skips(workspace: config.Workspace) -> dict:
+    """{test id: reason} of the selected tests Tempest will skip by tempest.conf
+    alone (tcup.runner.foresee, in Tempest's environment); {} if that fails:
+    a plan then foresees less, never a skip that would not happen."""
+    FORESEEN.unlink(missing_ok=True)
+    started = time.monotonic()
+    try:
+        process.run([sys.executable, "-m", "tcup.runner.foresee", str(LOAD_LIST), str(FORESEEN)], env=workspace.env,
+                    cwd=str(config.WORKSPACE), timeout=FORESEE_TIMEOUT, what="foreseeing skips")
+        foreseen = json.loads(FORESEEN.read_text())
+    except Stopped:
+        raise  # the container is being stopped: no plan
+    except (InfraError, OSError, ValueError) as error:
+        log(f"skips not foreseen: {error}")
+        return {}
+    foreseen = foreseen if isinstance(foreseen, dict) else {}
+    log(f"{len(foreseen)} skips foreseen from tempest.conf ({time.monotonic() - started:.1f} s)")
+    return foreseen
+
+
+def plan(tests, available: dict, foreseen: Optional[dict] = None) -> dict:
+    """Tests per service, and those certain to skip, by reason: their service
+    is not in the catalog (said so, rather than as each class of Tempest words
+    it), else Tempest's own reason (``foreseen``, by test id). The event's
+    ``foreseen`` names each such test (by name) and its reason."""
+    per_service, reasons, named = {}, {}, {}
     for test in tests:
         service = service_of(test)
         per_service[service] = per_service.get(service, 0) + 1
         option = SERVICE_OPTIONS.get(service)
-        if option and not available.get(option, False):
-            skips[service] = skips.get(service, 0) + 1
+        missing = f"the catalog has no {option}" if option and not available.get(option, False) else None
+        reason = missing or (foreseen or {}).get(test.id)
+        if reason:
+            named[test.name] = reason
+            counts = reasons.setdefault(service, {})
+            counts[reason] = counts.get(reason, 0) + 1
     # Keystone is always there (service_available has no key for it).
     return {"services": ["keystone"] + sorted(key for key, value in available.items() if value),
             "tests": per_service,
-            "skips": {service: {"count": count, "reason": f"the catalog has no {SERVICE_OPTIONS[service]}"}
-                      for service, count in skips.items()}}
+            "skips": {service: skip_summary(counts) for service, counts in reasons.items()},
+            "foreseen": named}
+
+
+def skip_summary(counts: dict) -> dict:
+    """One service's skips: "count" (all) and "reason" (the largest), as the
+    plan event always had them, and "reasons", each with its count, largest first."""
+    ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    return {"count": sum(counts.values()), "reason": ranked[0][0],
+            "reasons": [{"reason": reason, "count": count} for reason, count in ranked]}
 
 
 def check_choices(settings: Settings, workspace: config.Workspace, tests, available: dict) -> None:

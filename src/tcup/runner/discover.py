@@ -293,6 +293,8 @@ def settle(conf, images) -> None:
         if chosen[key] is not None:
             conf.set("compute", option, chosen[key]["id"])
     choices["why"] = "\n".join(chosen["why"])
+    if flavors is not None:  # what `tcup plan -v` lists, to compare with the choice
+        choices["flavors"] = [flavor_text(flavor) for flavor in sorted(flavors, key=flavor_size)]
     if chosen.get("advice"):
         choices["advice"] = chosen["advice"]
 

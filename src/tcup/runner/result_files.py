@@ -8,19 +8,15 @@ project or the cloud: reasons come from the redacted stream.
 """
 
 import json
-import re
-import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Iterable, List, Tuple
 
-from tcup import contract, private_files
+from tcup import contract, junit, private_files
 from tcup.runner.run import Outcome
 
 # The skip Tempest gives a test class that needs admin credentials it lacks.
 ADMIN_SKIP_MARKERS = ("Missing Identity Admin API credentials",)
-# XML 1.0 cannot carry these, and tracebacks sometimes do (terminal colours).
-XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 
 @dataclass
@@ -71,29 +67,8 @@ def tests_json(report: Report) -> dict:
 
 def junit_xml(report: Report) -> bytes:
     """A JUnit XML document, one testcase per selected test."""
-    number = counts(report.outcomes)
-    suite = ET.Element("testsuite", {
-        "name": "tempest", "tests": str(len(report.outcomes)), "failures": str(number["failed"]),
-        "errors": "0", "skipped": str(number["skipped"]), "time": f"{report.duration_seconds:.3f}",
-    })
-    for outcome in sorted(report.outcomes, key=lambda o: o.test.id):
-        classname, _, method = outcome.test.name.rpartition(".")
-        method_id = outcome.test.id[len(outcome.test.name) - len(method):]  # keep the [attrs]
-        case = ET.SubElement(suite, "testcase", {"classname": classname, "name": method_id,
-                                                 "time": f"{outcome.duration:.3f}"})
-        if outcome.status in ("fail", "skip"):
-            tag = "failure" if outcome.status == "fail" else "skipped"
-            element = ET.SubElement(case, tag, {"message": xml_text(outcome.reason or "")})
-            if outcome.status == "fail" and outcome.detail:
-                element.text = xml_text(outcome.detail)
-    root = ET.Element("testsuites")
-    root.append(suite)
-    ET.indent(root)
-    return ET.tostring(root, encoding="utf-8", xml_declaration=True) + b"\n"
-
-
-def xml_text(text: str) -> str:
-    return XML_INVALID.sub("?", text)
+    return junit.document((junit.Case(o.test.id, o.test.name, o.status, o.reason or "", o.detail or "", o.duration)
+                           for o in report.outcomes), report.duration_seconds)
 
 
 def summary_text(report: Report) -> str:

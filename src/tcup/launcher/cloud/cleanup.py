@@ -103,7 +103,7 @@ def clean_in_container(args, settings, run: Path, redact) -> dict:
                 progress.feed(stream, line)
             code = container.exit_code()
     if progress.cleanup is None:
-        exit_code, message = (progress.failure(code)
+        exit_code, message = (progress.failure(code, container.out_of_memory())
                               or (EXIT_INFRA, f"the runner ended without a cleanup (exit {code})"))
         raise TcupError(message, exit_code)
     return progress.cleanup

@@ -11,6 +11,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Iterator, Optional, Tuple
 
@@ -38,6 +39,7 @@ class Container:
         self._socket = None
         self._exit_code: Optional[int] = None
         self._waiter: Optional[threading.Thread] = None
+        self._started: Optional[float] = None
         self.removed = False  # known gone after the with block (else a warning or error said so)
 
     def __enter__(self) -> "Container":
@@ -51,6 +53,7 @@ class Container:
             # Podman 4.3 then always reports status 0.
             self._waiter = threading.Thread(target=self._wait, daemon=True)
             self._waiter.start()
+            self._started = time.time()
             with engine_request(self.engine, "start the run's container"):
                 api.start(self.id)
         except BaseException:
@@ -131,6 +134,22 @@ class Container:
         if self._waiter is not None:
             self._waiter.join(timeout)
         return self._exit_code
+
+    def out_of_memory(self) -> Optional[bool]:
+        """Whether the engine saw the kernel kill this container for want of
+        memory (its "oom" event; the container itself is already removed).
+        None when it was not killed, or the engine cannot say."""
+        if self.id is None or self._started is None or (self._exit_code or 0) <= 128:
+            return None
+        from docker.errors import DockerException
+        from requests.exceptions import RequestException
+
+        try:
+            events = self.engine.api.events(since=int(self._started) - 1, until=int(time.time()) + 1, decode=True,
+                                            filters={"container": self.id, "event": "oom"})
+            return any(event.get("status", event.get("Action")) == "oom" for event in events)
+        except (DockerException, RequestException, ValueError):
+            return None
 
     def shell(self, command=("bash", "-l")) -> int:
         """An interactive shell in the running container, on this terminal."""

@@ -52,8 +52,8 @@ def context_files() -> Dict[str, bytes]:
         if not path.is_file():
             raise Infrastructure(f"the image build context is incomplete: {path} is missing; reinstall TCUP")
         files[name] = path.read_bytes()
-    for pattern in ("__init__.py", "contract.py", "masking.py", "private_files.py", "testids.py", "runner/*.py",
-                    "guidelines/*.json"):
+    for pattern in ("__init__.py", "contract.py", "masking.py", "private_files.py", "testids.py", "junit.py",
+                    "runner/*.py", "guidelines/*.json"):
         for path in sorted(PACKAGE.glob(pattern)):
             files[f"tcup/{path.relative_to(PACKAGE).as_posix()}"] = path.read_bytes()
     return files

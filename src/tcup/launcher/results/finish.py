@@ -18,7 +18,7 @@ from typing import List, Optional
 
 from tcup import contract
 from tcup.launcher.errors import BadInput, printable
-from tcup.launcher.results import causes, compliance, verdict, waivers
+from tcup.launcher.results import causes, compliance, context, verdict, waivers
 from tcup.launcher.results.runs import (COMPLIANCE_JSON, COMPLIANCE_TXT, REPORT_FILE, SETTINGS_FILE, RunRecord,
                                         SavedRun, json_object, read_file, write_file, write_json)
 
@@ -83,8 +83,8 @@ def finish(run_dir, asked: Asked, heard, started: float, image_tag: Optional[str
     if asked.test_list is not None and document is not None:
         table = _write_compliance(results_dir, asked.test_list, document, asked.rule)
     extra = _waiver_lines(document, asked.waivers) if asked.waivers else []
-    _write_summary(results_dir, extra, table, conclusion.verdict_words, found)
     record = _record(asked, heard, started, image_tag, counts, conclusion, skips)
+    _write_summary(results_dir, context.lines(context.rows(record)), extra, table, conclusion.verdict_words, found)
     path = run_dir.complete(record.as_json())
     return Finished(path, conclusion, counts, closing_text(path, table, conclusion.verdict_words))
 
@@ -140,10 +140,11 @@ def _write_compliance(results_dir: Path, test_list, document: dict, rule: verdic
     return table
 
 
-def _write_summary(results_dir: Path, extra: List[str], table: str, verdict_words: str,
+def _write_summary(results_dir: Path, ran_with: List[str], extra: List[str], table: str, verdict_words: str,
                    found: Optional[List[causes.Cause]]) -> None:
     """summary.txt holds what the terminal shows at the end: the runner's
-    summary, the failures and skips grouped by cause (``found``; None without
+    summary, what the run ran with (``ran_with``: results/context.py), the
+    failures and skips grouped by cause (``found``; None without
     a readable tests.json), the waivers, the compliance table and the verdict.
     The runner's list of each failure goes: with the compliance table's, it
     said every failure twice, and the live display says each as it comes."""
@@ -157,7 +158,7 @@ def _write_summary(results_dir: Path, extra: List[str], table: str, verdict_word
         summary = _without_failures(summary)
     if grouped:
         grouped.append(f"(each test with its reason and traceback: {REPORT_FILE} in the run directory)")
-    parts = [summary.rstrip(), "\n".join(grouped), "\n".join(extra), table.rstrip(), "Verdict: " + verdict_words]
+    parts = [summary.rstrip(), "\n".join(ran_with), "\n".join(grouped), "\n".join(extra), table.rstrip(), "Verdict: " + verdict_words]
     write_file(summary_file, "\n\n".join(part for part in parts if part) + "\n")
 
 
@@ -227,12 +228,3 @@ def run_summary(path: Path, selected: int) -> dict:
         found = []  # the runner wrote no tests.json: the counts are its own
     return {"verdict": record.verdict, "rule": record.rule, "counts": counts, "skip_reasons": record.skip_reasons,
             "causes": found, "label": record.label, "run_directory": str(path)}
-
-
-def uploaded_url(path: Path) -> Optional[str]:
-    """The URL of the run's newest upload, from its upload record."""
-    uploads = SavedRun(path).uploads()
-    try:
-        return uploads[-1]["url"]
-    except (LookupError, TypeError):
-        return None

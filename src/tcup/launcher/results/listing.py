@@ -6,6 +6,7 @@ from typing import List, Optional
 
 from tcup import contract
 from tcup.launcher.errors import printable
+from tcup.launcher.results import context
 from tcup.launcher.results.runs import RUN_FILE, SavedRun, default_root
 from tcup.launcher.results.verdict import Counts
 
@@ -102,7 +103,10 @@ def expected_duration(last: Optional[dict]) -> Optional[str]:
 
 
 def command(args) -> int:
-    """`tcup results`: the saved runs, one a line; with --json, one object."""
+    """`tcup results`: the saved runs, one a line; with --json, one object.
+    `tcup results RUN`: that run, with what it ran with."""
+    if args.run is not None:
+        return _one(SavedRun.find(args.run, args.output), args.json)
     runs = list_runs(args.output)
     if args.json:
         import json
@@ -110,4 +114,25 @@ def command(args) -> int:
         print(json.dumps(runs_document(runs)))
     else:
         print(render_runs(runs))
+    return 0
+
+
+def _one(run: SavedRun, as_json: bool) -> int:
+    record = run.record()
+    found = context.of_run(run)
+    entry = {"name": run.path.name, "path": str(run.path), "complete": run.complete, "verdict": record.verdict,
+             "label": record.label, "cpid": record.cpid, "passed": record.passed, "failed": record.failed,
+             "skipped": record.skipped, "selected": record.selected, "ran_with": context.as_json(found)}
+    if not run.complete:
+        entry.update(_finished_so_far(run))
+    if as_json:
+        import json
+
+        print(json.dumps(entry))
+        return 0
+    counts = (f"{entry.get('passed', 0)} passed, {entry.get('failed', 0)} failed, {entry.get('skipped', 0)} skipped"
+              + (f" of {record.selected} selected" if record.selected else ""))
+    shown = [f"Run: {run.path.name} ({run.path})", f"Tests: {entry.get('label') or '?'}",
+             f"Cloud (cpid): {entry.get('cpid') or '?'}", f"Verdict: {record.verdict or 'incomplete'} ({counts})"]
+    print(printable("\n".join(shown + context.lines(found))))
     return 0

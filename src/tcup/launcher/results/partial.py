@@ -3,18 +3,18 @@
 When Ctrl-C, a signal or a runner error stops a run after its first test,
 the runner never writes its result files; its subunit stream, as far as it
 got, is in the run directory. From that stream the launcher writes what the
-finished tests say (tests.json, refstack.json, compliance.json and .txt,
-report.html), in the directory that stays marked ``.incomplete`` (it gets no
+finished tests say (tests.json, refstack.json, junit.xml, compliance.json
+and .txt, report.html), in the directory that stays marked ``.incomplete`` (it gets no
 run.json): `tcup report`, `tcup diff`, `tcup results` and `tcup upload
 --force` then work on it, and `tcup rerun` resumes it from the same stream.
 """
 
 from pathlib import Path
-from typing import List, Optional
+from typing import Dict, List, Optional
 
-from tcup import contract
+from tcup import contract, junit, private_files
 from tcup.launcher.results.runs import COMPLIANCE_JSON, COMPLIANCE_TXT, SavedRun, write_file, write_json
-from tcup.testids import read_subunit
+from tcup.testids import FIXTURE_ID, read_subunit, split_test_id, test_key
 
 
 def keep_finished(results_dir: Path, asked=None) -> int:
@@ -37,6 +37,10 @@ def keep_finished(results_dir: Path, asked=None) -> int:
     cpid = asked.cloud.cpid if asked is not None else (saved.settings() or {}).get("cpid")
     write_json(results_dir / contract.REFSTACK_FILE, {
         "cpid": cpid, "duration_seconds": _seconds(data), "results": _passed(tests)})
+    took = _durations(data)
+    cases = (junit.Case(t["name"], t["name"], t["status"], t["reason"] or "",
+                        seconds=took.get(test_key(t["name"], t["uuid"]), 0.0)) for t in tests)
+    private_files.write_atomically(results_dir / contract.JUNIT_FILE, junit.document(cases, _seconds(data)))
     test_list = getattr(asked, "test_list", None)
     if test_list is not None:
         from tcup.launcher.results import compliance
@@ -57,6 +61,20 @@ def _passed(tests: List[dict]) -> List[dict]:
     return [{"name": name, "uuid": uuid} if uuid else {"name": name} for name, uuid in passed]
 
 
+def _durations(data: bytes) -> Dict[str, float]:
+    """Each finished test's time, from its start to its end in the stream."""
+    began, took = {}, {}
+    for status in read_subunit(data):
+        if status.timestamp is None or FIXTURE_ID.match(status.test_id):
+            continue
+        key = test_key(*split_test_id(status.test_id))
+        if status.status == "inprogress":
+            began[key] = status.timestamp
+        elif key in began:
+            took[key] = max(0.0, status.timestamp - began[key])
+    return took
+
+
 def _seconds(data: bytes) -> int:
     """The stream's span, first timestamp to last: the tests' time so far."""
     stamps: List[float] = [s.timestamp for s in read_subunit(data) if s.timestamp is not None]
@@ -67,5 +85,5 @@ def kept_words(count: Optional[int]) -> str:
     """How the closing line names what was kept."""
     if not count:
         return ""
-    return (f" ({count} finished test{'s' if count != 1 else ''}: tests.json, refstack.json and report.html; "
-            "`tcup report`, `tcup diff` and `tcup upload --force` read them, `tcup rerun` resumes the run)")
+    return (f" ({count} finished test{'s' if count != 1 else ''}: tests.json, refstack.json, junit.xml and "
+            "report.html; `tcup report`, `tcup diff` and `tcup upload --force` read them, `tcup rerun` resumes the run)")

@@ -22,7 +22,7 @@ from typing import List, Optional
 
 from tcup import contract
 from tcup.launcher.errors import BadInput, plural, printable
-from tcup.launcher.results import causes
+from tcup.launcher.results import causes, context
 from tcup.launcher.results import verdict as rules
 from tcup.launcher.results.runs import COMPLIANCE_JSON, REPORT_FILE, RunRecord, SavedRun, TestResult
 
@@ -56,6 +56,7 @@ class RunFacts:
     compliance: Optional[dict] = None
     fixture_errors: List[str] = field(default_factory=list)
     duration: Optional[float] = None  # the Tempest run's, from junit.xml
+    upload_url: Optional[str] = None  # the newest upload's
 
     @property
     def complete(self) -> bool:
@@ -72,6 +73,7 @@ def read(run: SavedRun) -> RunFacts:
     facts = RunFacts(run, run.record(), tests, list(run.tests_document().get("missing") or []),
                      compliance=run.json(COMPLIANCE_JSON))
     facts.duration = _add_junit(run, tests)
+    facts.upload_url = context.upload_url(run)
     facts.fixture_errors = _fixture_errors(run)
     return facts
 
@@ -148,11 +150,10 @@ def _header(facts: RunFacts) -> str:
     rows = [("Tests", meta.label), ("Merged from", ", ".join(Path(p).name for p in merged) + " and a rerun"
                                     if merged else None),
             ("Guideline", " ".join(str(part) for part in (meta.guideline, meta.target) if part)),
-            ("Verdict rule", f"{_rule(facts).id}: {_rule(facts).requires}"),
             ("Started", meta.started), ("Finished", meta.finished),
             ("Tempest run", f"{facts.duration:.0f} s" if facts.duration is not None else None),
             ("Credentials", meta.credentials), ("Concurrency", meta.concurrency),
-            ("Cloud (cpid)", meta.cpid), ("TCUP", meta.tcup_version)]
+            ("Cloud (cpid)", meta.cpid), ("TCUP", meta.tcup_version)] + [(label, value) for _, label, value in context.rows(meta, facts.upload_url)]
     facts_html = "".join(f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in rows if v not in (None, ""))
     return (f'<header><h1>TCUP run <span class="mono">{e(facts.run.name)}</span></h1>\n'
             f'<p class="verdict {VERDICT_CLASS.get(verdict, "warn")}" id="verdict">{e(words)}</p>\n'

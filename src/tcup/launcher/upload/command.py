@@ -57,6 +57,9 @@ def upload_run(path: Path, options: UploadOptions, force: bool = False) -> int:
         raise Interrupted(f"while uploading to {base_url}; the upload did not finish, and {path} is kept as it was; "
                           f"to upload it: {upload.resume_command(path, base_url, options.sign_key)}") from None
     print(f"tcup: uploaded: {url}", flush=True)
+    from tcup.launcher.results import context
+
+    context.note_upload(path, url)  # the run's summary and report say where it went
     return EXIT_OK
 
 
