@@ -129,17 +129,39 @@ def test_scs0128_as_a_member_fails_no_test(operator_cloud, pyz, tmp_path):
     assert "13 flavors without a disk passed over" in choices["why"]
 
 
-def test_a_named_flavor_without_a_disk_meets_novas_refusal(operator_cloud, pyz, tmp_path):
-    """The profile is faithful: as a member, servers on SCS-1L-1 are refused."""
+def test_a_named_flavor_without_a_disk_meets_novas_refusal_and_a_rerun_with_one_that_has_passes(
+        operator_cloud, pyz, tmp_path):
+    """The profile is faithful: as a member, servers on SCS-1L-1 are refused.
+    Then the issue's day one: the summary groups the refusals as one cause with
+    its hint, and `tcup rerun RUN --flavor` a flavor with a disk passes them
+    all, each "passed after a change of settings", not flaky."""
     env = env_for(operator_cloud, "member", tmp_path)
-    done = run_pyz(pyz, ["--regex", SERVER_CLASS, "--flavor", "SCS-1L-1", "--no-upload",
-                         "--output", str(tmp_path / "runs")], env)
-    run_dir = only_run(tmp_path / "runs")
+    runs = tmp_path / "runs"
+    done = run_pyz(pyz, ["--regex", SERVER_CLASS, "--flavor", "SCS-1L-1", "--no-upload", "--output", str(runs)], env)
+    run_dir = only_run(runs)
     tests = json.loads((run_dir / "tests.json").read_text())["tests"]
     refused = [t for t in tests if t["status"] == "fail" and ZERO_DISK_REFUSAL in (t.get("reason") or "")]
     assert refused and len(refused) == len(tests), ([(t["status"], t.get("reason")) for t in tests],
                                                      done.stderr[-2000:])
     assert done.returncode == 1
+    summary = (run_dir / "summary.txt").read_text()
+    assert f"Failures by cause ({len(tests)} tests, 1 cause):\n  {len(tests)} failed: Forbidden: " in summary
+    assert ("hint: the flavor has no disk: name one that has with --flavor and --flavor-alt (`tcup plan -v` "
+            "lists flavors)") in summary
+    assert "Flavors: SCS-1L-1 (second: SCS-2V-4-20s)" in summary
+
+    again = run_pyz(pyz, ["rerun", str(run_dir), "--flavor", "SCS-2V-4-20s", "--no-upload", "--output", str(runs)],
+                    env)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert f"rerunning {run_dir.name}: {len(tests)} failed tests" in again.stderr
+    (merged,) = [path for path in runs.iterdir() if path != run_dir]
+    after = json.loads((merged / "tests.json").read_text())["tests"]
+    assert {t["status"] for t in after} == {"success"} and len(after) == len(tests)
+    assert all(t.get("fixed_by") == ["--flavor SCS-2V-4-20s"] and not t.get("flaky") for t in after), after
+    merged_summary = (merged / "summary.txt").read_text()
+    assert ("Passed after a change of settings (failed, then passed when rerun with the settings named):"
+            in merged_summary)
+    assert "Flavors: SCS-2V-4-20s (second: SCS-4V-16-100s)" in merged_summary
 
 
 def test_with_no_flavor_that_can_boot_the_image_one_line_says_what_to_do(operator_cloud, pyz, tmp_path):
