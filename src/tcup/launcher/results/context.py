@@ -29,8 +29,8 @@ def rows(record: RunRecord, upload_url: Optional[str] = None) -> List[Tuple[str,
     shown = [row for row in found if row[2]]
     options = ((record.settings or {}).get("choices") or {}).get("tempest_options")
     if isinstance(options, dict) and record.complete:
-        shown.append(("settings", LABELS["settings"], ", ".join(f"{key}={value}" for key, value in sorted(options.items()))
-                      or "none"))
+        given = ", ".join(f"{key}={value}" for key, value in sorted(options.items()))
+        shown.append(("settings", LABELS["settings"], given or "none"))
     if record.complete:
         rule = verdict.named(record.rule)
         shown.append(("rule", LABELS["rule"], f"{rule.id}: {rule.requires}"))
@@ -43,7 +43,11 @@ def rows(record: RunRecord, upload_url: Optional[str] = None) -> List[Tuple[str,
 
 def upload_url(run: SavedRun) -> Optional[str]:
     """Where the run's newest upload went; None when it has none."""
-    uploads = run.uploads()
+    return newest_url(run.uploads())
+
+
+def newest_url(uploads) -> Optional[str]:
+    """The URL of the newest entry of an upload record (uploads.json's list)."""
     return uploads[-1].get("url") if uploads and isinstance(uploads[-1], dict) else None
 
 
@@ -79,7 +83,6 @@ def note_upload(path: Path, url: str) -> None:
     """After an upload: summary.txt says where to, and report.html is made
     again with it. Both are views; failing to write them loses nothing."""
     from tcup.launcher.results import report
-
     from tcup.launcher.results.runs import run_holding
 
     path = path if path.is_dir() else run_holding(path)

@@ -158,7 +158,8 @@ def _write_summary(results_dir: Path, ran_with: List[str], extra: List[str], tab
         summary = _without_failures(summary)
     if grouped:
         grouped.append(f"(each test with its reason and traceback: {REPORT_FILE} in the run directory)")
-    parts = [summary.rstrip(), "\n".join(ran_with), "\n".join(grouped), "\n".join(extra), table.rstrip(), "Verdict: " + verdict_words]
+    parts = [summary.rstrip(), "\n".join(ran_with), "\n".join(grouped), "\n".join(extra), table.rstrip(),
+             "Verdict: " + verdict_words]
     write_file(summary_file, "\n\n".join(part for part in parts if part) + "\n")
 
 

@@ -53,11 +53,11 @@ def render_runs(runs: List[dict]) -> str:
         if not run.get("complete") and "passed" not in run:
             rows.append((run["name"], "(incomplete: kept as it was left)"))
             continue
-        uploads = run.get("uploads") or []
+        url = context.newest_url(run.get("uploads"))
         verdict = (run.get("verdict") or "-") if run.get("complete") else "incomplete"
         rows.append((run["name"], str(run.get("cpid") or "?"), str(run.get("label") or "?"), verdict,
                      str(run.get("passed", 0)), str(run.get("failed", 0)), str(run.get("skipped", 0)),
-                     uploads[-1]["url"] if uploads else "not uploaded"))
+                     url or "not uploaded"))
     full = [header] + [row for row in rows if len(row) == len(header)]
     widths = [max(len(row[i]) for row in full) for i in range(len(header) - 1)]
     numbers = {"pass", "fail", "skip"}
@@ -77,7 +77,7 @@ def runs_document(runs: List[dict]) -> dict:
     upload URL (the last upload's; None when not uploaded, or when the run does not say)."""
     keys = ("name", "path", "complete", "verdict", "rule", "label", "cpid", "passed", "failed", "skipped")
     return {"runs": [{**{key: run.get(key) for key in keys},
-                      "upload_url": (run.get("uploads") or [{}])[-1].get("url")} for run in runs]}
+                      "upload_url": context.newest_url(run.get("uploads"))} for run in runs]}
 
 
 def earlier_run(label: str, credentials: str, cpid: Optional[str], concurrency: Optional[int] = None,

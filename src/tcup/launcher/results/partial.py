@@ -35,12 +35,13 @@ def keep_finished(results_dir: Path, asked=None) -> int:
     document = {"tests": tests, "missing": [], "incomplete": True}
     write_json(results_dir / contract.TESTS_FILE, document)
     cpid = asked.cloud.cpid if asked is not None else (saved.settings() or {}).get("cpid")
-    write_json(results_dir / contract.REFSTACK_FILE, {
-        "cpid": cpid, "duration_seconds": _seconds(data), "results": _passed(tests)})
+    span = _seconds(data)
+    write_json(results_dir / contract.REFSTACK_FILE,
+               {"cpid": cpid, "duration_seconds": span, "results": _passed(tests)})
     took = _durations(data)
     cases = (junit.Case(t["name"], t["name"], t["status"], t["reason"] or "",
                         seconds=took.get(test_key(t["name"], t["uuid"]), 0.0)) for t in tests)
-    private_files.write_atomically(results_dir / contract.JUNIT_FILE, junit.document(cases, _seconds(data)))
+    private_files.write_atomically(results_dir / contract.JUNIT_FILE, junit.document(cases, span))
     test_list = getattr(asked, "test_list", None)
     if test_list is not None:
         from tcup.launcher.results import compliance
@@ -86,4 +87,5 @@ def kept_words(count: Optional[int]) -> str:
     if not count:
         return ""
     return (f" ({count} finished test{'s' if count != 1 else ''}: tests.json, refstack.json, junit.xml and "
-            "report.html; `tcup report`, `tcup diff` and `tcup upload --force` read them, `tcup rerun` resumes the run)")
+            "report.html; `tcup report`, `tcup diff` and `tcup upload --force` read them, `tcup rerun` resumes "
+            "the run)")

@@ -153,7 +153,8 @@ def _header(facts: RunFacts) -> str:
             ("Started", meta.started), ("Finished", meta.finished),
             ("Tempest run", f"{facts.duration:.0f} s" if facts.duration is not None else None),
             ("Credentials", meta.credentials), ("Concurrency", meta.concurrency),
-            ("Cloud (cpid)", meta.cpid), ("TCUP", meta.tcup_version)] + [(label, value) for _, label, value in context.rows(meta, facts.upload_url)]
+            ("Cloud (cpid)", meta.cpid), ("TCUP", meta.tcup_version)]
+    rows += [(label, value) for _, label, value in context.rows(meta, facts.upload_url)]
     facts_html = "".join(f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in rows if v not in (None, ""))
     return (f'<header><h1>TCUP run <span class="mono">{e(facts.run.name)}</span></h1>\n'
             f'<p class="verdict {VERDICT_CLASS.get(verdict, "warn")}" id="verdict">{e(words)}</p>\n'
